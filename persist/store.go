@@ -1,0 +1,76 @@
+package persist
+
+import (
+	"context"
+)
+
+// Store is what a database backend does for a broker: the six verbs of the
+// product. Every store in this module implements it and passes persisttest.
+//
+// Stores do not retry and do not log: they return errors (see Error) and
+// leave policy to the Router and its pipeline. A store never closes a
+// database client it did not create.
+type Store interface {
+	// Connected records a client's connection state; c.Online tells a
+	// connect from a disconnect (the seeds' mqtt_client).
+	Connected(ctx context.Context, c *Client) error
+	// Subscribed adds or updates subs and removes the filters in removed
+	// for one client (the seeds' mqtt_sub). A removed filter also forgets
+	// the subscription's fanout start.
+	Subscribed(ctx context.Context, clientID string, subs []Subscription, removed []string) error
+	// Publish stores a batch of messages (the seeds' mqtt_msg), in one
+	// round trip where the database allows. Messages that are already
+	// expired are not stored. A message whose ID is already stored is not
+	// stored twice.
+	Publish(ctx context.Context, msgs ...*Message) error
+	// Acked records a client's acks: a queue message claimed by the client
+	// is deleted; a fanout ack advances the client's cursor for the
+	// message's topic (the seeds' mqtt_acked) and never moves it back.
+	Acked(ctx context.Context, clientID string, acks ...Ack) error
+	// Retain sets or replaces the retained message of m.Topic; an empty
+	// payload deletes it (the seeds' mqtt_retain).
+	Retain(ctx context.Context, m *Message) error
+	// FetchOffline returns the stored messages for clientID whose topic
+	// matches filter (wildcards allowed), in ID order, honouring opt:
+	//   - Fanout: messages after the client's cursor for each topic and
+	//     after the start of the client's subscription to filter;
+	//   - Queue: unclaimed (or lease-expired) messages, atomically claimed
+	//     for clientID so that no other consumer gets them.
+	// Expired messages are never returned.
+	FetchOffline(ctx context.Context, clientID, filter string, opt Fetch) ([]*Message, error)
+}
+
+// ClientLookup is implemented by stores that can read a client's state back.
+type ClientLookup interface {
+	// Client returns the stored state of a client, or an error that
+	// matches ErrNotFound.
+	Client(ctx context.Context, clientID string) (*Client, error)
+}
+
+// SubscriptionLookup is implemented by stores that can read subscriptions
+// back (the seeds' on_subscribe_lookup).
+type SubscriptionLookup interface {
+	// Subscriptions returns a client's stored subscriptions, ordered by
+	// filter; none is not an error.
+	Subscriptions(ctx context.Context, clientID string) ([]Subscription, error)
+}
+
+// RetainLookup is implemented by stores that can read retained messages
+// back (the seeds' on_retain_lookup).
+type RetainLookup interface {
+	// Retained returns the retained messages whose topic matches filter
+	// (wildcards allowed), ordered by topic; expired ones are left out.
+	Retained(ctx context.Context, filter string) ([]*Message, error)
+}
+
+// Pinger is implemented by stores that can check their database is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Closer is implemented by stores that hold resources. After Close every
+// method returns an error matching ErrClosed. Close does not close database
+// clients the caller passed in.
+type Closer interface {
+	Close() error
+}
