@@ -181,4 +181,3 @@ func (f Fetch) LeaseOrDefault() time.Duration {
 	}
 	return DefaultLease
 }
-
