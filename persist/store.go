@@ -32,8 +32,12 @@ type Store interface {
 	Retain(ctx context.Context, m *Message) error
 	// FetchOffline returns the stored messages for clientID whose topic
 	// matches filter (wildcards allowed), in ID order, honouring opt:
-	//   - Fanout: messages after the client's cursor for each topic and
-	//     after the start of the client's subscription to filter;
+	//   - Fanout: messages after the client's cursor for their topic
+	//     (cursors are per client and topic name) and after the start of
+	//     the client's stored subscription to exactly this filter (a new
+	//     subscription starts at the moment it was stored, or at the oldest
+	//     message with Subscription.History; with no stored subscription to
+	//     filter there is no start bound);
 	//   - Queue: unclaimed (or lease-expired) messages, atomically claimed
 	//     for clientID so that no other consumer gets them.
 	// Expired messages are never returned.
