@@ -1,0 +1,238 @@
+// Package testenv gives tests the real database servers that `make services`
+// starts (scripts/services.sh), found through environment variables that
+// .services/env exports:
+//
+//	MQTTPERSIST_POSTGRES_URL  postgres://mqtt:mqtt@127.0.0.1:55432/mqtt?sslmode=disable
+//	MQTTPERSIST_MYSQL_URL     mysql://mqtt:mqtt@127.0.0.1:53306/mqtt
+//
+// PostgresURL and MySQLURL create a fresh, empty database for one test and
+// drop it when the test ends, so tests never see each other's tables and may
+// run in parallel.
+//
+// When a variable is unset or its server is unreachable, the test is skipped
+// with a message naming the variable and `make services` — unless servers are
+// required (CI set, or MQTTPERSIST_REQUIRE_SERVERS=1, as `make test` and
+// .ci/run do), and then it fails.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // driver "mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+
+	"github.com/mqttpersist/mqttpersist/internal/dsn"
+)
+
+// Environment variables read by this package.
+const (
+	PostgresEnv = "MQTTPERSIST_POSTGRES_URL"
+	MySQLEnv    = "MQTTPERSIST_MYSQL_URL"
+	// RequireEnv=1 makes a missing server fail tests instead of skipping them.
+	RequireEnv = "MQTTPERSIST_REQUIRE_SERVERS"
+)
+
+// SetupHint is what to run to get the servers; messages end with it.
+const SetupHint = "run `make services` and `. .services/env` (or just `make test`)"
+
+const (
+	connectTimeout = 15 * time.Second
+	dropTimeout    = 60 * time.Second
+)
+
+// Required reports whether tests must fail, not skip, when a server is
+// missing: CI is set (and not "false" or "0"), or MQTTPERSIST_REQUIRE_SERVERS
+// is true.
+func Required() bool {
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		return true
+	}
+	req, _ := strconv.ParseBool(os.Getenv(RequireEnv))
+	return req
+}
+
+// Unavailable ends the test because the server configured by the environment
+// variable env cannot be used: t.Fatalf when servers are Required, t.Skipf
+// otherwise. The message names env and SetupHint.
+func Unavailable(t testing.TB, env, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf("testenv: %s: %s; %s", env, fmt.Sprintf(format, args...), SetupHint)
+	if Required() {
+		t.Fatalf("%s (servers are required here: CI or %s=1)", msg, RequireEnv)
+	}
+	t.Skipf("%s", msg)
+}
+
+// Getenv returns the value of the environment variable env, or ends the test
+// through Unavailable when it is unset. Stores whose servers need no fresh
+// database per test (Redis, ...) use it directly.
+func Getenv(t testing.TB, env string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		Unavailable(t, env, "not set")
+	}
+	return v
+}
+
+// PostgresURL returns a postgres:// URL to a fresh, empty database on the
+// server MQTTPERSIST_POSTGRES_URL points at. The database is dropped (with
+// FORCE, closing connections left open) when the test and its subtests end.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := Getenv(t, PostgresEnv)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("testenv: %s is not a URL: %v", PostgresEnv, err)
+	}
+	admin := adminDB(t, PostgresEnv, "pgx", base)
+	name := freshName()
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
+		t.Fatalf("testenv: create database %s on %s: %v", name, u.Redacted(), err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
+			t.Errorf("testenv: drop database %s on %s: %v", name, u.Redacted(), err)
+		}
+	})
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String()
+}
+
+// MySQLURL returns a mysql:// URL to a fresh, empty database on the MariaDB
+// or MySQL server MQTTPERSIST_MYSQL_URL points at; MySQLDSN turns it into a
+// driver DSN. The database is dropped when the test and its subtests end,
+// after killing connections left open in it.
+func MySQLURL(t testing.TB) string {
+	t.Helper()
+	base := Getenv(t, MySQLEnv)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("testenv: %s is not a URL: %v", MySQLEnv, err)
+	}
+	adminDSN, err := dsn.MySQL(base)
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", MySQLEnv, err)
+	}
+	// Drop waits for metadata locks; never wait the server's default year.
+	adminDSN += sepFor(adminDSN) + "lock_wait_timeout=30"
+	admin := adminDB(t, MySQLEnv, "mysql", adminDSN)
+	name := freshName()
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4"); err != nil {
+		t.Fatalf("testenv: create database %s on %s: %v", name, u.Redacted(), err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
+		defer cancel()
+		if err := killMySQLConns(ctx, admin, name); err != nil {
+			t.Logf("testenv: closing connections to %s: %v", name, err)
+		}
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+			t.Errorf("testenv: drop database %s on %s: %v", name, u.Redacted(), err)
+		}
+	})
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String()
+}
+
+// MySQLDSN converts a mysql://user:pass@host:port/db?params URL into a
+// github.com/go-sql-driver/mysql DSN (user:pass@tcp(host:port)/db?parseTime=true&...).
+// It is internal/dsn.MySQL, which non-test code uses.
+func MySQLDSN(url string) (string, error) {
+	return dsn.MySQL(url)
+}
+
+// killMySQLConns kills the sessions whose current database is name, so a test
+// that leaked an open transaction cannot block DROP DATABASE.
+func killMySQLConns(ctx context.Context, admin *sql.DB, name string) error {
+	rows, err := admin.QueryContext(ctx,
+		"SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()", name)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		// The session may end by itself meanwhile: ignore "unknown thread".
+		_, _ = admin.ExecContext(ctx, "KILL "+strconv.FormatInt(id, 10))
+	}
+	return nil
+}
+
+var (
+	adminMu  sync.Mutex
+	adminDBs = map[string]*sql.DB{}
+)
+
+// adminDB returns a pool on the server's own database, shared by all tests
+// of the process, or ends the test through Unavailable when the server does
+// not answer.
+func adminDB(t testing.TB, env, driver, dataSource string) *sql.DB {
+	t.Helper()
+	key := driver + "\x00" + dataSource
+	adminMu.Lock()
+	defer adminMu.Unlock()
+	if db, ok := adminDBs[key]; ok {
+		return db
+	}
+	db, err := sql.Open(driver, dataSource)
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", env, err)
+	}
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxIdleTime(time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		Unavailable(t, env, "server unreachable: %v", err)
+	}
+	adminDBs[key] = db
+	return db
+}
+
+// freshName returns a database name no other test uses: t_ and 16 hex digits.
+func freshName() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return "t_" + hex.EncodeToString(b[:])
+}
+
+func sepFor(dsn string) string {
+	if strings.Contains(dsn, "?") {
+		return "&"
+	}
+	return "?"
+}
