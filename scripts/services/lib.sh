@@ -67,14 +67,13 @@ apt_install() {
 	local rc=0 aptlog
 	mkdir -p "$SERVICES_DIR"
 	aptlog="$SERVICES_DIR/apt.log"
+	log "installing $* (apt-get output in $aptlog)"
 	(
 		set -e
 		aptopts=(-o DPkg::Lock::Timeout=600 -q)
 		if [ "${MQTTPERSIST_APT_UPDATED:-}" != 1 ]; then
-			log "apt-get update"
 			as_root apt-get "${aptopts[@]}" update
 		fi
-		log "apt-get install $* (output in $aptlog)"
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get "${aptopts[@]}" install -y \
 			--no-install-recommends -o Dpkg::Options::=--force-confdef \
 			-o Dpkg::Options::=--force-confold "$@"
