@@ -1,0 +1,53 @@
+// Package persist holds the core of mqttpersist: the stored types (Message,
+// Client, Subscription, Ack), the Store interface every database backend
+// implements, its small companion interfaces, errors, sortable message IDs,
+// the Router that sends a broker's events to stores by rules, and ${name}
+// templates for raw actions.
+//
+// # Stores
+//
+// A Store has six verbs: Connected, Subscribed, Publish, Acked, Retain and
+// FetchOffline. Lookups and lifecycle are companion interfaces found by type
+// assertion (ClientLookup, SubscriptionLookup, RetainLookup, Pinger,
+// Closer), as in database/sql. A store that handles only some events (a
+// time-series writer handles only publishes) embeds Unsupported and
+// declares its events with an Events method (EventSupporter).
+//
+// # Router
+//
+// A Rule is the seeds' hook line: events, a topic filter, a store and
+// options (mode queue or fanout, QoS 0 too, a default expiry, FetchOffline
+// defaults, History). NewRouter checks the rules up front; the Router is
+// itself a Store, so routers compose. For each call it makes at most one
+// call per distinct store, calling different stores concurrently, and it
+// counts matched, written and failed items per rule (Router.Stats).
+//
+// Messages, acks and retained messages are matched by topic name with a
+// topic.Index; subscriptions and fetches, which carry filters, go to the
+// rules whose filters overlap theirs. A queue fetch claims what it returns,
+// so the Router never drops a claimed message (see Router.FetchOffline).
+//
+// # Templates
+//
+// ParseTemplate and ParseCommand build the seeds' raw "sql", "cql" and
+// "commands" actions. Values are always bound: Template.SQL makes ? or $n
+// placeholders and Template.Args the values in order; Command.Args keeps
+// each value inside its one argument. Unknown ${name}s fail when the action
+// is built. MessageVars, ClientVars, SubscriptionVars and AckVars give the
+// variables of each event, and VarNames their names.
+//
+// # Errors
+//
+// Errors match the sentinels ErrClosed, ErrNotFound, ErrInvalid,
+// ErrUnsupported and ErrUnavailable with errors.Is and unwrap to the
+// driver's error with errors.As; IsRetryable says whether trying again may
+// help. Bad input is an ErrInvalid error naming what was wrong. The Router
+// wraps a store's error in a RuleError naming the rules the failed call
+// served.
+//
+// # Caveats
+//
+// Router.Close does not close the stores: the caller owns them. Publish and
+// Retain set a missing ID and Time on the caller's message, and change
+// nothing else on it.
+package persist
