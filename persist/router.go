@@ -170,10 +170,12 @@ type route struct {
 
 // NewRouter returns a Router of rules, which are checked: each needs a
 // store, a valid filter, a known mode, non-negative durations and limits,
-// and events its store handles (see EventSupporter). Two rules that
-// publish overlapping filters to the same store must have the same mode,
-// since a store keeps one copy of a message ID. Errors match ErrInvalid and
-// name the rule by index and name.
+// and events its store handles (see EventSupporter). Rules are ordered:
+// when several rules with OnPublish send one message to the same store, the
+// first of them decides its Mode and Expiry (a store keeps one copy of a
+// message), so put specific rules first, as in
+// {queue/# → Queue}, {# → Fanout}. Errors match ErrInvalid and name the
+// rule by index and name.
 func NewRouter(rules ...Rule) (*Router, error) {
 	if len(rules) == 0 {
 		return nil, Errorf(ErrInvalid, "persist: NewRouter: no rules")
@@ -183,12 +185,6 @@ func NewRouter(rules ...Rule) (*Router, error) {
 		rt, err := r.newRoute(i, rule)
 		if err != nil {
 			return nil, err
-		}
-		for _, o := range r.rules {
-			if o.store == rt.store && o.Mode != rt.Mode && o.events&rt.events&OnPublish != 0 && topic.Overlap(o.Filter, rt.Filter) {
-				return nil, Errorf(ErrInvalid, "persist: %s and %s: both publish %q and %q, which overlap, to the same store in different modes (%v, %v); a store keeps one copy of a message",
-					o.label(), rt.label(), o.Filter, rt.Filter, o.Mode, rt.Mode)
-			}
 		}
 		if err := r.index.Add(rt.Filter, i); err != nil {
 			return nil, Errorf(ErrInvalid, "persist: %s: %w", rt.label(), err)
@@ -403,8 +399,8 @@ func fill(m *Message, now time.Time) {
 // knows the ID that acks will carry, and changes nothing else. Each store
 // gets its own copy of a message with the rule's Mode and, when the
 // message has no expiry, the rule's default Expiry. A message that reaches
-// one store through several rules is sent once (with the latest of their
-// expiries). Nil messages and invalid topic names are errors matching
+// one store through several rules is sent once, as the first of those rules
+// says. Nil messages and invalid topic names are errors matching
 // ErrInvalid, and nothing is stored then.
 func (r *Router) Publish(ctx context.Context, msgs ...*Message) error {
 	if r.closed.Load() {
@@ -451,12 +447,8 @@ func (r *Router) Publish(ctx context.Context, msgs ...*Message) error {
 			}
 			b.add(ri, 1)
 			if b.last == mi {
-				// Same message, same store, another rule: NewRouter made
-				// sure the modes agree; keep the later expiry (zero is never).
-				prev := b.msgs[len(b.msgs)-1]
-				if !prev.Expiry.IsZero() && (c.Expiry.IsZero() || c.Expiry.After(prev.Expiry)) {
-					prev.Expiry = c.Expiry
-				}
+				// Same message, same store, a later rule: the first rule
+				// (rules are matched in order) already decided how it is kept.
 				continue
 			}
 			b.msgs = append(b.msgs, &c)

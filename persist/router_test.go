@@ -295,16 +295,16 @@ func TestRouterPublishFillsIDAndTime(t *testing.T) {
 func TestRouterPublishOncePerStore(t *testing.T) {
 	s, other := newRec("s"), newRec("other")
 	r := mustRouter(t,
-		persist.Rule{Name: "wide", Filter: "a/#", Store: s, Expiry: time.Hour},
 		persist.Rule{Name: "narrow", Filter: "a/b", Store: s, Expiry: 2 * time.Hour},
 		persist.Rule{Name: "never", Filter: "a/+/c", Store: s},
+		persist.Rule{Name: "wide", Filter: "a/#", Store: s, Expiry: time.Hour},
 		persist.Rule{Name: "other", Filter: "a/b", Store: other},
 	)
 	at := time.Now()
 	msgs := []*persist.Message{
-		{Topic: "a/b", QoS: 1, Time: at},   // wide + narrow: kept to Time+2h
+		{Topic: "a/b", QoS: 1, Time: at},   // narrow (first) + wide: narrow's 2h
 		{Topic: "a/x", QoS: 1, Time: at},   // wide only
-		{Topic: "a/x/c", QoS: 1, Time: at}, // wide + never: no expiry
+		{Topic: "a/x/c", QoS: 1, Time: at}, // never (first) + wide: no expiry
 		{Topic: "a/b", QoS: 1, Time: at},   // another message, same topic
 	}
 	if err := r.Publish(context.Background(), msgs...); err != nil {
@@ -323,13 +323,13 @@ func TestRouterPublishOncePerStore(t *testing.T) {
 		}
 	}
 	if want := at.Add(2 * time.Hour); !got[0].Expiry.Equal(want) {
-		t.Errorf("a/b via two rules: expiry %v, want the later %v", got[0].Expiry, want)
+		t.Errorf("a/b via two rules: expiry %v, want the first rule's %v", got[0].Expiry, want)
 	}
 	if want := at.Add(time.Hour); !got[1].Expiry.Equal(want) {
 		t.Errorf("a/x: expiry %v, want %v", got[1].Expiry, want)
 	}
 	if !got[2].Expiry.IsZero() {
-		t.Errorf("a/x/c via a rule without expiry: expiry %v, want none", got[2].Expiry)
+		t.Errorf("a/x/c, first via a rule without expiry: expiry %v, want none", got[2].Expiry)
 	}
 	if got := other.topics(); !reflect.DeepEqual(got, []string{"a/b", "a/b"}) {
 		t.Errorf("other store got %q", got)
@@ -440,11 +440,6 @@ func TestNewRouterRejects(t *testing.T) {
 			[]string{`rule 0 "tsdb"`, "does not handle client.connected", "it handles message.publish"}},
 		{"delivered not handled", []persist.Rule{{Name: "d", Store: s, Events: persist.OnDelivered}}, []string{"does not handle message.delivered"}},
 		{"no events declared", []persist.Rule{{Name: "f", Store: forgetful{}}}, []string{`rule 0 "f"`, "handles no events"}},
-		{"modes conflict", []persist.Rule{
-			{Name: "all", Filter: "#", Store: s},
-			{Name: "other", Filter: "x", Store: newRec("x")},
-			{Name: "jobs", Filter: "jobs/+", Store: s, Mode: persist.Queue},
-		}, []string{`rule 0 "all"`, `rule 2 "jobs"`, "different modes (fanout, queue)"}},
 	}
 	for _, tt := range tests {
 		r, err := persist.NewRouter(tt.rules...)
@@ -1063,5 +1058,31 @@ func TestEventString(t *testing.T) {
 	}
 	if !persist.AllEvents.Has(persist.OnPublish | persist.OnFetch) {
 		t.Error("AllEvents lacks OnPublish|OnFetch")
+	}
+}
+
+// TestRouterFirstRuleDecidesMode is the broker's default rule set: topics
+// under queue/ are queued, every other topic fanout, in one store.
+func TestRouterFirstRuleDecidesMode(t *testing.T) {
+	s := newRec("s")
+	r := mustRouter(t,
+		persist.Rule{Name: "queues", Filter: "queue/#", Store: s, Mode: persist.Queue},
+		persist.Rule{Name: "fanout", Filter: "#", Store: s, Mode: persist.Fanout},
+	)
+	err := r.Publish(context.Background(),
+		&persist.Message{Topic: "queue/jobs", QoS: 1},
+		&persist.Message{Topic: "sensor/1", QoS: 1},
+		&persist.Message{Topic: "queue", QoS: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.published[0]
+	if len(got) != 3 {
+		t.Fatalf("store got %d messages, want 3 (each once)", len(got))
+	}
+	for i, want := range []persist.Mode{persist.Queue, persist.Fanout, persist.Queue} {
+		if got[i].Mode != want {
+			t.Errorf("%s stored as %v, want %v", got[i].Topic, got[i].Mode, want)
+		}
 	}
 }
