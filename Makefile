@@ -32,6 +32,7 @@ bench: services
 vet:
 	@out="$$(gofmt -l . 2>&1)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@if command -v shellcheck >/dev/null; then shellcheck -x -P SCRIPTDIR scripts/*.sh scripts/services/*.sh .ci/run; fi
 
 fmt:
 	gofmt -w .

@@ -19,8 +19,9 @@ set -euo pipefail
 ALL_SERVICES=(postgres mariadb)
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034 # read by log() in lib.sh
 SVC_NAME=services
-# shellcheck source=services/lib.sh
+# shellcheck source-path=SCRIPTDIR source=services/lib.sh
 . "$HERE/services/lib.sh"
 
 cmd="${1:-up}"

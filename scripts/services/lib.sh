@@ -91,12 +91,21 @@ port_open() {
 	timeout 2 bash -c ": >/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-# pid_alive PIDFILE: true when PIDFILE names a running process.
+# proc_alive PID: true when PID is a running process. A zombie (killed, not
+# yet reaped by init) does not count: kill -0 alone would say it lives.
+proc_alive() {
+	local state
+	[[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$1" 2>/dev/null || return 1
+	[ -r "/proc/$1/stat" ] || return 0
+	state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# pid_alive PIDFILE: true when the first line of PIDFILE names a running process.
 pid_alive() {
-	local pid
 	[ -s "$1" ] || return 1
-	pid="$(head -n1 "$1" 2>/dev/null)" || return 1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+	proc_alive "$(head -n1 "$1" 2>/dev/null)"
 }
 
 # log_tail FILE: print the last lines of a log for an error message.
@@ -132,13 +141,13 @@ wait_until() {
 
 # stop_pid PIDFILE WHAT: SIGTERM the process, wait up to 60s, then SIGKILL.
 stop_pid() {
-	local pidfile="$1" what="$2" pid i
+	local pidfile="$1" what="$2" pid
 	pid_alive "$pidfile" || { rm -f "$pidfile"; log "$what is not running"; return 0; }
 	pid="$(head -n1 "$pidfile")"
 	log "stopping $what (pid $pid)"
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 1 120); do
-		kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }
+	for _ in $(seq 1 120); do
+		proc_alive "$pid" || { rm -f "$pidfile"; return 0; }
 		sleep 0.5
 	done
 	log "$what did not stop in 60s; killing it"
@@ -165,6 +174,13 @@ sock_path() {
 		p="/tmp/mqttpersist-$(printf '%s' "$1" | cksum | cut -d' ' -f1)-$2"
 	fi
 	printf '%s\n' "$p"
+}
+
+# env_line NAME VALUE: print `export NAME='VALUE'`, quoted for any shell
+# (URLs hold ? and &).
+env_line() {
+	local q="'\\''"
+	printf "export %s='%s'\n" "$1" "${2//\'/$q}"
 }
 
 # svc_main "$@": dispatch a per-server script's subcommand to its svc_* functions.

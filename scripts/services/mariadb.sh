@@ -2,8 +2,9 @@
 # MariaDB 10.11 for the tests: 127.0.0.1:53306, data, socket and log in .services/mariadb/.
 # Usage: scripts/services/mariadb.sh {packages|up|stop|status|env}
 # (see scripts/services/lib.sh for what each subcommand does).
+# shellcheck disable=SC2034 # read by log() in lib.sh
 SVC_NAME=mariadb
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MY_PORT="${MQTTPERSIST_MYSQL_PORT:-53306}"
@@ -39,7 +40,7 @@ svc_packages() {
 }
 
 svc_env() {
-	echo "export MQTTPERSIST_MYSQL_URL=mysql://$MY_USER:$MY_PASS@127.0.0.1:$MY_PORT/$MY_DB"
+	env_line MQTTPERSIST_MYSQL_URL "mysql://$MY_USER:$MY_PASS@127.0.0.1:$MY_PORT/$MY_DB"
 }
 
 svc_status() {
@@ -93,6 +94,7 @@ my_init() {
 	fi
 }
 
+# shellcheck disable=SC2120 # called with and without arguments
 root_sql() {
 	"$CLIENT" --defaults-file="$CNF" -u root "$@"
 }
@@ -123,8 +125,8 @@ svc_up() {
 		) &
 		MY_LAUNCHED=$!
 	fi
-	# shellcheck disable=SC2329
-	my_alive() { kill -0 "${MY_LAUNCHED:-0}" 2>/dev/null || pid_alive "$PIDFILE"; }
+	# shellcheck disable=SC2317,SC2329 # called through WAIT_ALIVE
+	my_alive() { proc_alive "${MY_LAUNCHED:-}" || pid_alive "$PIDFILE"; }
 	WAIT_ALIVE=my_alive wait_until 60 "mariadb on 127.0.0.1:$MY_PORT" "$LOGFILE" \
 		root_sql -N -B -e 'select 1'
 	log "creating user $MY_USER and database $MY_DB"

@@ -2,8 +2,9 @@
 # PostgreSQL 15 for the tests: 127.0.0.1:55432, data and log in .services/postgres/.
 # Usage: scripts/services/postgres.sh {packages|up|stop|status|env}
 # (see scripts/services/lib.sh for what each subcommand does).
+# shellcheck disable=SC2034 # read by log() in lib.sh
 SVC_NAME=postgres
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_PORT="${MQTTPERSIST_POSTGRES_PORT:-55432}"
@@ -18,6 +19,7 @@ PG_OS_USER=postgres # PostgreSQL refuses to run as root
 # pg_bindir: print the directory holding initdb, pg_ctl, postgres, psql.
 pg_bindir() {
 	local d
+	# shellcheck disable=SC2012 # version directories: plain names
 	for d in /usr/lib/postgresql/15/bin $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
 		if [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/psql" ]; then
 			printf '%s\n' "$d"
@@ -44,7 +46,7 @@ svc_packages() {
 }
 
 svc_env() {
-	echo "export MQTTPERSIST_POSTGRES_URL=postgres://$PG_USER:$PG_PASS@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"
+	env_line MQTTPERSIST_POSTGRES_URL "postgres://$PG_USER:$PG_PASS@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"
 }
 
 # app_psql ARGS...: psql as the test user over TCP.
@@ -60,7 +62,7 @@ svc_status() {
 # as_pg CMD...: run CMD as the OS user that owns the cluster.
 as_pg() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u "$PG_OS_USER" -- "$@"
+		(cd / && runuser -u "$PG_OS_USER" -- "$@")
 	else
 		"$@"
 	fi
@@ -135,6 +137,12 @@ svc_up() {
 	fi
 	pg_layout
 	pg_init
+	# A server killed with SIGKILL leaves postmaster.pid naming a process that
+	# is gone (or a zombie, which would still block a new postmaster).
+	if [ -e "$DATA/postmaster.pid" ] && ! pid_alive "$DATA/postmaster.pid"; then
+		log "removing stale $DATA/postmaster.pid"
+		rm -f "$DATA/postmaster.pid"
+	fi
 	if as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
 		log "server in $DATA is running; (re)provisioning"
 	else
