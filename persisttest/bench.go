@@ -1,0 +1,138 @@
+package persisttest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// Bench runs the shared benchmarks against the stores h makes:
+//
+//   - PublishBatch100: Publish of 100 messages per call (reports msgs/s);
+//   - FetchOffline10k/OneTopic: one fetch of 10,000 messages stored on one
+//     topic, with no limit (reports msgs/s);
+//   - FetchOffline10k/Wildcard1000Topics: the same across 1,000 topics
+//     fetched with a '+' filter;
+//   - Acked/Fanout and Acked/Queue: one ack per call.
+//
+// Setup (publishing what is fetched or acked) is outside the timer.
+func Bench(b *testing.B, h Harness) {
+	if h.New == nil {
+		b.Fatal("persisttest: Harness.New is nil")
+	}
+	s := &suite{h: h}
+	b.Run("PublishBatch100", func(b *testing.B) {
+		mode := s.anyMode(b)
+		st := s.store(b)
+		payload := []byte(`{"temp":21.5,"hum":40}`)
+		const n = 100
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			batch := make([]*persist.Message, n)
+			for j := range batch {
+				batch[j] = NewMessage(fmt.Sprintf("bench/pub/%d", j%10), payload)
+				batch[j].Mode = mode
+			}
+			b.StartTimer()
+			if err := st.Publish(b.Context(), batch...); err != nil {
+				b.Fatalf("Publish: %v", err)
+			}
+		}
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("FetchOffline10k", func(b *testing.B) {
+		b.Run("OneTopic", func(b *testing.B) {
+			s.benchFetch(b, 1, "bench/fetch/0")
+		})
+		b.Run("Wildcard1000Topics", func(b *testing.B) {
+			s.benchFetch(b, 1000, "bench/fetch/+")
+		})
+	})
+	b.Run("Acked", func(b *testing.B) {
+		b.Run("Fanout", func(b *testing.B) {
+			s.needFanout(b)
+			st := s.store(b)
+			all := benchPublish(b, st, persist.Fanout, b.N, 10)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := st.Acked(b.Context(), "bench-acker", persist.Ack{ID: all[i].ID, Topic: all[i].Topic}); err != nil {
+					b.Fatalf("Acked: %v", err)
+				}
+			}
+		})
+		b.Run("Queue", func(b *testing.B) {
+			s.needQueue(b)
+			st := s.store(b)
+			benchPublish(b, st, persist.Queue, b.N, 10)
+			claimed, err := st.FetchOffline(b.Context(), "bench-acker", "bench/#", persist.Fetch{Mode: persist.Queue})
+			if err != nil || len(claimed) != b.N {
+				b.Fatalf("FetchOffline claimed %d of %d messages: %v", len(claimed), b.N, err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := st.Acked(b.Context(), "bench-acker", persist.Ack{ID: claimed[i].ID, Topic: claimed[i].Topic}); err != nil {
+					b.Fatalf("Acked: %v", err)
+				}
+			}
+		})
+	})
+}
+
+// benchFetch times fetching 10,000 messages spread over topics topics
+// with filter.
+func (s *suite) benchFetch(b *testing.B, topics int, filter string) {
+	const n = 10000
+	mode := s.anyMode(b)
+	st := s.store(b)
+	publishAll := func() {
+		for done := 0; done < n; done += 500 {
+			batch := make([]*persist.Message, 500)
+			for j := range batch {
+				batch[j] = NewMessage(fmt.Sprintf("bench/fetch/%d", (done+j)%topics), []byte(`{"temp":21.5,"hum":40}`))
+				batch[j].Mode = mode
+			}
+			if err := st.Publish(b.Context(), batch...); err != nil {
+				b.Fatalf("Publish: %v", err)
+			}
+		}
+	}
+	publishAll()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if mode == persist.Queue && i > 0 {
+			// A queue fetch claims: store the messages again.
+			b.StopTimer()
+			st = s.store(b)
+			publishAll()
+			b.StartTimer()
+		}
+		got, err := st.FetchOffline(b.Context(), "bench-reader", filter, persist.Fetch{Mode: mode})
+		if err != nil {
+			b.Fatalf("FetchOffline: %v", err)
+		}
+		if len(got) != n {
+			b.Fatalf("FetchOffline(%q) returned %d messages, want %d", filter, len(got), n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// benchPublish stores n messages over topics topics, in batches of 500,
+// and returns them.
+func benchPublish(b *testing.B, st persist.Store, mode persist.Mode, n, topics int) []*persist.Message {
+	all := make([]*persist.Message, 0, n)
+	for len(all) < n {
+		batch := make([]*persist.Message, min(500, n-len(all)))
+		for j := range batch {
+			batch[j] = NewMessage(fmt.Sprintf("bench/ack/%d", (len(all)+j)%topics), []byte("x"))
+			batch[j].Mode = mode
+		}
+		if err := st.Publish(b.Context(), batch...); err != nil {
+			b.Fatalf("Publish: %v", err)
+		}
+		all = append(all, batch...)
+	}
+	return all
+}

@@ -1,0 +1,139 @@
+package persisttest
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// testConcurrency has many goroutines use one store at once: publishing,
+// acking, subscribing, connecting, retaining and fetching. Afterwards all
+// their data is there. Run under -race it also checks the store's own
+// synchronisation.
+func (s *suite) testConcurrency(t *testing.T) {
+	mode := s.anyMode(t)
+	st := s.store(t)
+	const workers, rounds, batch = 8, 15, 4
+	type worker struct {
+		id        string
+		published []*persist.Message
+		lastAck   map[string]string // topic → highest acked ID
+	}
+	ws := make([]*worker, workers)
+	_, hasRetain := s.hasRetainLookup(st)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wk := &worker{id: fmt.Sprintf("conc-%d", w), lastAck: map[string]string{}}
+		ws[w] = wk
+		wg.Go(func() {
+			ctx := t.Context()
+			for r := range rounds {
+				if err := st.Connected(ctx, &persist.Client{ID: wk.id, Node: fmt.Sprintf("node-%d", r%2), Online: r%2 == 0, OnlineAt: time.Now(), OfflineAt: time.Now()}); err != nil {
+					t.Errorf("%s: Connected: %v", wk.id, err)
+					return
+				}
+				if err := st.Subscribed(ctx, wk.id, []persist.Subscription{{Filter: fmt.Sprintf("conc/%d/%d", w, r), QoS: 1, History: true}}, nil); err != nil {
+					t.Errorf("%s: Subscribed: %v", wk.id, err)
+					return
+				}
+				var b []*persist.Message
+				for i := range batch {
+					m := NewMessage(fmt.Sprintf("conc/%d/%d", w, i%2), fmt.Appendf(nil, "%d/%d/%d", w, r, i))
+					m.Mode = mode
+					b = append(b, m)
+				}
+				if err := st.Publish(ctx, b...); err != nil {
+					t.Errorf("%s: Publish: %v", wk.id, err)
+					return
+				}
+				wk.published = append(wk.published, b...)
+				if hasRetain {
+					if err := st.Retain(ctx, newRetained(fmt.Sprintf("conc/%d/r", w), fmt.Appendf(nil, "%d", r))); err != nil {
+						t.Errorf("%s: Retain: %v", wk.id, err)
+						return
+					}
+				}
+				if mode != persist.Fanout {
+					continue
+				}
+				// Read a neighbour's topics while it writes.
+				if _, err := st.FetchOffline(ctx, wk.id+"-reader", fmt.Sprintf("conc/%d/+", (w+1)%workers), fan); err != nil {
+					t.Errorf("%s: FetchOffline: %v", wk.id, err)
+					return
+				}
+				if r%3 == 2 {
+					// Ack one message of this batch.
+					m := b[r%batch]
+					if err := st.Acked(ctx, wk.id, persist.Ack{ID: m.ID, Topic: m.Topic}); err != nil {
+						t.Errorf("%s: Acked: %v", wk.id, err)
+						return
+					}
+					if m.ID > wk.lastAck[m.Topic] {
+						wk.lastAck[m.Topic] = m.ID
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var all []*persist.Message
+	for _, wk := range ws {
+		all = append(all, wk.published...)
+	}
+	slices.SortFunc(all, func(a, b *persist.Message) int { return strings.Compare(a.ID, b.ID) })
+	sameIDs(t, "every message published concurrently", fetch(t, st, "conc-final", "conc/#", persist.Fetch{Mode: mode}), all)
+	if mode == persist.Fanout {
+		for w, wk := range ws {
+			for i := range 2 {
+				topic := fmt.Sprintf("conc/%d/%d", w, i)
+				var want []*persist.Message
+				for _, m := range wk.published {
+					if m.Topic == topic && m.ID > wk.lastAck[topic] {
+						want = append(want, m)
+					}
+				}
+				sameIDs(t, wk.id+" after its concurrent acks on "+topic, fetch(t, st, wk.id, topic, fan), want)
+			}
+		}
+	}
+	if sl, ok := s.hasSubLookup(st); ok {
+		for w, wk := range ws {
+			var want []persist.Subscription
+			for r := range rounds {
+				want = append(want, persist.Subscription{Filter: fmt.Sprintf("conc/%d/%d", w, r), QoS: 1})
+			}
+			checkSubs(t, "subscriptions made concurrently", sl, wk.id, sortedSubs(want))
+		}
+	}
+	if cl, ok := s.hasClientLookup(st); ok {
+		for _, wk := range ws {
+			c, err := cl.Client(t.Context(), wk.id)
+			if err != nil {
+				t.Errorf("Client(%q): %v", wk.id, err)
+				continue
+			}
+			if want := fmt.Sprintf("node-%d", (rounds-1)%2); c.Node != want || c.Online != ((rounds-1)%2 == 0) {
+				t.Errorf("Client(%q) = node %q online %v, want the last state: node %q online %v", wk.id, c.Node, c.Online, want, (rounds-1)%2 == 0)
+			}
+		}
+	}
+	if rl, ok := s.hasRetainLookup(st); ok {
+		got := retained(t, rl, "conc/+/r")
+		if len(got) != workers {
+			t.Errorf("Retained(conc/+/r) returned %d messages, want %d", len(got), workers)
+		}
+		for _, m := range got {
+			if want := fmt.Sprint(rounds - 1); string(m.Payload) != want {
+				t.Errorf("retained %q is %q, want the last one %q", m.Topic, m.Payload, want)
+			}
+		}
+	}
+}

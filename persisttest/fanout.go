@@ -1,0 +1,121 @@
+package persisttest
+
+import (
+	"testing"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+var fan = persist.Fetch{Mode: persist.Fanout}
+
+func (s *suite) testFanout(t *testing.T) {
+	t.Run("Cursors", func(t *testing.T) {
+		t.Parallel()
+		s.needFanout(t)
+		st := s.store(t)
+		m := series(persist.Fanout, "fan/t", 5)
+		publish(t, st, m...)
+		c1, c2 := s.uniq("c1"), s.uniq("c2")
+		sameIDs(t, "c1 first fetch", fetch(t, st, c1, "fan/t", fan), m)
+		sameIDs(t, "c2 first fetch", fetch(t, st, c2, "fan/t", fan), m)
+		sameIDs(t, "c1 fetching again without an ack (a fetch moves nothing)", fetch(t, st, c1, "fan/t", fan), m)
+
+		ack(t, st, c1, m[1])
+		sameIDs(t, "c1 after acking #1", fetch(t, st, c1, "fan/t", fan), m[2:])
+		sameIDs(t, "c2 after c1 acked #1", fetch(t, st, c2, "fan/t", fan), m)
+
+		ack(t, st, c1, m[3])
+		ack(t, st, c1, m[0])
+		sameIDs(t, "c1 after acking #3 and then the older #0 (a cursor never moves back)", fetch(t, st, c1, "fan/t", fan), m[4:])
+		ack(t, st, c1, m[2], m[0])
+		sameIDs(t, "c1 after acking older #2 and #0 in one call", fetch(t, st, c1, "fan/t", fan), m[4:])
+
+		ack(t, st, c2, m[4], m[2])
+		sameIDs(t, "c2 after acking #4 and #2 in one call", fetch(t, st, c2, "fan/t", fan), nil)
+		sameIDs(t, "c1 after c2 acked everything", fetch(t, st, c1, "fan/t", fan), m[4:])
+		sameIDs(t, "a new client after every ack (messages leave by expiry only)", fetch(t, st, s.uniq("c3"), "fan/t", fan), m)
+	})
+	t.Run("CursorPerTopic", func(t *testing.T) {
+		t.Parallel()
+		s.needFanout(t)
+		st := s.store(t)
+		a1 := NewMessage("fan/a", []byte("a1"))
+		b1 := NewMessage("fan/b", []byte("b1"))
+		a2 := NewMessage("fan/a", []byte("a2"))
+		b2 := NewMessage("fan/b", []byte("b2"))
+		publish(t, st, a1, b1, a2, b2)
+		c := s.uniq("c")
+		sameIDs(t, "fan/# before any ack", fetch(t, st, c, "fan/#", fan), msgs(a1, b1, a2, b2))
+		ack(t, st, c, a2)
+		sameIDs(t, "fan/# after acking a2 (the cursor of fan/b stays)", fetch(t, st, c, "fan/#", fan), msgs(b1, b2))
+		sameIDs(t, "fan/b after acking a2", fetch(t, st, c, "fan/b", fan), msgs(b1, b2))
+		sameIDs(t, "fan/a after acking a2", fetch(t, st, c, "fan/a", fan), nil)
+		ack(t, st, c, b1)
+		sameIDs(t, "fan/+ after acking b1", fetch(t, st, c, "fan/+", fan), msgs(b2))
+	})
+	t.Run("SubscriptionStart", func(t *testing.T) {
+		t.Parallel()
+		s.needFanout(t)
+		st := s.store(t)
+		old := NewMessage("start/t", []byte("before"))
+		publish(t, st, old)
+		gap()
+		now, hist, none := s.uniq("now"), s.uniq("history"), s.uniq("none")
+		subscribe(t, st, now, []persist.Subscription{{Filter: "start/t", QoS: 1}}, nil)
+		subscribe(t, st, hist, []persist.Subscription{{Filter: "start/t", QoS: 1, History: true}}, nil)
+		gap()
+		m1 := NewMessage("start/t", []byte("after"))
+		publish(t, st, m1)
+		sameIDs(t, "a new subscription starts now", fetch(t, st, now, "start/t", fan), msgs(m1))
+		sameIDs(t, "a new subscription with History sees older messages", fetch(t, st, hist, "start/t", fan), msgs(old, m1))
+		sameIDs(t, "a client with no stored subscription has no start bound", fetch(t, st, none, "start/t", fan), msgs(old, m1))
+
+		// Subscribing again to the same filter keeps the start, even
+		// with History.
+		gap()
+		subscribe(t, st, now, []persist.Subscription{{Filter: "start/t", QoS: 2, History: true}}, nil)
+		gap()
+		m2 := NewMessage("start/t", []byte("after resubscribe"))
+		publish(t, st, m2)
+		sameIDs(t, "after subscribing again (the start stays)", fetch(t, st, now, "start/t", fan), msgs(m1, m2))
+
+		// Removing the subscription forgets its start; subscribing
+		// again starts anew.
+		subscribe(t, st, now, nil, []string{"start/t"})
+		gap()
+		subscribe(t, st, now, []persist.Subscription{{Filter: "start/t", QoS: 1}}, nil)
+		gap()
+		m3 := NewMessage("start/t", []byte("after re-adding"))
+		publish(t, st, m3)
+		sameIDs(t, "after removing and re-adding the subscription", fetch(t, st, now, "start/t", fan), msgs(m3))
+		sameIDs(t, "the History subscriber after all that", fetch(t, st, hist, "start/t", fan), msgs(old, m1, m2, m3))
+	})
+	t.Run("SubscriptionStartWildcard", func(t *testing.T) {
+		t.Parallel()
+		s.needFanout(t)
+		st := s.store(t)
+		old := NewMessage("sw/a/v", []byte("before"))
+		publish(t, st, old)
+		gap()
+		c, h := s.uniq("c"), s.uniq("h")
+		subscribe(t, st, c, []persist.Subscription{{Filter: "sw/+/v", QoS: 1}}, nil)
+		subscribe(t, st, h, []persist.Subscription{{Filter: "sw/#", QoS: 1, History: true}}, nil)
+		gap()
+		m1 := NewMessage("sw/b/v", []byte("after"))
+		publish(t, st, m1)
+		sameIDs(t, "a new wildcard subscription starts now", fetch(t, st, c, "sw/+/v", fan), msgs(m1))
+		sameIDs(t, "a new wildcard subscription with History", fetch(t, st, h, "sw/#", fan), msgs(old, m1))
+	})
+	t.Run("StartAndCursor", func(t *testing.T) {
+		t.Parallel()
+		s.needFanout(t)
+		st := s.store(t)
+		c := s.uniq("c")
+		subscribe(t, st, c, []persist.Subscription{{Filter: "sc/t", QoS: 1}}, nil)
+		gap()
+		m := series(persist.Fanout, "sc/t", 3)
+		publish(t, st, m...)
+		ack(t, st, c, m[0])
+		sameIDs(t, "after the start and the cursor", fetch(t, st, c, "sc/t", fan), m[1:])
+	})
+}

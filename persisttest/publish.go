@@ -1,0 +1,69 @@
+package persisttest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+func (s *suite) testPublish(t *testing.T) {
+	t.Run("Idempotent", func(t *testing.T) {
+		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
+			st := s.store(t)
+			m1 := NewMessage("idem/t", []byte("one"))
+			m2 := NewMessage("idem/t", []byte("two"))
+			withMode(mode, m1, m2)
+			publish(t, st, m1)
+			publish(t, st, m1.Clone())
+			publish(t, st, m2, m2.Clone(), m1.Clone())
+			sameIDs(t, "after publishing the same IDs again, also within one batch", fetch(t, st, "c", "idem/t", persist.Fetch{Mode: mode}), msgs(m1, m2))
+		})
+	})
+	t.Run("Batch500", func(t *testing.T) {
+		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
+			st := s.store(t)
+			var all []*persist.Message
+			for i := range 500 {
+				m := NewMessage(fmt.Sprintf("batch/%d", i%5), fmt.Appendf(nil, "message %d", i))
+				m.Mode = mode
+				m.From = fmt.Sprintf("publisher-%d", i%7)
+				all = append(all, m)
+			}
+			publish(t, st, all...)
+			got := fetch(t, st, "c", "batch/+", persist.Fetch{Mode: mode})
+			if sameIDs(t, "500 messages published in one batch", got, all) {
+				for i := range got {
+					checkMessage(t, fmt.Sprintf("batch message %d", i), got[i], all[i], true)
+				}
+			}
+		})
+	})
+	t.Run("ExpiredNotStored", func(t *testing.T) {
+		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
+			st := s.store(t)
+			now := time.Now()
+			ok1 := NewMessage("expired/t", []byte("ok1"))
+			gone := newMessageAt("expired/t", []byte("expired"), now.Add(-2*time.Hour))
+			gone.Expiry = now.Add(-time.Hour)
+			justGone := NewMessage("expired/t", []byte("just expired"))
+			justGone.Expiry = now.Add(-2 * time.Second)
+			ok2 := NewMessage("expired/t", []byte("ok2"))
+			ok2.Expiry = now.Add(time.Hour)
+			withMode(mode, ok1, gone, justGone, ok2)
+			publish(t, st, ok1, gone, justGone, ok2)
+			sameIDs(t, "messages expired when published", fetch(t, st, "c", "expired/t", persist.Fetch{Mode: mode}), msgs(ok1, ok2))
+		})
+	})
+	t.Run("EmptyBatch", func(t *testing.T) {
+		t.Parallel()
+		st := s.store(t)
+		if err := st.Publish(t.Context()); err != nil {
+			t.Errorf("Publish with no messages: %v", err)
+		}
+		if err := st.Acked(t.Context(), "c"); err != nil {
+			t.Errorf("Acked with no acks: %v", err)
+		}
+	})
+}

@@ -1,0 +1,156 @@
+package persisttest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+var que = persist.Fetch{Mode: persist.Queue}
+
+func (s *suite) testQueue(t *testing.T) {
+	t.Run("WaitsForConsumer", func(t *testing.T) {
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		m := series(persist.Queue, "q/wait", 2)
+		publish(t, st, m...)
+		gap()
+		// A subscription made after the messages does not hide them: a
+		// queue has no subscription start.
+		c := s.uniq("consumer")
+		subscribe(t, st, c, []persist.Subscription{{Filter: "q/wait", QoS: 1}}, nil)
+		sameIDs(t, "the first consumer after publish", fetch(t, st, c, "q/wait", que), m)
+	})
+	t.Run("ClaimedOnce", func(t *testing.T) {
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		m := series(persist.Queue, "q/once", 3)
+		publish(t, st, m...)
+		c1, c2 := s.uniq("c1"), s.uniq("c2")
+		sameIDs(t, "c1 claims", fetch(t, st, c1, "q/once", que), m)
+		sameIDs(t, "c2 while c1 holds the claims", fetch(t, st, c2, "q/#", que), nil)
+		sameIDs(t, "c1 again while it holds the claims", fetch(t, st, c1, "q/once", que), nil)
+		ack(t, st, c1, m...)
+		sameIDs(t, "c2 after c1 acked", fetch(t, st, c2, "q/once", que), nil)
+	})
+	t.Run("LimitClaims", func(t *testing.T) {
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		m := series(persist.Queue, "q/lim", 5)
+		publish(t, st, m...)
+		sameIDs(t, "c1 with Limit 2", fetch(t, st, s.uniq("c1"), "q/lim", persist.Fetch{Mode: persist.Queue, Limit: 2}), m[:2])
+		sameIDs(t, "c2 without a limit (what c1 was not given is not claimed)", fetch(t, st, s.uniq("c2"), "q/lim", que), m[2:])
+		sameIDs(t, "c3", fetch(t, st, s.uniq("c3"), "q/lim", que), nil)
+	})
+	t.Run("ModesApart", func(t *testing.T) {
+		t.Parallel()
+		s.needQueue(t)
+		s.needFanout(t)
+		st := s.store(t)
+		f := NewMessage("mix/t", []byte("fanout"))
+		q := NewMessage("mix/t", []byte("queue"))
+		q.Mode = persist.Queue
+		publish(t, st, f, q)
+		c1, c2 := s.uniq("c1"), s.uniq("c2")
+		sameIDs(t, "fanout fetch", fetch(t, st, c1, "mix/t", fan), msgs(f))
+		sameIDs(t, "queue fetch", fetch(t, st, c2, "mix/#", que), msgs(q))
+		// c2 acks its queue message, whose ID is after f's: that deletes
+		// it and moves no fanout cursor of c2.
+		ack(t, st, c2, q)
+		sameIDs(t, "c2's fanout fetch after acking a queue message", fetch(t, st, c2, "mix/t", fan), msgs(f))
+		sameIDs(t, "queue fetch after the ack", fetch(t, st, s.uniq("c3"), "mix/t", que), nil)
+		sameIDs(t, "fanout fetch of c1 again", fetch(t, st, c1, "mix/t", fan), msgs(f))
+	})
+	t.Run("Lease", func(t *testing.T) {
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		m := series(persist.Queue, "q/lease", 3)
+		publish(t, st, m...)
+		c1, c2, c3 := s.uniq("c1"), s.uniq("c2"), s.uniq("c3")
+		lease := persist.Fetch{Mode: persist.Queue, Lease: 2 * time.Second}
+		claimed := time.Now()
+		sameIDs(t, "c1 claims with a 2s lease", fetch(t, st, c1, "q/lease", lease), m)
+		ack(t, st, c1, m[0])
+		// An ack by a client that holds no claim deletes nothing.
+		ack(t, st, c2, m[1])
+		sameIDs(t, "c2 within the lease", fetch(t, st, c2, "q/lease", lease), nil)
+		// Past the lease (and a second more: stores may keep whole
+		// seconds), the unacked messages are handed out again; the acked
+		// one is gone.
+		sleepUntil(claimed.Add(lease.Lease + 1200*time.Millisecond))
+		sameIDs(t, "c2 after c1's lease ran out", fetch(t, st, c2, "q/lease", persist.Fetch{Mode: persist.Queue}), m[1:])
+		sameIDs(t, "c3 while c2 holds the new claims", fetch(t, st, c3, "q/lease", lease), nil)
+		ack(t, st, c2, m[1:]...)
+		sameIDs(t, "c3 after c2 acked", fetch(t, st, c3, "q/lease", lease), nil)
+	})
+	t.Run("ExactlyOnce", func(t *testing.T) {
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		const n, consumers, limit = 200, 8, 10
+		m := series(persist.Queue, "q/load/t", n)
+		publish(t, st, m...)
+		var mu sync.Mutex
+		got := map[string][]string{} // ID → consumers
+		var wg sync.WaitGroup
+		for i := range consumers {
+			wg.Go(func() {
+				id := fmt.Sprintf("consumer-%d", i)
+				// Half the consumers use a wildcard filter: claims are
+				// atomic whatever the query.
+				filter := "q/load/t"
+				if i%2 == 1 {
+					filter = "q/+/t"
+				}
+				for range n {
+					batch, err := st.FetchOffline(t.Context(), id, filter, persist.Fetch{Mode: persist.Queue, Limit: limit})
+					if err != nil {
+						t.Errorf("%s: FetchOffline: %v", id, err)
+						return
+					}
+					if len(batch) > limit {
+						t.Errorf("%s: FetchOffline with Limit %d returned %d messages", id, limit, len(batch))
+					}
+					if len(batch) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, msg := range batch {
+						got[msg.ID] = append(got[msg.ID], id)
+					}
+					mu.Unlock()
+					acks := make([]persist.Ack, len(batch))
+					for j, msg := range batch {
+						acks[j] = persist.Ack{ID: msg.ID, Topic: msg.Topic}
+					}
+					if err := st.Acked(t.Context(), id, acks...); err != nil {
+						t.Errorf("%s: Acked: %v", id, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		missing := 0
+		for _, msg := range m {
+			switch by := got[msg.ID]; len(by) {
+			case 1:
+			case 0:
+				missing++
+			default:
+				t.Errorf("message %s was handed to %d consumers: %v", msg.ID, len(by), by)
+			}
+		}
+		if missing > 0 || len(got) != n {
+			t.Errorf("%d of %d messages were handed out (%d never, %d unknown IDs)", len(got), n, missing, len(got)+missing-n)
+		}
+		sameIDs(t, "after every consumer acked", fetch(t, st, "late", "q/#", que), nil)
+	})
+}
