@@ -23,15 +23,74 @@ type entry[V comparable] struct {
 
 // node is one level of the trie.
 type node[V comparable] struct {
-	lits map[string]*node[V] // children for literal levels
+	kids []child[V]          // children for literal levels while there are few (a map costs hundreds of bytes)
+	lits map[string]*node[V] // children for literal levels once there are many; kids is then nil
 	plus *node[V]            // child for a '+' level
 	end  set[V]              // filters ending at this node
 	hash set[V]              // filters whose last level, '#', follows this node
 }
 
+// child is a literal level and its node.
+type child[V comparable] struct {
+	level string
+	n     *node[V]
+}
+
+// smallKids is the number of literal children a node keeps in a slice before it switches to a map.
+const smallKids = 8
+
+// lit returns the child for literal level l, or nil.
+func (n *node[V]) lit(l string) *node[V] {
+	if n.lits != nil {
+		return n.lits[l]
+	}
+	for i := range n.kids {
+		if n.kids[i].level == l {
+			return n.kids[i].n
+		}
+	}
+	return nil
+}
+
+// addLit adds child c for literal level l, which n does not have yet.
+func (n *node[V]) addLit(l string, c *node[V]) {
+	if n.lits != nil {
+		n.lits[l] = c
+		return
+	}
+	n.kids = append(n.kids, child[V]{l, c})
+	if len(n.kids) > smallKids {
+		n.lits = make(map[string]*node[V], len(n.kids))
+		for _, k := range n.kids {
+			n.lits[k.level] = k.n
+		}
+		n.kids = nil
+	}
+}
+
+// delLit removes the child for literal level l.
+func (n *node[V]) delLit(l string) {
+	if n.lits != nil {
+		delete(n.lits, l)
+		return
+	}
+	for i := range n.kids {
+		if n.kids[i].level == l {
+			last := len(n.kids) - 1
+			n.kids[i] = n.kids[last]
+			n.kids[last] = child[V]{}
+			n.kids = n.kids[:last]
+			if last == 0 {
+				n.kids = nil
+			}
+			return
+		}
+	}
+}
+
 // empty reports whether n holds no filters and has no children.
 func (n *node[V]) empty() bool {
-	return len(n.lits) == 0 && n.plus == nil && len(n.end.list) == 0 && len(n.hash.list) == 0
+	return len(n.kids) == 0 && len(n.lits) == 0 && n.plus == nil && len(n.end.list) == 0 && len(n.hash.list) == 0
 }
 
 // NewIndex returns an empty Index.
@@ -63,13 +122,10 @@ func (ix *Index[V]) Add(filter string, v V) error {
 			}
 			n = n.plus
 		} else {
-			c := n.lits[l]
+			c := n.lit(l)
 			if c == nil {
-				if n.lits == nil {
-					n.lits = make(map[string]*node[V])
-				}
 				c = new(node[V])
-				n.lits[strings.Clone(l)] = c
+				n.addLit(strings.Clone(l), c)
 			}
 			n = c
 		}
@@ -108,7 +164,7 @@ func (n *node[V]) remove(f string, e entry[V]) bool {
 	if l == "+" {
 		c = n.plus
 	} else {
-		c = n.lits[l]
+		c = n.lit(l)
 	}
 	if c == nil {
 		return false
@@ -123,7 +179,7 @@ func (n *node[V]) remove(f string, e entry[V]) bool {
 		if l == "+" {
 			n.plus = nil
 		} else {
-			delete(n.lits, l)
+			n.delLit(l)
 		}
 	}
 	return removed
@@ -140,6 +196,9 @@ func (ix *Index[V]) Len() int {
 func (ix *Index[V]) Match(name string) []V {
 	var out []V
 	ix.Each(name, func(_ string, v V) bool {
+		if out == nil {
+			out = make([]V, 0, 8) // one allocation for the usual handful of matches
+		}
 		out = append(out, v)
 		return true
 	})
@@ -165,7 +224,7 @@ func (n *node[V]) each(rest string, done, dollar bool, fn func(string, V) bool) 
 		return n.end.each(fn)
 	}
 	l, rest, more := next(rest)
-	if c := n.lits[l]; c != nil && !c.each(rest, !more, false, fn) {
+	if c := n.lit(l); c != nil && !c.each(rest, !more, false, fn) {
 		return false
 	}
 	if n.plus != nil && !dollar && !n.plus.each(rest, !more, false, fn) {

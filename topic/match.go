@@ -38,7 +38,7 @@ func match(f, n string) bool {
 	}
 }
 
-// Overlap reports whether filters a and b both match at least one topic name; an invalid filter overlaps nothing.
+// Overlap reports whether some valid topic name is matched by both filters a and b; an invalid filter overlaps nothing.
 func Overlap(a, b string) bool {
 	a, ok := body(a)
 	if !ok {
@@ -51,7 +51,9 @@ func Overlap(a, b string) bool {
 	if wild(a) && b[0] == '$' || wild(b) && a[0] == '$' {
 		return false // [MQTT-4.7.2-1]
 	}
-	for {
+	// A filter starting with an empty level ("/#") forces a common one-level name to be "", which is not a name.
+	emptyFirst := a[0] == '/' || b[0] == '/'
+	for k := 0; ; k++ {
 		al, arest, amore := next(a)
 		bl, brest, bmore := next(b)
 		if al == "#" || bl == "#" {
@@ -64,15 +66,15 @@ func Overlap(a, b string) bool {
 		case !amore && !bmore:
 			return true
 		case !amore:
-			return brest == "#"
+			return brest == "#" && (k > 0 || !emptyFirst) // the parent level of b's '#' [MQTT-4.7.1-2]
 		case !bmore:
-			return arest == "#"
+			return arest == "#" && (k > 0 || !emptyFirst)
 		}
 		a, b = arest, brest
 	}
 }
 
-// Subsumes reports whether filter outer matches every topic name that filter inner matches; it is false if either is invalid.
+// Subsumes reports whether filter outer matches every valid topic name that filter inner matches; it is false if either is invalid.
 func Subsumes(outer, inner string) bool {
 	o, ok := body(outer)
 	if !ok {
@@ -85,16 +87,18 @@ func Subsumes(outer, inner string) bool {
 	if wild(o) && i[0] == '$' {
 		return false // [MQTT-4.7.2-1]
 	}
-	for first := true; ; first = false {
+	emptyFirst := i[0] == '/'
+	for k := 0; ; k++ {
 		ol, orest, omore := next(o)
 		il, irest, imore := next(i)
 		if ol == "#" {
 			return true
 		}
 		if il == "#" {
-			// inner matches names with this many levels or more; outer only with more, except
-			// at the first level, where every name has one level and "+/#" equals "#".
-			return first && o == "+/#" && i == "#"
+			// inner matches names of k levels (its parent level) and more; "+/#" in outer only those of more than k.
+			// They agree where the k-level name cannot exist: k == 0, or k == 1 after an empty first level (the name "").
+			noParent := k == 0 || k == 1 && emptyFirst
+			return noParent && o == "+/#"
 		}
 		if ol != "+" && ol != il {
 			return false

@@ -116,62 +116,78 @@ func check(s string, filter bool) problem {
 		return problem{-1, "is " + strconv.Itoa(len(s)) + " bytes, more than 65535 [MQTT-4.7.3-3]"}
 	}
 	shared := filter && strings.HasPrefix(s, sharePrefix)
-	level, start := 0, 0
-	var high, nul, plus, hash bool
-	for i := 0; i <= len(s); i++ {
+	var flags uint8
+	for i, start, level := 0, 0, 0; ; i++ {
 		if i < len(s) {
-			switch c := s[i]; {
-			case c == '/':
-			case c >= utf8.RuneSelf:
-				high = true
-				continue
-			case c == 0:
-				nul = true
-				continue
-			case c == '+':
-				plus = true
-				continue
-			case c == '#':
-				hash = true
-				continue
-			default:
+			if cl := class[s[i]]; cl != clSlash {
+				flags |= cl
 				continue
 			}
 		}
-		// s[start:i] is a complete level.
-		lv, last := s[start:i], i == len(s)
-		switch {
-		case high && !utf8.ValidString(lv):
-			return problem{level, "invalid UTF-8 [MQTT-1.5.4-1]"}
-		case nul:
-			return problem{level, "must not contain U+0000 [MQTT-4.7.3-2]"}
-		case !filter && plus:
-			return problem{level, "wildcard '+' is not allowed in a topic name [MQTT-3.3.2-2]"}
-		case !filter && hash:
-			return problem{level, "wildcard '#' is not allowed in a topic name [MQTT-3.3.2-2]"}
-		case shared && level == 1:
-			switch {
-			case lv == "":
-				return problem{level, "share name must not be empty [MQTT-4.8.2-1]"}
-			case plus:
-				return problem{level, "share name must not contain '+' [MQTT-4.8.2-2]"}
-			case hash:
-				return problem{level, "share name must not contain '#' [MQTT-4.8.2-2]"}
-			case last:
-				return problem{level, "share name must be followed by '/' and a topic filter [MQTT-4.8.2-2]"}
+		// s[start:i] is a whole level.
+		last := i == len(s)
+		if flags != 0 || shared && (level == 1 || level == 2) {
+			if p := checkLevel(s[start:i], level, flags, filter, shared, last); !p.ok() {
+				return p
 			}
-		case shared && level == 2 && last && lv == "":
-			return problem{level, "topic filter after the share name must not be empty [MQTT-4.8.2-2]"}
-		case hash && lv != "#":
-			return problem{level, "'#' must be alone in its level [MQTT-4.7.1-2]"}
-		case hash && !last:
-			return problem{level, "'#' must be the last level [MQTT-4.7.1-2]"}
-		case plus && lv != "+":
-			return problem{level, "'+' must be alone in its level [MQTT-4.7.1-3]"}
 		}
-		high, nul, plus, hash = false, false, false, false
-		start = i + 1
+		if last {
+			return problem{}
+		}
+		flags, start = 0, i+1
 		level++
+	}
+}
+
+// Byte classes for check, combined with OR over a level.
+const (
+	clHigh = 1 << iota // a byte of a multi-byte UTF-8 sequence, or an invalid one
+	clNUL
+	clPlus
+	clHash
+	clSlash // the level separator; never combined into a level's flags
+)
+
+// class maps a byte to its class bits; ordinary bytes are 0.
+var class = func() (t [256]uint8) {
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = clHigh
+	}
+	t[0], t['+'], t['#'], t['/'] = clNUL, clPlus, clHash, clSlash
+	return t
+}()
+
+// checkLevel checks level number level, lv, whose bytes have the class bits flags; last is true for the last level.
+func checkLevel(lv string, level int, flags uint8, filter, shared, last bool) problem {
+	plus, hash := flags&clPlus != 0, flags&clHash != 0
+	switch {
+	case flags&clHigh != 0 && !utf8.ValidString(lv):
+		return problem{level, "invalid UTF-8 [MQTT-1.5.4-1]"}
+	case flags&clNUL != 0:
+		return problem{level, "must not contain U+0000 [MQTT-4.7.3-2]"}
+	case !filter && plus:
+		return problem{level, "wildcard '+' is not allowed in a topic name [MQTT-3.3.2-2]"}
+	case !filter && hash:
+		return problem{level, "wildcard '#' is not allowed in a topic name [MQTT-3.3.2-2]"}
+	case shared && level == 1:
+		switch {
+		case lv == "":
+			return problem{level, "share name must not be empty [MQTT-4.8.2-1]"}
+		case plus:
+			return problem{level, "share name must not contain '+' [MQTT-4.8.2-2]"}
+		case hash:
+			return problem{level, "share name must not contain '#' [MQTT-4.8.2-2]"}
+		case last:
+			return problem{level, "share name must be followed by '/' and a topic filter [MQTT-4.8.2-2]"}
+		}
+	case shared && level == 2 && last && lv == "":
+		return problem{level, "topic filter after the share name must not be empty [MQTT-4.8.2-2]"}
+	case hash && lv != "#":
+		return problem{level, "'#' must be alone in its level [MQTT-4.7.1-2]"}
+	case hash && !last:
+		return problem{level, "'#' must be the last level [MQTT-4.7.1-2]"}
+	case plus && lv != "+":
+		return problem{level, "'+' must be alone in its level [MQTT-4.7.1-3]"}
 	}
 	return problem{}
 }
@@ -199,8 +215,11 @@ func Shared(filter string) (group, inner string, ok bool) {
 
 // next splits s at its first '/' into the first level and the rest; more is false when s is the last level.
 func next(s string) (level, rest string, more bool) {
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		return s[:i], s[i+1:], true
+	// A plain loop: levels are short, and strings.IndexByte costs more than it saves on a few bytes.
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:], true
+		}
 	}
 	return s, "", false
 }

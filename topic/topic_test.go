@@ -314,6 +314,9 @@ func TestOverlapSubsumes(t *testing.T) {
 		{"+/#", "#", true, true, true},                     // [MQTT-4.7.2-1] both exclude '$' names; "+/#" matches "a"
 		{"$SYS/#", "$SYS/+", true, true, false},            // [MQTT-4.7.2-1]
 		{"a/#", "a/$x", true, true, false},                 // '$' only matters in the first level [MQTT-4.7.2-1]
+		{"/#", "+", false, false, false},                   // "/#" matches its parent only as "", not a name [MQTT-4.7.3-1]
+		{"/#", "/+/#", true, true, true},                   // both match exactly the names starting with "/" [MQTT-4.7.3-1]
+		{"/#", "+/#", true, false, true},                   // "/a"; only the second matches "a"
 		{"$share/g/a/#", "a/b", true, true, false},         // shared filters act as their inner filter [MQTT-4.8.2-1]
 		{"$share/g/a/#", "$share/h/a/#", true, true, true}, // [MQTT-4.8.2-1]
 		{"a/b#", "a/#", false, false, false},               // invalid [MQTT-4.7.1-2]
