@@ -52,8 +52,11 @@
 // # Index
 //
 // Index[V] is a trie keyed by filter level. Add(filter, v) stores a pair, Remove deletes it, and Match(name) or Each(name, fn)
-// return every pair whose filter matches name, following the same rules as Match. The cost of a lookup grows with the
-// number of levels of the name and the number of matching filters, not with the number of stored filters.
+// return every pair whose filter matches name, following the same rules as Match. A lookup follows, level by level, the
+// literal child and the '+' child of each node it reaches, so its cost grows with the levels of the name, the '+' branches
+// present along the way and the number of matches, not with the number of stored filters.
+// An Index is safe for concurrent use: lookups share a read lock and do not block each other; Add and Remove take the write
+// lock. Each calls its function under the read lock, so that function must not call Add or Remove.
 // Shared filters are indexed under their inner filter and reported with the filter as added.
 // An Index of 100,000 filters of the form "site/<n>/device/<m>/temp" takes about 33 MB.
 //
@@ -69,7 +72,12 @@
 // # Caveats
 //
 // MQTT 3.1.1 has no shared subscriptions: there "$share/g/a" is a plain filter with the literal first level "$share". This
-// package always treats it as shared, as MQTT 5.0 brokers (mochi-mqtt included) do.
+// package always treats it as shared, as MQTT 5.0 brokers do.
+// The prefix is case-sensitive, as the spec writes it: "$SHARE/g/a" is a plain filter here. mochi-mqtt v2 compares the
+// first level case-insensitively (strings.EqualFold with "$SHARE"), so an adapter that feeds mochi's filters to this
+// package should normalise that level to "$share" first.
+// The value type of an Index must be comparable at run time too: an interface value holding a slice panics, as it would
+// as a map key.
 // Go strings cannot carry unpaired UTF-16 surrogates other than as invalid UTF-8 bytes, which are rejected.
 // The spec allows a server to reject names and filters for further reasons (such as a maximum number of levels);
 // this package checks only the protocol's own rules.

@@ -5,10 +5,7 @@ import (
 	"sync"
 )
 
-// Index maps subscription filters to values and finds every (filter, value) pair matching a topic name without scanning all filters.
-//
-// It is a trie with one node per filter level. It is safe for concurrent use: lookups share a read lock and do not block each other.
-// V must be comparable at run time too: an interface value holding a slice panics, as it would as a map key.
+// Index maps subscription filters to values and finds every (filter, value) pair matching a topic name without scanning all filters; it is safe for concurrent use.
 type Index[V comparable] struct {
 	mu   sync.RWMutex
 	root node[V]
