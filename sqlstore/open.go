@@ -1,0 +1,192 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/mqttpersist/mqttpersist/internal/dsn"
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// Open connects to the database at url and returns a store that owns the
+// connection (Close closes it). It pings the database, so a malformed URL
+// or an unreachable server fails here, with an error naming the address
+// (never the password). It does not create tables: call Migrate.
+//
+// URLs:
+//
+//	sqlite://path/to/file.db   (relative; sqlite:///abs/path.db for absolute)
+//	sqlite::memory:            (also sqlite://:memory:; one connection, gone at Close)
+//	postgres://user:pass@host:port/db?sslmode=disable   (also postgresql://; pgx parameters)
+//	mysql://user:pass@host:port/db?param=value           (also mariadb://; go-sql-driver parameters)
+//
+// For SQLite files, Open creates the file's directory, and sets WAL mode,
+// a busy timeout of 10s and immediate transactions unless the URL's query
+// sets _pragma=journal_mode(...), _pragma=busy_timeout(...) or _txlock.
+func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	scheme, _, _ := strings.Cut(url, ":")
+	var (
+		gdb     *gorm.DB
+		sqlDB   *sql.DB
+		name    string
+		openErr error
+	)
+	gcfg := &gorm.Config{DisableAutomaticPing: true, Logger: logger.Discard}
+	fail := func(kind error, err error, retry bool) (*Store, error) {
+		if sqlDB != nil {
+			sqlDB.Close()
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, persist.Wrap("sqlstore("+name+")", "Open", kind, fmt.Errorf("sqlstore: open %s: %w", redact(url), err), retry)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		name = "sqlite"
+		dsnStr, memory, err := sqliteDSN(url)
+		if err != nil {
+			return fail(persist.ErrInvalid, err, false)
+		}
+		if !memory {
+			path, _, _ := strings.Cut(dsnStr, "?")
+			if dir := filepath.Dir(path); dir != "." {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return fail(persist.ErrUnavailable, err, false)
+				}
+			}
+		}
+		if sqlDB, err = sql.Open(sqlite.DriverName, dsnStr); err != nil {
+			return fail(persist.ErrInvalid, err, false)
+		}
+		if memory {
+			// Every connection to :memory: is a database of its own.
+			sqlDB.SetMaxOpenConns(1)
+			sqlDB.SetConnMaxLifetime(0)
+			sqlDB.SetConnMaxIdleTime(0)
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fail(persist.ErrUnavailable, err, false)
+		}
+		gdb, openErr = gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
+	case "postgres", "postgresql":
+		name = "postgres"
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			return fail(persist.ErrInvalid, err, false)
+		}
+		sqlDB = stdlib.OpenDB(*cfg)
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fail(persist.ErrUnavailable, err, true)
+		}
+		gdb, openErr = gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gcfg)
+	case "mysql", "mariadb":
+		name = "mysql"
+		d, err := dsn.MySQL(url)
+		if err != nil {
+			return fail(persist.ErrInvalid, err, false)
+		}
+		if sqlDB, err = sql.Open("mysql", d); err != nil {
+			return fail(persist.ErrInvalid, err, false)
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fail(persist.ErrUnavailable, err, true)
+		}
+		var version string
+		if err := sqlDB.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+			return fail(persist.ErrUnavailable, err, true)
+		}
+		gdb, openErr = gorm.Open(mysql.New(mysql.Config{Conn: sqlDB, ServerVersion: version, SkipInitializeWithVersion: true}), gcfg)
+	default:
+		name = "?"
+		return fail(persist.ErrInvalid, fmt.Errorf("unknown scheme %q (want sqlite, postgres, postgresql, mysql or mariadb)", scheme), false)
+	}
+	if openErr != nil {
+		return fail(persist.ErrUnavailable, openErr, false)
+	}
+	s, err := New(gdb, opts)
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	s.own = true
+	return s, nil
+}
+
+// sqliteDSN turns a sqlite: URL into the driver's DSN.
+func sqliteDSN(u string) (dsnStr string, memory bool, err error) {
+	_, rest, _ := strings.Cut(u, ":")
+	rest = strings.TrimPrefix(rest, "//")
+	path, query, _ := strings.Cut(rest, "?")
+	if path == "" {
+		return "", false, fmt.Errorf("no file name (want sqlite://path/to/file.db or sqlite::memory:)")
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", false, fmt.Errorf("bad query: %v", err)
+	}
+	if path == ":memory:" {
+		memory = true
+	} else {
+		if p, err := url.PathUnescape(path); err == nil {
+			path = p
+		}
+		has := func(pragma string) bool {
+			for _, v := range q["_pragma"] {
+				if strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), pragma) {
+					return true
+				}
+			}
+			return false
+		}
+		if !has("busy_timeout") {
+			q.Add("_pragma", "busy_timeout(10000)")
+		}
+		if !has("journal_mode") {
+			q.Add("_pragma", "journal_mode(WAL)")
+		}
+		if !q.Has("_txlock") {
+			q.Set("_txlock", "immediate")
+		}
+	}
+	if len(q) == 0 {
+		return path, memory, nil
+	}
+	return path + "?" + q.Encode(), memory, nil
+}
+
+// redact returns u with its password replaced by xxxxx.
+func redact(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	prefix, rest := "", u
+	if i := strings.Index(u, "://"); i >= 0 {
+		prefix, rest = u[:i+3], u[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return u
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return u
+	}
+	return prefix + user + ":xxxxx" + rest[at:]
+}

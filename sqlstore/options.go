@@ -1,0 +1,143 @@
+package sqlstore
+
+import (
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// Default table names, the seeds' own.
+const (
+	DefaultClientTable       = "mqtt_client"
+	DefaultSubscriptionTable = "mqtt_sub"
+	DefaultMessageTable      = "mqtt_msg"
+	DefaultRetainTable       = "mqtt_retain"
+	DefaultAckTable          = "mqtt_acked"
+)
+
+// Limits of what the stores keep, in bytes; longer input is rejected with
+// an error matching persist.ErrInvalid before anything is written.
+const (
+	// MaxTopicLen is the longest topic name or filter (MQTT allows 65535;
+	// database index limits do not).
+	MaxTopicLen = strLen
+	// MaxClientIDLen is the longest client ID.
+	MaxClientIDLen = strLen
+	// MaxStringLen is the longest node name, username or peer host.
+	MaxStringLen = strLen
+	// MaxIDLen is the longest message ID (IDs from persist.NewID have 26).
+	MaxIDLen = msgIDLen
+)
+
+// maxTableName leaves room for the index names made from a table name
+// within PostgreSQL's 63 and MySQL's 64 characters.
+const maxTableName = 40
+
+// Options configure a Store. The zero value and nil mean the defaults.
+type Options struct {
+	// TablePrefix is put before every default table name: "t1_" gives
+	// t1_mqtt_client, t1_mqtt_sub, ... It does not apply to the names set
+	// below.
+	TablePrefix string
+	// ClientTable, SubscriptionTable, MessageTable, RetainTable and
+	// AckTable replace a table name entirely. Names are identifiers:
+	// letters, digits and '_', not starting with a digit, at most 40
+	// characters.
+	ClientTable       string
+	SubscriptionTable string
+	MessageTable      string
+	RetainTable       string
+	AckTable          string
+	// BatchRows is the most messages one INSERT of Publish carries; a
+	// larger batch is split into several statements in one transaction.
+	// 0 means 500.
+	BatchRows int
+	// BatchBytes is the most payload bytes one INSERT of Publish carries
+	// (it always carries at least one message). 0 means 8 MiB, within
+	// MySQL's default max_allowed_packet of 16 MiB (MariaDB) or 64 MiB.
+	BatchBytes int
+}
+
+const (
+	defaultBatchRows  = 500
+	defaultBatchBytes = 8 << 20
+	// maxBatchRows keeps a statement under the 32766 bound variables of
+	// SQLite and the 65535 of PostgreSQL and MySQL.
+	maxBatchRows = 2000
+)
+
+// tables holds the table names in use, unquoted.
+type tables struct {
+	client, sub, msg, retain, acked string
+}
+
+// resolve returns the options with defaults filled in and the table names,
+// or an error matching persist.ErrInvalid.
+func (o *Options) resolve() (Options, tables, error) {
+	var opt Options
+	if o != nil {
+		opt = *o
+	}
+	pick := func(name, def string) string {
+		if name != "" {
+			return name
+		}
+		return opt.TablePrefix + def
+	}
+	t := tables{
+		client: pick(opt.ClientTable, DefaultClientTable),
+		sub:    pick(opt.SubscriptionTable, DefaultSubscriptionTable),
+		msg:    pick(opt.MessageTable, DefaultMessageTable),
+		retain: pick(opt.RetainTable, DefaultRetainTable),
+		acked:  pick(opt.AckTable, DefaultAckTable),
+	}
+	seen := map[string]string{}
+	for _, n := range []struct{ field, name string }{
+		{"ClientTable", t.client}, {"SubscriptionTable", t.sub}, {"MessageTable", t.msg},
+		{"RetainTable", t.retain}, {"AckTable", t.acked},
+	} {
+		if err := checkIdent(n.name); err != nil {
+			return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.%s (or TablePrefix): table name %q %v", n.field, n.name, err)
+		}
+		if other, dup := seen[n.name]; dup {
+			return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.%s and Options.%s are both %q", other, n.field, n.name)
+		}
+		seen[n.name] = n.field
+	}
+	switch {
+	case opt.BatchRows < 0:
+		return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.BatchRows is %d", opt.BatchRows)
+	case opt.BatchRows == 0:
+		opt.BatchRows = defaultBatchRows
+	case opt.BatchRows > maxBatchRows:
+		return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.BatchRows is %d, more than %d", opt.BatchRows, maxBatchRows)
+	}
+	switch {
+	case opt.BatchBytes < 0:
+		return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.BatchBytes is %d", opt.BatchBytes)
+	case opt.BatchBytes == 0:
+		opt.BatchBytes = defaultBatchBytes
+	}
+	return opt, t, nil
+}
+
+// checkIdent says what is wrong with a table name, or nil.
+func checkIdent(s string) error {
+	if s == "" {
+		return errString("is empty")
+	}
+	if len(s) > maxTableName {
+		return errString("is longer than 40 characters")
+	}
+	for i, c := range []byte(s) {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return errString("is not an identifier (letters, digits and '_', not starting with a digit)")
+		}
+	}
+	return nil
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

@@ -1,0 +1,173 @@
+package sqlstore
+
+import (
+	"strings"
+)
+
+// msgCols are the mqtt_msg columns Publish writes and fetches read, in the
+// order scanMessage expects.
+const msgCols = "msgid, topic, sender, node, qos, retain, payload, arrived, expiry, mode, username, peerhost, props"
+
+// msgColsM is msgCols qualified by the alias m.
+const msgColsM = "m.msgid, m.topic, m.sender, m.node, m.qos, m.retain, m.payload, m.arrived, m.expiry, m.mode, m.username, m.peerhost, m.props"
+
+const nMsgCols = 13
+
+// retainCols are the mqtt_retain columns Retain writes and Retained reads.
+const retainCols = "topic, msgid, sender, node, qos, payload, arrived, expiry, props, username, peerhost"
+
+const subCols = "clientid, topic, qos, no_local, retain_as_published, retain_handling, sub_id, start_id, created"
+
+const nSubCols = 9
+
+// queries are the statements that do not depend on a call's input, built
+// once per store.
+type queries struct {
+	connect, disconnect string
+	client              string
+	subList             string
+	retainUpsert        string
+	retainDelete        string
+}
+
+// placeholders returns "(?, ?, ...)" with n marks.
+func placeholders(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+// rows returns n groups of k placeholders: "(?, ?), (?, ?)".
+func rowsOf(n, k int) string {
+	p := placeholders(k)
+	var b strings.Builder
+	b.Grow(n * (len(p) + 2))
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// keyCond is the condition that selects the row of a unique key over
+// cols (of table alias a, "" for none) with one '?' per value (or one for
+// the MySQL hash); keyArgs gives its arguments.
+func keyCond(d dialect, a string, cols ...string) string {
+	if a != "" {
+		a += "."
+	}
+	if d.hashKeys() {
+		return a + hashCol + " = ?"
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = a + c + " = ?"
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// keyArgs returns the arguments of keyCond for the key values vals.
+func keyArgs(d dialect, vals ...string) []any {
+	if d.hashKeys() {
+		return []any{keyHash(vals...)}
+	}
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		out[i] = v
+	}
+	return out
+}
+
+func buildQueries(d dialect, t tables) queries {
+	ex, cur := d.excluded, func(c string) string { return d.current(t.client, c) }
+	client := d.quote(t.client)
+	var q queries
+
+	ins := "INSERT INTO " + client + " (clientid, state, node, username, peerhost, online_at, offline_at, created) VALUES " + placeholders(8)
+	// A connect replaces what a client is; a disconnect keeps what it does
+	// not say.
+	q.connect = d.rebind(ins + d.onConflict([]string{"clientid"},
+		"state = "+ex("state")+", node = "+ex("node")+", username = "+ex("username")+", peerhost = "+ex("peerhost")+
+			", online_at = "+ex("online_at")+
+			", offline_at = COALESCE("+ex("offline_at")+", "+cur("offline_at")+")"))
+	q.disconnect = d.rebind(ins + d.onConflict([]string{"clientid"},
+		"state = "+ex("state")+
+			", node = COALESCE("+ex("node")+", "+cur("node")+")"+
+			", username = COALESCE("+ex("username")+", "+cur("username")+")"+
+			", peerhost = COALESCE("+ex("peerhost")+", "+cur("peerhost")+")"+
+			", online_at = COALESCE("+ex("online_at")+", "+cur("online_at")+")"+
+			", offline_at = COALESCE("+ex("offline_at")+", "+cur("offline_at")+")"))
+	q.client = d.rebind("SELECT clientid, state, node, username, peerhost, online_at, offline_at FROM " + client +
+		" WHERE " + keyCond(d, "", "clientid"))
+
+	q.subList = d.rebind("SELECT clientid, topic, qos, no_local, retain_as_published, retain_handling, sub_id FROM " +
+		d.quote(t.sub) + " WHERE clientid = ?")
+
+	retain := d.quote(t.retain)
+	var set []string
+	for _, c := range strings.Split(retainCols, ", ")[1:] {
+		set = append(set, c+" = "+d.excluded(c))
+	}
+	q.retainUpsert = d.rebind("INSERT INTO " + retain + " (" + retainCols + ") VALUES " + placeholders(11) +
+		d.onConflict([]string{"topic"}, strings.Join(set, ", ")))
+	q.retainDelete = d.rebind("DELETE FROM " + retain + " WHERE " + keyCond(d, "", "topic"))
+	return q
+}
+
+// insertSQL returns the Publish INSERT of n messages.
+func (s *Store) insertSQL(n int) string {
+	s.insMu.RLock()
+	q, ok := s.insByN[n]
+	s.insMu.RUnlock()
+	if ok {
+		return q
+	}
+	q = s.d.rebind("INSERT INTO " + s.d.quote(s.t.msg) + " (" + msgCols + ") VALUES " + rowsOf(n, nMsgCols) +
+		s.d.onConflict([]string{"msgid"}, ""))
+	s.insMu.Lock()
+	s.insByN[n] = q
+	s.insMu.Unlock()
+	return q
+}
+
+// subUpsertSQL returns the Subscribed upsert of n subscriptions. The start
+// of a subscription is kept when it is subscribed again.
+func (s *Store) subUpsertSQL(n int) string {
+	s.insMu.RLock()
+	q, ok := s.subByN[n]
+	s.insMu.RUnlock()
+	if ok {
+		return q
+	}
+	d := s.d
+	var set []string
+	for _, c := range []string{"qos", "no_local", "retain_as_published", "retain_handling", "sub_id"} {
+		set = append(set, c+" = "+d.excluded(c))
+	}
+	q = d.rebind("INSERT INTO " + d.quote(s.t.sub) + " (" + subCols + ") VALUES " + rowsOf(n, nSubCols) +
+		d.onConflict([]string{"clientid", "topic"}, strings.Join(set, ", ")))
+	s.insMu.Lock()
+	s.subByN[n] = q
+	s.insMu.Unlock()
+	return q
+}
+
+// ackUpsertSQL returns the Acked cursor upsert of n topics: a cursor only
+// moves forward.
+func (s *Store) ackUpsertSQL(n int) string {
+	s.insMu.RLock()
+	q, ok := s.ackByN[n]
+	s.insMu.RUnlock()
+	if ok {
+		return q
+	}
+	d := s.d
+	set := "mid = " + d.greatest("COALESCE("+d.current(s.t.acked, "mid")+", '')", d.excluded("mid")) +
+		", created = " + d.excluded("created")
+	q = d.rebind("INSERT INTO " + d.quote(s.t.acked) + " (clientid, topic, mid, created) VALUES " + rowsOf(n, 4) +
+		d.onConflict([]string{"clientid", "topic"}, set))
+	s.insMu.Lock()
+	s.ackByN[n] = q
+	s.insMu.Unlock()
+	return q
+}

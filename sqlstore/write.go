@@ -1,0 +1,400 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// nullStr is NULL for "" (the seeds show NULL for what a broker did not
+// say) and s otherwise.
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullTime is NULL for the zero time.
+func (s *Store) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.d.timeArg(t)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Connected records a client's connect (c.Online) or disconnect in the
+// client table: state 1 or 0, node, username, peer host, online_at and
+// offline_at. A connect with a zero OnlineAt (a disconnect with a zero
+// OfflineAt) is stamped with the current time; a disconnect keeps the
+// stored online_at, node, username and peer host where c leaves them empty,
+// and a connect keeps the last offline_at.
+func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
+	const op = "Connected"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if c == nil {
+		return s.invalid(op, "client is nil")
+	}
+	if err := checkClientID(c.ID); err != nil {
+		return s.invalid(op, "%v", err)
+	}
+	for _, f := range []struct{ what, v string }{{"Username", c.Username}, {"PeerHost", c.PeerHost}, {"Node", c.Node}} {
+		if err := checkText(f.what, f.v, MaxStringLen); err != nil {
+			return s.invalid(op, "client %q: %v", c.ID, err)
+		}
+	}
+	now := time.Now()
+	q, state := s.q.disconnect, 0
+	onAt, offAt := c.OnlineAt, c.OfflineAt
+	if c.Online {
+		q, state = s.q.connect, 1
+		if onAt.IsZero() {
+			onAt = now
+		}
+	} else if offAt.IsZero() {
+		offAt = now
+	}
+	unlock := s.lockWrites()
+	defer unlock()
+	_, err := s.db.ExecContext(ctx, q, c.ID, state, nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
+		s.nullTime(onAt), s.nullTime(offAt), s.d.timeArg(now))
+	return s.fail(ctx, op, err)
+}
+
+// Subscribed adds or updates subs and removes the filters in removed for
+// one client, in one transaction (removals first, so a filter in both ends
+// up subscribed). A new subscription's fanout start is a fresh ID (or ""
+// with History: from the oldest message); subscribing again keeps it.
+func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
+	const op = "Subscribed"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if err := checkClientID(clientID); err != nil {
+		return s.invalid(op, "%v", err)
+	}
+	for i := range subs {
+		if err := checkSub(&subs[i]); err != nil {
+			return s.invalid(op, "client %q: subscription %d (filter %q): %v", clientID, i, subs[i].Filter, err)
+		}
+	}
+	for i, f := range removed {
+		if err := checkFilter(f); err != nil {
+			return s.invalid(op, "client %q: removed filter %d (%q): %v", clientID, i, f, err)
+		}
+	}
+	if len(subs) == 0 && len(removed) == 0 {
+		return nil
+	}
+	// The last of several subscriptions to one filter wins; one statement
+	// must not upsert a row twice.
+	last := make(map[string]int, len(subs))
+	for i := range subs {
+		last[subs[i].Filter] = i
+	}
+	uniq := make([]*persist.Subscription, 0, len(last))
+	for i := range subs {
+		if last[subs[i].Filter] == i {
+			uniq = append(uniq, &subs[i])
+		}
+	}
+	now := time.Now()
+	unlock := s.lockWrites()
+	defer unlock()
+	err := s.inTx(ctx, nil, func(tx *sql.Tx) error {
+		for len(removed) > 0 {
+			n := min(len(removed), 500)
+			var q strings.Builder
+			q.WriteString("DELETE FROM " + s.d.quote(s.t.sub) + " WHERE ")
+			var args []any
+			if s.d.hashKeys() {
+				q.WriteString(hashCol + " IN " + placeholders(n))
+				for _, f := range removed[:n] {
+					args = append(args, keyHash(clientID, f))
+				}
+			} else {
+				q.WriteString("clientid = ? AND topic IN " + placeholders(n))
+				args = append(args, clientID)
+				for _, f := range removed[:n] {
+					args = append(args, f)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...); err != nil {
+				return err
+			}
+			removed = removed[n:]
+		}
+		for len(uniq) > 0 {
+			n := min(len(uniq), 500)
+			args := make([]any, 0, n*nSubCols)
+			for _, sub := range uniq[:n] {
+				start := any(persist.NewID())
+				if sub.History {
+					start = ""
+				}
+				args = append(args, clientID, sub.Filter, int(sub.QoS), boolInt(sub.NoLocal), boolInt(sub.RetainAsPublished),
+					int(sub.RetainHandling), sub.Identifier, start, s.d.timeArg(now))
+			}
+			if _, err := tx.ExecContext(ctx, s.subUpsertSQL(n), args...); err != nil {
+				return err
+			}
+			uniq = uniq[n:]
+		}
+		return nil
+	})
+	return s.fail(ctx, op, err)
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Publish stores a batch of messages in the message table with one
+// multi-row INSERT (split by Options.BatchRows and BatchBytes, then in one
+// transaction). Already expired messages are skipped; a message whose ID is
+// stored already is ignored. If any message is invalid nothing is written
+// and the error names its index and topic.
+func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
+	const op = "Publish"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	for i, m := range msgs {
+		if err := checkMessage(m, true); err != nil {
+			t := ""
+			if m != nil {
+				t = m.Topic
+			}
+			return s.invalid(op, "message %d (topic %q): %v", i, t, err)
+		}
+	}
+	now := time.Now()
+	keep := make([]*persist.Message, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+	for _, m := range msgs {
+		if m.Expired(now) {
+			continue
+		}
+		if _, dup := seen[m.ID]; dup {
+			continue
+		}
+		seen[m.ID] = struct{}{}
+		keep = append(keep, m)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	// Chunks by rows and payload bytes.
+	var chunks [][]*persist.Message
+	start, bytes := 0, 0
+	for i, m := range keep {
+		if i > start && (i-start >= s.opt.BatchRows || bytes+len(m.Payload) > s.opt.BatchBytes) {
+			chunks = append(chunks, keep[start:i])
+			start, bytes = i, 0
+		}
+		bytes += len(m.Payload)
+	}
+	chunks = append(chunks, keep[start:])
+
+	unlock := s.lockWrites()
+	defer unlock()
+	if len(chunks) == 1 {
+		return s.fail(ctx, op, s.insertChunk(ctx, s.db, chunks[0], now))
+	}
+	err := s.inTx(ctx, nil, func(tx *sql.Tx) error {
+		for _, c := range chunks {
+			if err := s.insertChunk(ctx, tx, c, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return s.fail(ctx, op, err)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) insertChunk(ctx context.Context, db execer, msgs []*persist.Message, now time.Time) error {
+	args := make([]any, 0, len(msgs)*nMsgCols)
+	for _, m := range msgs {
+		payload := m.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		props, err := encodeProps(&m.Props)
+		if err != nil {
+			return err
+		}
+		at := m.Time
+		if at.IsZero() {
+			at = now
+		}
+		args = append(args, m.ID, m.Topic, nullStr(m.From), nullStr(m.Node), int(m.QoS), boolInt(m.Retain), payload,
+			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props)
+	}
+	_, err := db.ExecContext(ctx, s.insertSQL(len(msgs)), args...)
+	return err
+}
+
+// encodeProps returns the JSON of p, or NULL when p carries nothing.
+func encodeProps(p *persist.Properties) (any, error) {
+	if p.IsZero() {
+		return nil, nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// Acked records a client's acks in one transaction: a queue message
+// claimed by clientID is deleted; for any other ack the client's cursor for
+// the ack's topic (the ack table's mid) moves to the acked ID, never back.
+func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
+	const op = "Acked"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if err := checkClientID(clientID); err != nil {
+		return s.invalid(op, "%v", err)
+	}
+	for i, a := range acks {
+		if err := checkMsgID(a.ID); err != nil {
+			return s.invalid(op, "client %q: ack %d (topic %q): %v", clientID, i, a.Topic, err)
+		}
+		if err := checkTopicName(a.Topic); err != nil {
+			return s.invalid(op, "client %q: ack %d (topic %q): %v", clientID, i, a.Topic, err)
+		}
+	}
+	if len(acks) == 0 {
+		return nil
+	}
+	now := time.Now()
+	unlock := s.lockWrites()
+	defer unlock()
+	err := s.inTx(ctx, nil, func(tx *sql.Tx) error {
+		msg := s.d.quote(s.t.msg)
+		queue := map[string]bool{}
+		for rest := acks; len(rest) > 0; {
+			n := min(len(rest), 500)
+			args := make([]any, n)
+			for i, a := range rest[:n] {
+				args[i] = a.ID
+			}
+			rows, err := tx.QueryContext(ctx, s.d.rebind("SELECT msgid FROM "+msg+" WHERE mode = 1 AND msgid IN "+placeholders(n)), args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				queue[id] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		if len(queue) > 0 {
+			ids := make([]any, 0, len(queue)+1)
+			ids = append(ids, clientID)
+			for id := range queue {
+				ids = append(ids, id)
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM "+msg+" WHERE mode = 1 AND claimed_by = ? AND msgid IN "+placeholders(len(ids)-1)), ids...); err != nil {
+				return err
+			}
+		}
+		// Fanout: the highest acked ID per topic.
+		cursor := map[string]string{}
+		for _, a := range acks {
+			if queue[a.ID] {
+				continue
+			}
+			if a.ID > cursor[a.Topic] {
+				cursor[a.Topic] = a.ID
+			}
+		}
+		topics := make([]string, 0, len(cursor))
+		for t := range cursor {
+			topics = append(topics, t)
+		}
+		sort.Strings(topics) // a fixed order: concurrent upserts lock rows alike
+		for len(topics) > 0 {
+			n := min(len(topics), 500)
+			args := make([]any, 0, n*4)
+			for _, t := range topics[:n] {
+				args = append(args, clientID, t, cursor[t], s.d.timeArg(now))
+			}
+			if _, err := tx.ExecContext(ctx, s.ackUpsertSQL(n), args...); err != nil {
+				return err
+			}
+			topics = topics[n:]
+		}
+		return nil
+	})
+	return s.fail(ctx, op, err)
+}
+
+// Retain sets or replaces the retained message of m.Topic in the retain
+// table; an empty payload deletes it.
+func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
+	const op = "Retain"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if err := checkMessage(m, false); err != nil {
+		t := ""
+		if m != nil {
+			t = m.Topic
+		}
+		return s.invalid(op, "message (topic %q): %v", t, err)
+	}
+	unlock := s.lockWrites()
+	defer unlock()
+	if len(m.Payload) == 0 {
+		_, err := s.db.ExecContext(ctx, s.q.retainDelete, keyArgs(s.d, m.Topic)...)
+		return s.fail(ctx, op, err)
+	}
+	props, err := encodeProps(&m.Props)
+	if err != nil {
+		return s.invalid(op, "message (topic %q): properties: %v", m.Topic, err)
+	}
+	at := m.Time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	_, err = s.db.ExecContext(ctx, s.q.retainUpsert, m.Topic, m.ID, nullStr(m.From), nullStr(m.Node), int(m.QoS), m.Payload,
+		s.d.timeArg(at), s.nullTime(m.Expiry), props, nullStr(m.Username), nullStr(m.PeerHost))
+	return s.fail(ctx, op, err)
+}
