@@ -34,7 +34,7 @@ func classify(err error) (kind error, retryable bool) {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			pe.Code == "53300",                  // too_many_connections
+			pe.Code == "53300",                                         // too_many_connections
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // shutdown, crash, cannot connect now
 			return persist.ErrUnavailable, true
 		case pe.Code == "40001", // serialization_failure
@@ -53,14 +53,14 @@ func classify(err error) (kind error, retryable bool) {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1040, // too many connections
-			1053, // server shutdown
-			1927, // connection killed (MariaDB)
+			1053,                   // server shutdown
+			1927,                   // connection killed (MariaDB)
 			2002, 2003, 2006, 2013: // cannot connect, gone away, lost
 			return persist.ErrUnavailable, true
 		case 1205, // lock wait timeout
-			1213, // deadlock
-			1614, // transaction branch rolled back: deadlock
-			3572, // NOWAIT lock not acquired
+			1213,       // deadlock
+			1614,       // transaction branch rolled back: deadlock
+			3572,       // NOWAIT lock not acquired
 			1180, 1181: // commit/rollback failed
 			return nil, true
 		}

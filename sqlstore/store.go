@@ -30,11 +30,11 @@ type Store struct {
 	// at a time anyway: waiting here is cheaper than SQLITE_BUSY retries.
 	wmu sync.Mutex
 
-	q       queries
-	insMu   sync.RWMutex
-	insByN  map[int]string // Publish INSERT by row count
-	subByN  map[int]string // Subscribed upsert by row count
-	ackByN  map[int]string // Acked cursor upsert by row count
+	q      queries
+	insMu  sync.RWMutex
+	insByN map[int]string // Publish INSERT by row count
+	subByN map[int]string // Subscribed upsert by row count
+	ackByN map[int]string // Acked cursor upsert by row count
 }
 
 var (
