@@ -26,6 +26,14 @@ func (s *suite) testConcurrency(t *testing.T) {
 	}
 	ws := make([]*worker, workers)
 	_, hasRetain := s.hasRetainLookup(st)
+	// Every worker also writes the same rows: one client's subscription,
+	// state and cursor, and one retained topic (upserts that race).
+	const shared = "conc-shared"
+	var sharedMsgs []*persist.Message
+	if mode == persist.Fanout {
+		sharedMsgs = series(mode, "conc/shared/t", 40)
+		publish(t, st, sharedMsgs...)
+	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wk := &worker{id: fmt.Sprintf("conc-%d", w), lastAck: map[string]string{}}
@@ -52,6 +60,29 @@ func (s *suite) testConcurrency(t *testing.T) {
 					return
 				}
 				wk.published = append(wk.published, b...)
+				if err := st.Subscribed(ctx, shared, []persist.Subscription{{Filter: "conc/shared/#", QoS: byte(r % 3)}}, nil); err != nil {
+					t.Errorf("%s: Subscribed(%s): %v", wk.id, shared, err)
+					return
+				}
+				if err := st.Connected(ctx, &persist.Client{ID: shared, Node: wk.id, Online: true, OnlineAt: time.Now()}); err != nil {
+					t.Errorf("%s: Connected(%s): %v", wk.id, shared, err)
+					return
+				}
+				if hasRetain {
+					if err := st.Retain(ctx, newRetained("concshared/r", fmt.Appendf(nil, "%d/%d", w, r))); err != nil {
+						t.Errorf("%s: Retain(concshared/r): %v", wk.id, err)
+						return
+					}
+				}
+				if mode == persist.Fanout {
+					// Acks of the shared client: worker w acks w, w+8,
+					// w+16 and w+24, in changing order; #31 is the highest.
+					m := sharedMsgs[w+workers*(r*3%4)]
+					if err := st.Acked(ctx, shared, persist.Ack{ID: m.ID, Topic: m.Topic}); err != nil {
+						t.Errorf("%s: Acked(%s): %v", wk.id, shared, err)
+						return
+					}
+				}
 				if hasRetain {
 					if err := st.Retain(ctx, newRetained(fmt.Sprintf("conc/%d/r", w), fmt.Appendf(nil, "%d", r))); err != nil {
 						t.Errorf("%s: Retain: %v", wk.id, err)
@@ -84,7 +115,7 @@ func (s *suite) testConcurrency(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	var all []*persist.Message
+	all := slices.Clone(sharedMsgs)
 	for _, wk := range ws {
 		all = append(all, wk.published...)
 	}
@@ -104,7 +135,14 @@ func (s *suite) testConcurrency(t *testing.T) {
 			}
 		}
 	}
+	if mode == persist.Fanout {
+		sameIDs(t, shared+" after concurrent acks of #0 to #31", fetch(t, st, shared, "conc/shared/t", fan), sharedMsgs[4*workers:])
+	}
 	if sl, ok := s.hasSubLookup(st); ok {
+		subs, err := sl.Subscriptions(t.Context(), shared)
+		if err != nil || len(subs) != 1 || subs[0].Filter != "conc/shared/#" {
+			t.Errorf("Subscriptions(%s) after concurrent subscribes to one filter = %+v, %v; want that one", shared, subs, err)
+		}
 		for w, wk := range ws {
 			var want []persist.Subscription
 			for r := range rounds {
@@ -114,6 +152,9 @@ func (s *suite) testConcurrency(t *testing.T) {
 		}
 	}
 	if cl, ok := s.hasClientLookup(st); ok {
+		if c, err := cl.Client(t.Context(), shared); err != nil || !c.Online || !strings.HasPrefix(c.Node, "conc-") {
+			t.Errorf("Client(%s) after concurrent connects = %+v, %v; want online on one of the workers' nodes", shared, c, err)
+		}
 		for _, wk := range ws {
 			c, err := cl.Client(t.Context(), wk.id)
 			if err != nil {
@@ -126,6 +167,9 @@ func (s *suite) testConcurrency(t *testing.T) {
 		}
 	}
 	if rl, ok := s.hasRetainLookup(st); ok {
+		if got := retained(t, rl, "concshared/r"); len(got) != 1 {
+			t.Errorf("Retained(concshared/r) after concurrent retains returned %s, want one message", fmtMsgs(got))
+		}
 		got := retained(t, rl, "conc/+/r")
 		if len(got) != workers {
 			t.Errorf("Retained(conc/+/r) returned %d messages, want %d", len(got), workers)

@@ -53,6 +53,20 @@ func (s *suite) testFanout(t *testing.T) {
 		ack(t, st, c, b1)
 		sameIDs(t, "fan/+ after acking b1", fetch(t, st, c, "fan/+", fan), msgs(b2))
 	})
+	t.Run("AckBeforePublish", func(t *testing.T) {
+		// An ack names its message's ID and topic, so the cursor moves
+		// even when the message is not (yet) stored: an asynchronous
+		// pipeline may write the ack first.
+		t.Parallel()
+		s.needFanout(t)
+		st := s.store(t)
+		m := series(persist.Fanout, "early/t", 3)
+		c := s.uniq("c")
+		ack(t, st, c, m[1])
+		publish(t, st, m...)
+		sameIDs(t, "after an ack that came before its message", fetch(t, st, c, "early/t", fan), m[2:])
+		sameIDs(t, "another client", fetch(t, st, s.uniq("other"), "early/t", fan), m)
+	})
 	t.Run("SubscriptionStart", func(t *testing.T) {
 		t.Parallel()
 		s.needFanout(t)

@@ -42,7 +42,11 @@ func (s *suite) testInvalid(t *testing.T) {
 				bad := NewMessage(c.value, []byte(c.name))
 				ok2 := NewMessage("inv/ok", []byte("after "+c.name))
 				withMode(mode, ok1, bad, ok2)
-				wantErr(t, "Publish of a batch with a topic that is "+c.name, st.Publish(t.Context(), ok1, bad, ok2), persist.ErrInvalid)
+				err := st.Publish(t.Context(), ok1, bad, ok2)
+				wantErr(t, "Publish of a batch with a topic that is "+c.name, err, persist.ErrInvalid)
+				if persist.IsRetryable(err) {
+					t.Errorf("Publish of a batch with a topic that is %s: %v is retryable", c.name, err)
+				}
 			}
 			// The whole batch is rejected before anything is written.
 			sameIDs(t, "valid messages of the rejected batches", fetch(t, st, "c", "#", persist.Fetch{Mode: mode}), nil)

@@ -159,7 +159,12 @@ func (s *memStore) Subscribed(ctx context.Context, clientID string, subs []persi
 			delete(m, f)
 		}
 	}
+	seen := map[string]bool{}
 	for _, x := range subs {
+		if seen[x.Filter] && s.bugs["subs first wins"] {
+			continue
+		}
+		seen[x.Filter] = true
 		start := persist.NewID()
 		if x.History {
 			start = ""
@@ -205,6 +210,15 @@ func (s *memStore) Publish(ctx context.Context, msgs ...*persist.Message) error 
 			}
 		}
 	}
+	if s.bugs["packet limit"] {
+		total := 0
+		for _, m := range msgs {
+			total += len(m.Payload)
+		}
+		if total > 16<<20 {
+			return fmt.Errorf("memstore: packet of %d bytes is too large", total)
+		}
+	}
 	now := time.Now()
 	for _, m := range msgs {
 		if err := topic.ValidateName(m.Topic); err != nil {
@@ -247,6 +261,9 @@ func (s *memStore) Acked(ctx context.Context, clientID string, acks ...persist.A
 			if !s.bugs["queue ack moves cursor"] {
 				continue
 			}
+		}
+		if _, ok := s.msgs[a.ID]; !ok && s.bugs["ack needs message"] {
+			continue
 		}
 		cur := s.cursors[id]
 		if cur == nil {

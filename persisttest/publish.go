@@ -40,6 +40,30 @@ func (s *suite) testPublish(t *testing.T) {
 			}
 		})
 	})
+	t.Run("LargeBatch", func(t *testing.T) {
+		// 20 of the largest payloads in one call: more than one
+		// statement or packet holds in many databases (MariaDB's
+		// max_allowed_packet is 16 MiB by default).
+		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
+			st := s.store(t)
+			size := s.maxPayload()
+			var all []*persist.Message
+			for i := range 20 {
+				p := randomBytes(size)
+				p[0] = byte(i)
+				m := NewMessage("large/t", p)
+				m.Mode = mode
+				all = append(all, m)
+			}
+			publish(t, st, all...)
+			got := fetch(t, st, "c", "large/t", persist.Fetch{Mode: mode})
+			if sameIDs(t, fmt.Sprintf("20 messages of %d bytes in one batch", size), got, all) {
+				for i := range got {
+					checkMessage(t, fmt.Sprintf("large message %d", i), got[i], all[i], true)
+				}
+			}
+		})
+	})
 	t.Run("ExpiredNotStored", func(t *testing.T) {
 		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
 			st := s.store(t)

@@ -126,6 +126,9 @@ func (s *suite) testQueue(t *testing.T) {
 						got[msg.ID] = append(got[msg.ID], id)
 					}
 					mu.Unlock()
+					// Deliver before acking, as a broker does: others
+					// fetch meanwhile.
+					time.Sleep(time.Millisecond)
 					acks := make([]persist.Ack, len(batch))
 					for j, msg := range batch {
 						acks[j] = persist.Ack{ID: msg.ID, Topic: msg.Topic}

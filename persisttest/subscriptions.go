@@ -42,6 +42,16 @@ func (s *suite) testSubscriptions(t *testing.T) {
 		subscribe(t, st, id, nil, []string{"c/#", "d"})
 		checkSubs(t, "after removing all", sl, id, nil)
 	})
+	t.Run("SameFilterTwiceInOneCall", func(t *testing.T) {
+		// As a SUBSCRIBE packet with a filter twice: handled as two
+		// SUBSCRIBEs in order, so the last one counts [MQTT-3.8.4-6].
+		t.Parallel()
+		st := s.store(t)
+		sl := s.subLookup(t, st)
+		id := s.uniq("subscriber")
+		subscribe(t, st, id, []persist.Subscription{{Filter: "dup/t", QoS: 0}, {Filter: "other", QoS: 1}, {Filter: "dup/t", QoS: 2, NoLocal: true}}, nil)
+		checkSubs(t, "after subscribing to dup/t twice in one call", sl, id, []persist.Subscription{{Filter: "dup/t", QoS: 2, NoLocal: true}, {Filter: "other", QoS: 1}})
+	})
 	t.Run("Options", func(t *testing.T) {
 		t.Parallel()
 		st := s.store(t)
