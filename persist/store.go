@@ -10,25 +10,45 @@ import (
 // Stores do not retry and do not log: they return errors (see Error) and
 // leave policy to the Router and its pipeline. A store never closes a
 // database client it did not create.
+//
+// Every method given a context that is already done returns the context's
+// error (errors.Is matches context.Canceled or context.DeadlineExceeded) and
+// changes nothing. Client IDs, topics and filters are compared byte for
+// byte: case, trailing spaces and accents count, whatever a database's
+// collation thinks. A store asked for what it lacks (no queue, no retained
+// messages, ...) returns an error matching ErrUnsupported.
 type Store interface {
 	// Connected records a client's connection state; c.Online tells a
-	// connect from a disconnect (the seeds' mqtt_client).
+	// connect from a disconnect (the seeds' mqtt_client). Username,
+	// PeerHost, Node and Online are stored as given; a zero OnlineAt or
+	// OfflineAt keeps the stored time, so a disconnect may carry
+	// OfflineAt alone and a reconnect keeps the last OfflineAt.
 	Connected(ctx context.Context, c *Client) error
 	// Subscribed adds or updates subs and removes the filters in removed
 	// for one client (the seeds' mqtt_sub). A removed filter also forgets
-	// the subscription's fanout start.
+	// the subscription's fanout start. subs apply in order, so of a filter
+	// given twice the last counts (as MQTT handles a SUBSCRIBE). Removing
+	// a filter that is not stored is not an error. An invalid filter in
+	// subs returns an error matching ErrInvalid and changes nothing.
 	Subscribed(ctx context.Context, clientID string, subs []Subscription, removed []string) error
 	// Publish stores a batch of messages (the seeds' mqtt_msg), in one
 	// round trip where the database allows. Messages that are already
-	// expired are not stored. A message whose ID is already stored is not
-	// stored twice.
+	// expired are not stored. A message whose ID is already stored (or
+	// given twice) is stored once. A batch with an invalid topic name
+	// (empty, with a wildcard, a NUL or invalid UTF-8) is rejected whole,
+	// before anything is written, with an error matching ErrInvalid.
 	Publish(ctx context.Context, msgs ...*Message) error
 	// Acked records a client's acks: a queue message claimed by the client
 	// is deleted; a fanout ack advances the client's cursor for the
 	// message's topic (the seeds' mqtt_acked) and never moves it back.
+	// An ack of a queue message by a client that has not claimed it
+	// changes nothing, and an ack of a queue message moves no fanout
+	// cursor. Any other ack is a fanout ack: it moves the cursor even when
+	// its message is not (yet) stored.
 	Acked(ctx context.Context, clientID string, acks ...Ack) error
-	// Retain sets or replaces the retained message of m.Topic; an empty
-	// payload deletes it (the seeds' mqtt_retain).
+	// Retain sets or replaces the retained message of m.Topic, with all
+	// its fields; an empty payload deletes it (the seeds' mqtt_retain). An
+	// invalid topic name returns an error matching ErrInvalid.
 	Retain(ctx context.Context, m *Message) error
 	// FetchOffline returns the stored messages for clientID whose topic
 	// matches filter (wildcards allowed), in ID order, honouring opt:
@@ -40,7 +60,13 @@ type Store interface {
 	//     filter there is no start bound);
 	//   - Queue: unclaimed (or lease-expired) messages, atomically claimed
 	//     for clientID so that no other consumer gets them.
-	// Expired messages are never returned.
+	// A fanout fetch returns only Fanout messages and changes nothing (it
+	// returns the same messages again until they are acked); a queue fetch
+	// returns only Queue messages, and claims only those it returns. Limit
+	// keeps the first messages in ID order; Since is measured against
+	// Message.Time. Expired messages are never returned. A filter starting
+	// with a wildcard matches no topic starting with '$' [MQTT-4.7.2-1].
+	// An invalid filter returns an error matching ErrInvalid.
 	FetchOffline(ctx context.Context, clientID, filter string, opt Fetch) ([]*Message, error)
 }
 
@@ -55,7 +81,7 @@ type ClientLookup interface {
 // back (the seeds' on_subscribe_lookup).
 type SubscriptionLookup interface {
 	// Subscriptions returns a client's stored subscriptions, ordered by
-	// filter; none is not an error.
+	// filter byte-wise (as Go compares strings); none is not an error.
 	Subscriptions(ctx context.Context, clientID string) ([]Subscription, error)
 }
 
@@ -63,7 +89,9 @@ type SubscriptionLookup interface {
 // back (the seeds' on_retain_lookup).
 type RetainLookup interface {
 	// Retained returns the retained messages whose topic matches filter
-	// (wildcards allowed), ordered by topic; expired ones are left out.
+	// (wildcards allowed), ordered by topic byte-wise (as Go compares
+	// strings); expired ones are left out. An invalid filter returns an
+	// error matching ErrInvalid.
 	Retained(ctx context.Context, filter string) ([]*Message, error)
 }
 
@@ -73,8 +101,9 @@ type Pinger interface {
 }
 
 // Closer is implemented by stores that hold resources. After Close every
-// method returns an error matching ErrClosed. Close does not close database
-// clients the caller passed in.
+// method returns an error matching ErrClosed; closing again returns nil or
+// such an error. Close does not close database clients the caller passed
+// in.
 type Closer interface {
 	Close() error
 }
