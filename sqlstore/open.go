@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -68,7 +69,10 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 			path, _, _ := strings.Cut(dsnStr, "?")
 			if dir := filepath.Dir(path); dir != "." {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return fail(persist.ErrUnavailable, err, false)
+					// As text: persist.IsRetryable takes any syscall.Errno
+					// for a network error, and a missing directory is not
+					// one to retry.
+					return fail(nil, errors.New(err.Error()), false)
 				}
 			}
 		}
@@ -82,7 +86,8 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 			sqlDB.SetConnMaxIdleTime(0)
 		}
 		if err := sqlDB.PingContext(ctx); err != nil {
-			return fail(persist.ErrUnavailable, err, false)
+			kind, retry := classify(err)
+			return fail(kind, err, retry)
 		}
 		gdb, openErr = gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
 	case "postgres", "postgresql":

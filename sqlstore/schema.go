@@ -54,7 +54,8 @@ func (s *Store) specs() []tableSpec {
 			},
 			hash: []string{"clientid"},
 			idx: []index{
-				{suffix: "_clientid_key", unique: true, cols: "clientid", mysql: ""},
+				{suffix: "_clientid_key", unique: true, cols: "clientid"},
+				{suffix: "_clientid_idx", mysql: "clientid(255)"},
 			},
 		},
 		{
@@ -270,7 +271,7 @@ func (s *Store) migrateTable(ctx context.Context, conn *sql.Conn, spec tableSpec
 			}
 		}
 		if mysql && spec.hash != nil {
-			b.WriteString(",\n  " + hashCol + " " + d.colType(kHash) + " AS (" + hashExpr(spec.hash) + ") STORED")
+			b.WriteString(",\n  " + hashCol + " " + d.colType(kHash) + " AS (" + hashExpr(spec.hash) + ") STORED INVISIBLE")
 		}
 		b.WriteString("\n)")
 		if mysql {
@@ -301,7 +302,11 @@ func (s *Store) migrateTable(ctx context.Context, conn *sql.Conn, spec tableSpec
 						return err
 					}
 				}
-				alters = append(alters, "MODIFY COLUMN "+c.name+" "+d.colType(c.kind))
+				nn := ""
+				if c.notNull {
+					nn = " NOT NULL"
+				}
+				alters = append(alters, "MODIFY COLUMN "+c.name+" "+d.colType(c.kind)+nn)
 			default: // postgres
 				using := ""
 				switch {
@@ -346,7 +351,7 @@ func (s *Store) migrateTable(ctx context.Context, conn *sql.Conn, spec tableSpec
 			}
 		}
 		if _, ok := have[hashCol]; mysql && spec.hash != nil && !ok {
-			if err := exec("ALTER TABLE " + q + " ADD COLUMN " + hashCol + " " + d.colType(kHash) + " AS (" + hashExpr(spec.hash) + ") STORED"); err != nil {
+			if err := exec("ALTER TABLE " + q + " ADD COLUMN " + hashCol + " " + d.colType(kHash) + " AS (" + hashExpr(spec.hash) + ") STORED INVISIBLE"); err != nil {
 				return err
 			}
 		}
