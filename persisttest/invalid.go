@@ -94,9 +94,6 @@ func (s *suite) testInvalid(t *testing.T) {
 // says so with ErrUnsupported instead of pretending.
 func (s *suite) testUnsupported(t *testing.T) {
 	f := s.h.Features
-	if !f.NoQueue && !f.NoFanout && !f.NoRetain {
-		t.Skip("the store declares no lack of queue, fanout or retain")
-	}
 	st := s.store(t)
 	for _, m := range s.modes() {
 		if m.lack == "" {

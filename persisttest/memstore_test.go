@@ -368,6 +368,9 @@ func (s *memStore) Retain(ctx context.Context, m *persist.Message) error {
 		delete(s.retained, s.norm(m.Topic))
 		return nil
 	}
+	if m.Expired(time.Now()) && s.bugs["retain skips expired"] {
+		return nil
+	}
 	if _, ok := s.retained[s.norm(m.Topic)]; ok && s.bugs["retain keeps first"] {
 		return nil
 	}

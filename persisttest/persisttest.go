@@ -82,10 +82,11 @@ func Run(t *testing.T, h Harness) {
 		t.Fatal("persisttest: Harness.New is nil")
 	}
 	s := &suite{h: h}
-	for _, c := range []struct {
+	type testCase struct {
 		name string
 		fn   func(*testing.T)
-	}{
+	}
+	cases := []testCase{
 		{"Capabilities", s.testCapabilities},
 		{"Isolation", s.testIsolation},
 		{"Client", s.testClient},
@@ -102,8 +103,11 @@ func Run(t *testing.T, h Harness) {
 		{"CancelledContext", s.testCancelled},
 		{"Closed", s.testClosed},
 		{"Invalid", s.testInvalid},
-		{"Unsupported", s.testUnsupported},
-	} {
+	}
+	if f := h.Features; f.NoQueue || f.NoFanout || f.NoRetain {
+		cases = append(cases, testCase{"Unsupported", s.testUnsupported})
+	}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			c.fn(t)

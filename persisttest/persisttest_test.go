@@ -144,6 +144,7 @@ var mutants = []struct {
 	{"claim past limit", "Queue", []string{"Queue/LimitClaims"}},
 	{"endless lease", "Queue", []string{"Queue/Lease"}},
 	{"retain keeps empty", "Retained", []string{"Retained/SetReplaceDelete"}},
+	{"retain skips expired", "Retained", []string{"Retained/ReplaceWithExpired"}},
 	{"retain keeps first", "Retained", []string{"Retained/SetReplaceDelete"}},
 	{"ignore ctx", "CancelledContext", []string{"CancelledContext/Connected", "CancelledContext/Publish", "CancelledContext/FetchOffline"}},
 	{"open after close", "Closed", []string{"Closed"}},

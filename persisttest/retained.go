@@ -57,6 +57,18 @@ func (s *suite) testRetained(t *testing.T) {
 		retain(t, st, r3)
 		sameIDs(t, "after setting ret/a again", retained(t, rl, "ret/#"), msgs(r3))
 	})
+	t.Run("ReplaceWithExpired", func(t *testing.T) {
+		// A retained message replaces the one before even when it has
+		// already expired; then nothing is retained.
+		t.Parallel()
+		st := s.store(t)
+		rl := s.retainLookup(t, st)
+		retain(t, st, newRetained("rexp/t", []byte("old")))
+		gone := newRetained("rexp/t", []byte("expired"))
+		gone.Expiry = time.Now().Add(-time.Second)
+		retain(t, st, gone)
+		sameIDs(t, "after replacing with an expired message", retained(t, rl, "rexp/t"), nil)
+	})
 	t.Run("Wildcards", func(t *testing.T) {
 		t.Parallel()
 		st := s.store(t)

@@ -111,7 +111,11 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			zeroFormat.QoS = 1
 			oneProp := NewMessage("fields/one-user-prop", []byte("x"))
 			oneProp.Props.User = []persist.UserProperty{{Key: "only", Value: "one"}}
-			msgs := withMode(mode, full, bare, zeroFormat, oneProp)
+			// The longest MQTT 5 Message Expiry Interval, 2^32-1 seconds
+			// (year 2162): past a 32-bit TIMESTAMP.
+			maxExpiry := NewMessage("fields/max-expiry", []byte("x"))
+			maxExpiry.Expiry = maxExpiry.Time.Add(4294967295 * time.Second)
+			msgs := withMode(mode, full, bare, zeroFormat, oneProp, maxExpiry)
 			publish(t, st, msgs...)
 			for _, want := range msgs {
 				got := fetch(t, st, "reader", want.Topic, persist.Fetch{Mode: mode})
