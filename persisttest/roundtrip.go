@@ -115,9 +115,9 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			// (year 2162): past a 32-bit TIMESTAMP.
 			maxExpiry := NewMessage("fields/max-expiry", []byte("x"))
 			maxExpiry.Expiry = maxExpiry.Time.Add(4294967295 * time.Second)
-			msgs := withMode(mode, full, bare, zeroFormat, oneProp, maxExpiry)
-			publish(t, st, msgs...)
-			for _, want := range msgs {
+			list := withMode(mode, full, bare, zeroFormat, oneProp, maxExpiry)
+			publish(t, st, list...)
+			for _, want := range list {
 				got := fetch(t, st, "reader", want.Topic, persist.Fetch{Mode: mode})
 				if len(got) != 1 {
 					t.Errorf("FetchOffline(%q) returned %d messages, want 1", want.Topic, len(got))
