@@ -23,11 +23,11 @@ const nSubCols = 9
 // queries are the statements that do not depend on a call's input, built
 // once per store.
 type queries struct {
-	connect, disconnect string
-	client              string
-	subList             string
-	retainUpsert        string
-	retainDelete        string
+	connected    string
+	client       string
+	subList      string
+	retainUpsert string
+	retainDelete string
 }
 
 // placeholders returns "(?, ?, ...)" with n marks.
@@ -84,17 +84,9 @@ func buildQueries(d dialect, t tables) queries {
 	var q queries
 
 	ins := "INSERT INTO " + client + " (clientid, state, node, username, peerhost, online_at, offline_at, created) VALUES " + placeholders(8)
-	// A connect replaces what a client is; a disconnect keeps what it does
-	// not say.
-	q.connect = d.rebind(ins + d.onConflict([]string{"clientid"},
+	// Strings and state are stored as given; a zero time keeps the stored one.
+	q.connected = d.rebind(ins + d.onConflict([]string{"clientid"},
 		"state = "+ex("state")+", node = "+ex("node")+", username = "+ex("username")+", peerhost = "+ex("peerhost")+
-			", online_at = "+ex("online_at")+
-			", offline_at = COALESCE("+ex("offline_at")+", "+cur("offline_at")+")"))
-	q.disconnect = d.rebind(ins + d.onConflict([]string{"clientid"},
-		"state = "+ex("state")+
-			", node = COALESCE("+ex("node")+", "+cur("node")+")"+
-			", username = COALESCE("+ex("username")+", "+cur("username")+")"+
-			", peerhost = COALESCE("+ex("peerhost")+", "+cur("peerhost")+")"+
 			", online_at = COALESCE("+ex("online_at")+", "+cur("online_at")+")"+
 			", offline_at = COALESCE("+ex("offline_at")+", "+cur("offline_at")+")"))
 	q.client = d.rebind("SELECT clientid, state, node, username, peerhost, online_at, offline_at FROM " + client +

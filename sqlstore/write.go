@@ -36,11 +36,8 @@ func boolInt(b bool) int {
 }
 
 // Connected records a client's connect (c.Online) or disconnect in the
-// client table: state 1 or 0, node, username, peer host, online_at and
-// offline_at. A connect with a zero OnlineAt (a disconnect with a zero
-// OfflineAt) is stamped with the current time; a disconnect keeps the
-// stored online_at, node, username and peer host where c leaves them empty,
-// and a connect keeps the last offline_at.
+// client table: state 1 or 0, node, username and peer host as given, and
+// online_at and offline_at, where a zero time keeps the stored one.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	const op = "Connected"
 	if err := s.enter(ctx, op); err != nil {
@@ -57,21 +54,10 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 			return s.invalid(op, "client %q: %v", c.ID, err)
 		}
 	}
-	now := time.Now()
-	q, state := s.q.disconnect, 0
-	onAt, offAt := c.OnlineAt, c.OfflineAt
-	if c.Online {
-		q, state = s.q.connect, 1
-		if onAt.IsZero() {
-			onAt = now
-		}
-	} else if offAt.IsZero() {
-		offAt = now
-	}
 	unlock := s.lockWrites()
 	defer unlock()
-	_, err := s.db.ExecContext(ctx, q, c.ID, state, nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
-		s.nullTime(onAt), s.nullTime(offAt), s.d.timeArg(now))
+	_, err := s.db.ExecContext(ctx, s.q.connected, c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
+		s.nullTime(c.OnlineAt), s.nullTime(c.OfflineAt), s.d.timeArg(time.Now()))
 	return s.fail(ctx, op, err)
 }
 
@@ -397,4 +383,27 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	_, err = s.db.ExecContext(ctx, s.q.retainUpsert, m.Topic, m.ID, nullStr(m.From), nullStr(m.Node), int(m.QoS), m.Payload,
 		s.d.timeArg(at), s.nullTime(m.Expiry), props, nullStr(m.Username), nullStr(m.PeerHost))
 	return s.fail(ctx, op, err)
+}
+
+// DeleteExpired deletes the messages and retained messages whose expiry
+// has passed (fanout messages leave only this way) and returns how many
+// rows it deleted. Nothing calls it on its own: run it now and then.
+func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
+	const op = "DeleteExpired"
+	if err := s.enter(ctx, op); err != nil {
+		return 0, err
+	}
+	unlock := s.lockWrites()
+	defer unlock()
+	now := s.d.timeArg(time.Now())
+	var total int64
+	for _, t := range []string{s.t.msg, s.t.retain} {
+		res, err := s.db.ExecContext(ctx, s.d.rebind("DELETE FROM "+s.d.quote(t)+" WHERE expiry <= ?"), now)
+		if err != nil {
+			return total, s.fail(ctx, op, err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
 }
