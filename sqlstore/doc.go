@@ -94,7 +94,8 @@
 // and makes this package's instead. Existing ids stay int (SERIAL). The
 // unique index on mqtt_msg.msgid fails if seed rows repeat a msgid.
 // Migrate is idempotent and serialized across processes (an advisory lock
-// on PostgreSQL, GET_LOCK on MySQL).
+// on PostgreSQL, GET_LOCK on MySQL); on PostgreSQL and SQLite it runs in
+// one transaction, so it changes all or nothing.
 //
 // # Semantics
 //

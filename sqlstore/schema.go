@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 )
@@ -165,7 +166,8 @@ type colInfo struct {
 // columns, wider or binary column types where the seeds' are too small or
 // compare loosely, and this package's indexes (see the package doc). It is
 // idempotent and safe to run from several processes at once (it takes a
-// database lock on PostgreSQL and MySQL).
+// database lock on PostgreSQL and MySQL); on PostgreSQL and SQLite it
+// changes all or nothing (one transaction).
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.enter(ctx, "Migrate"); err != nil {
 		return err
@@ -180,32 +182,61 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// migrator is the connection or transaction Migrate works on.
+type migrator interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// migrate runs the migration: on PostgreSQL and SQLite, whose DDL is
+// transactional, in one transaction (PostgreSQL's under an advisory
+// transaction lock, released whatever happens); on MySQL, whose DDL commits
+// on its own, under a named lock of the session.
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	switch s.d.name() {
-	case "postgres":
-		// Any constant will do; it only has to be the same for every store.
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7306247071805291)"); err != nil {
+	if s.d.name() != "mysql" {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
 			return err
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7306247071805291)") //nolint:errcheck
-	case "mysql":
-		var got sql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('mqttpersist.sqlstore.migrate', 60)").Scan(&got); err != nil {
+		if s.d.name() == "postgres" {
+			// Any constant will do; it only has to be the same for every store.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7306247071805291)"); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		if err := s.migrateTables(ctx, tx); err != nil {
+			_ = tx.Rollback()
 			return err
 		}
-		if got.Int64 != 1 {
-			return fmt.Errorf("sqlstore: Migrate: could not take the migration lock within 60s")
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('mqttpersist.sqlstore.migrate')") //nolint:errcheck
-		if err := s.mysqlCollation(ctx, conn); err != nil {
-			return err
-		}
+		return tx.Commit()
 	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('mqttpersist.sqlstore.migrate', 60)").Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("sqlstore: Migrate: could not take the migration lock within 60s")
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('mqttpersist.sqlstore.migrate')"); err != nil {
+			// Do not pool a session that may still hold the lock.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	if err := s.mysqlCollation(ctx, conn); err != nil {
+		return err
+	}
+	return s.migrateTables(ctx, conn)
+}
+
+func (s *Store) migrateTables(ctx context.Context, conn migrator) error {
 	for _, spec := range s.specs() {
 		if err := s.migrateTable(ctx, conn, spec); err != nil {
 			return fmt.Errorf("table %s: %w", spec.name, err)
@@ -215,7 +246,7 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // mysqlCollation picks the binary, no-pad collation the server has.
-func (s *Store) mysqlCollation(ctx context.Context, conn *sql.Conn) error {
+func (s *Store) mysqlCollation(ctx context.Context, conn migrator) error {
 	md := s.d.(*mysqlDialect)
 	rows, err := conn.QueryContext(ctx, "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')")
 	if err != nil {
@@ -244,7 +275,7 @@ func (s *Store) mysqlCollation(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-func (s *Store) migrateTable(ctx context.Context, conn *sql.Conn, spec tableSpec) error {
+func (s *Store) migrateTable(ctx context.Context, conn migrator, spec tableSpec) error {
 	d := s.d
 	q := d.quote(spec.name)
 	have, err := s.columns(ctx, conn, spec.name)
@@ -452,7 +483,7 @@ func isNumeric(t string) bool {
 
 // columns returns the existing columns of table by lower-case name; none
 // if the table does not exist.
-func (s *Store) columns(ctx context.Context, conn *sql.Conn, table string) (map[string]colInfo, error) {
+func (s *Store) columns(ctx context.Context, conn migrator, table string) (map[string]colInfo, error) {
 	var query string
 	switch s.d.name() {
 	case "sqlite":
@@ -483,7 +514,7 @@ func (s *Store) columns(ctx context.Context, conn *sql.Conn, table string) (map[
 }
 
 // mysqlIndexes returns the indexes of table with their columns.
-func mysqlIndexes(ctx context.Context, conn *sql.Conn, table string) (map[string][]string, error) {
+func mysqlIndexes(ctx context.Context, conn migrator, table string) (map[string][]string, error) {
 	rows, err := conn.QueryContext(ctx, `SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
 		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX`, table)
 	if err != nil {

@@ -280,3 +280,36 @@ func TestMigrateTwice(t *testing.T) {
 		checkRows(t, "rows after migrating again", rows, []row{{"n": "1"}})
 	})
 }
+
+// TestMigrateConcurrent migrates the same fresh tables from several
+// stores (own pools, as several broker nodes starting at once).
+func TestMigrateConcurrent(t *testing.T) {
+	eachDB(t, func(t *testing.T, db testDB) {
+		const n = 4
+		stores := make([]*sqlstore.Store, n)
+		for i := range stores {
+			st, err := sqlstore.Open(t.Context(), db.url, &sqlstore.Options{TablePrefix: "c_"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			stores[i] = st
+		}
+		errs := make(chan error, n)
+		for _, st := range stores {
+			go func() { errs <- st.Migrate(t.Context()) }()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent Migrate: %v", err)
+			}
+		}
+		m := &persist.Message{ID: persist.NewID(), Topic: "t", Payload: []byte("p"), Time: time.Now()}
+		if err := stores[0].Publish(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := stores[n-1].FetchOffline(t.Context(), "c", "#", persist.Fetch{}); err != nil || len(got) != 1 {
+			t.Errorf("after concurrent Migrate: %v, %v", got, err)
+		}
+	})
+}
