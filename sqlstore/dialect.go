@@ -62,8 +62,8 @@ const (
 // Lengths of string columns in characters; the stores check the same
 // numbers in bytes, so a value that passes always fits.
 const (
-	strLen   = 1024
-	msgIDLen = 64
+	strLen   = MaxTopicLen // also MaxClientIDLen and MaxStringLen
+	msgIDLen = MaxIDLen
 )
 
 // sqlTime is how SQLite and MySQL get times: UTC wall clock with

@@ -22,21 +22,16 @@ import (
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
-// Open connects to the database at url and returns a store that owns the
-// connection (Close closes it). It pings the database, so a malformed URL
-// or an unreachable server fails here, with an error naming the address
-// (never the password). It does not create tables: call Migrate.
+// Open connects to the database at url, pings it (so a malformed URL or an
+// unreachable server fails here, with an error naming the address but never
+// the password) and returns a store that owns the connection, without
+// creating tables:
 //
-// URLs:
-//
-//	sqlite://path/to/file.db   (relative; sqlite:///abs/path.db for absolute)
-//	sqlite::memory:            (also sqlite://:memory:; one connection, gone at Close)
-//	postgres://user:pass@host:port/db?sslmode=disable   (also postgresql://; pgx parameters)
-//	mysql://user:pass@host:port/db?param=value           (also mariadb://; go-sql-driver parameters)
-//
-// For SQLite files, Open creates the file's directory, and sets WAL mode,
-// a busy timeout of 10s and immediate transactions unless the URL's query
-// sets _pragma=journal_mode(...), _pragma=busy_timeout(...) or _txlock.
+//	sqlite://path/to/file.db   relative (sqlite:///abs/path.db absolute); the directory is made,
+//	                           WAL, busy_timeout 10s and _txlock=immediate unless the query sets them
+//	sqlite::memory:            also sqlite://:memory:; one connection, gone at Close
+//	postgres://user:pass@host:port/db?sslmode=disable   also postgresql://; pgx parameters
+//	mysql://user:pass@host:port/db?param=value           also mariadb://; go-sql-driver parameters
 func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

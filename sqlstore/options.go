@@ -18,20 +18,20 @@ const (
 const (
 	// MaxTopicLen is the longest topic name or filter (MQTT allows 65535;
 	// database index limits do not).
-	MaxTopicLen = strLen
+	MaxTopicLen = 1024
 	// MaxClientIDLen is the longest client ID.
-	MaxClientIDLen = strLen
+	MaxClientIDLen = 1024
 	// MaxStringLen is the longest node name, username or peer host.
-	MaxStringLen = strLen
+	MaxStringLen = 1024
 	// MaxIDLen is the longest message ID (IDs from persist.NewID have 26).
-	MaxIDLen = msgIDLen
+	MaxIDLen = 64
 )
 
 // maxTableName leaves room for the index names made from a table name
 // within PostgreSQL's 63 and MySQL's 64 characters.
 const maxTableName = 40
 
-// Options configure a Store. The zero value and nil mean the defaults.
+// Options configure a Store; the zero value and nil mean the defaults.
 type Options struct {
 	// TablePrefix is put before every default table name: "t1_" gives
 	// t1_mqtt_client, t1_mqtt_sub, ... It does not apply to the names set

@@ -96,11 +96,9 @@ func likePattern(f string) string {
 	return b.String()
 }
 
-// FetchOffline returns the stored messages for clientID whose topic
-// matches filter, in ID order, honouring opt (see persist.Store). Queue
-// messages are claimed for clientID until opt's lease ends: with SELECT ...
-// FOR UPDATE SKIP LOCKED on PostgreSQL and MySQL, with a guarded UPDATE ...
-// RETURNING on SQLite.
+// FetchOffline returns the stored messages for clientID whose topic matches
+// filter, in ID order, as persist.Store says (queue messages are claimed for
+// clientID; see the package doc).
 func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
 	const op = "FetchOffline"
 	if err := s.enter(ctx, op); err != nil {
@@ -426,8 +424,7 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("unexpected time %q", s)
 }
 
-// Client returns the stored state of a client, or an error matching
-// persist.ErrNotFound.
+// Client returns the stored state of a client, or an error matching persist.ErrNotFound.
 func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, error) {
 	const op = "Client"
 	if err := s.enter(ctx, op); err != nil {
@@ -466,7 +463,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, e
 }
 
 // Subscriptions returns a client's stored subscriptions ordered by filter
-// (byte-wise). History is not stored and comes back false.
+// byte-wise (History is not stored and comes back false).
 func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.Subscription, error) {
 	const op = "Subscriptions"
 	if err := s.enter(ctx, op); err != nil {
@@ -500,8 +497,8 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 	return out, nil
 }
 
-// Retained returns the retained messages whose topic matches filter,
-// ordered by topic (byte-wise); expired ones are left out.
+// Retained returns the unexpired retained messages whose topic matches filter,
+// ordered by topic byte-wise.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message, error) {
 	const op = "Retained"
 	if err := s.enter(ctx, op); err != nil {

@@ -161,13 +161,9 @@ type colInfo struct {
 	precision int64 // fractional seconds of MySQL datetimes
 }
 
-// Migrate creates the tables and indexes the store needs, or completes
-// existing ones: tables created with the seeds' own DDL get the missing
-// columns, wider or binary column types where the seeds' are too small or
-// compare loosely, and this package's indexes (see the package doc). It is
-// idempotent and safe to run from several processes at once (it takes a
-// database lock on PostgreSQL and MySQL); on PostgreSQL and SQLite it
-// changes all or nothing (one transaction).
+// Migrate creates or completes the tables and indexes the store needs (also
+// over the seeds' own tables), idempotently and serialized across processes;
+// see the package doc's Schema.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.enter(ctx, "Migrate"); err != nil {
 		return err

@@ -11,10 +11,9 @@ import (
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
-// Store keeps the broker's state in SQL tables shaped like the seeds'. It
-// implements persist.Store, persist.ClientLookup, persist.SubscriptionLookup,
-// persist.RetainLookup, persist.Pinger and persist.Closer, and is safe for
-// concurrent use.
+// Store is a persist.Store (with ClientLookup, SubscriptionLookup,
+// RetainLookup, Pinger and Closer) on SQL tables shaped like the seeds', safe
+// for concurrent use.
 type Store struct {
 	gdb  *gorm.DB
 	db   *sql.DB
@@ -46,10 +45,9 @@ var (
 	_ persist.Closer             = (*Store)(nil)
 )
 
-// New returns a store on db, a SQLite (github.com/glebarez/sqlite),
-// PostgreSQL or MySQL gorm database; nil opts means the defaults. The
-// caller keeps owning db: Close does not close it. New does not touch the
-// database; call Migrate to create the tables.
+// New returns a store on db, a SQLite (github.com/glebarez/sqlite), PostgreSQL
+// or MySQL gorm database that the caller keeps owning (Close leaves it open);
+// it does not touch the database, and nil opts means the defaults.
 func New(db *gorm.DB, opts *Options) (*Store, error) {
 	if db == nil {
 		return nil, persist.Errorf(persist.ErrInvalid, "sqlstore: New: db is nil")
@@ -102,8 +100,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.fail(ctx, "Ping", s.db.PingContext(ctx))
 }
 
-// Close makes every later call fail with persist.ErrClosed and, if Open
-// made the database connection, closes it. Closing twice is not an error.
+// Close makes every later call fail with persist.ErrClosed and closes the
+// connection if Open made it; closing again returns nil.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil

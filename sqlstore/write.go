@@ -35,9 +35,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Connected records a client's connect (c.Online) or disconnect in the
-// client table: state 1 or 0, node, username and peer host as given, and
-// online_at and offline_at, where a zero time keeps the stored one.
+// Connected upserts the client's row: state 1 or 0, node, username and peer
+// host as given, online_at and offline_at where not zero.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	const op = "Connected"
 	if err := s.enter(ctx, op); err != nil {
@@ -61,10 +60,9 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	return s.fail(ctx, op, err)
 }
 
-// Subscribed adds or updates subs and removes the filters in removed for
-// one client, in one transaction (removals first, so a filter in both ends
-// up subscribed). A new subscription's fanout start is a fresh ID (or ""
-// with History: from the oldest message); subscribing again keeps it.
+// Subscribed removes the filters in removed and then upserts subs for one
+// client in one transaction, keeping the fanout start of a filter subscribed
+// again.
 func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
 	const op = "Subscribed"
 	if err := s.enter(ctx, op); err != nil {
@@ -158,11 +156,9 @@ func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) 
 	return tx.Commit()
 }
 
-// Publish stores a batch of messages in the message table with one
-// multi-row INSERT (split by Options.BatchRows and BatchBytes, then in one
-// transaction). Already expired messages are skipped; a message whose ID is
-// stored already is ignored. If any message is invalid nothing is written
-// and the error names its index and topic.
+// Publish stores the unexpired messages of a batch with one multi-row INSERT
+// (split by Options.BatchRows and BatchBytes), ignoring IDs already stored, or
+// rejects the whole batch if a message is invalid.
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	const op = "Publish"
 	if err := s.enter(ctx, op); err != nil {
@@ -259,9 +255,8 @@ func encodeProps(p *persist.Properties) (any, error) {
 	return string(b), nil
 }
 
-// Acked records a client's acks in one transaction: a queue message
-// claimed by clientID is deleted; for any other ack the client's cursor for
-// the ack's topic (the ack table's mid) moves to the acked ID, never back.
+// Acked deletes the acked queue messages claimed by clientID and moves its
+// cursor of each other ack's topic forward, in one transaction.
 func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
 	const op = "Acked"
 	if err := s.enter(ctx, op); err != nil {
@@ -352,8 +347,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	return s.fail(ctx, op, err)
 }
 
-// Retain sets or replaces the retained message of m.Topic in the retain
-// table; an empty payload deletes it.
+// Retain sets or replaces the retained message of m.Topic, or deletes it when the payload is empty.
 func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	const op = "Retain"
 	if err := s.enter(ctx, op); err != nil {
@@ -385,9 +379,8 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	return s.fail(ctx, op, err)
 }
 
-// DeleteExpired deletes the messages and retained messages whose expiry
-// has passed (fanout messages leave only this way) and returns how many
-// rows it deleted. Nothing calls it on its own: run it now and then.
+// DeleteExpired deletes the expired messages and retained messages (nothing
+// else removes expired fanout messages) and returns how many rows went.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	const op = "DeleteExpired"
 	if err := s.enter(ctx, op); err != nil {
