@@ -50,7 +50,8 @@
 //	props                TEXT      text                   longtext
 //
 // Times are UTC (SQLite keeps them as fixed-width text, "2006-01-02
-// 15:04:05.000000", so they compare as text); arrived is Message.Time.
+// 15:04:05.000000", so they compare as text); arrived is Message.Time (the
+// time of the write when it is zero).
 //
 // Indexes: a unique key on mqtt_client (clientid), mqtt_sub (clientid,
 // topic), mqtt_msg (msgid) — which makes Publish idempotent —,

@@ -40,7 +40,8 @@ type Options struct {
 	// ClientTable, SubscriptionTable, MessageTable, RetainTable and
 	// AckTable replace a table name entirely. Names are identifiers:
 	// letters, digits and '_', not starting with a digit, at most 40
-	// characters.
+	// characters. They are quoted in SQL, so on PostgreSQL use lower
+	// case to query the tables unquoted.
 	ClientTable       string
 	SubscriptionTable string
 	MessageTable      string
