@@ -503,6 +503,42 @@ func (r *Router) Retain(ctx context.Context, m *Message) error {
 	return r.run("Retain", jobs)
 }
 
+// Fetchable reports whether FetchOffline can give back a message that
+// Publish stores for the topic name at this QoS, and in which mode: the
+// first rule with OnPublish that sends it to a store (as Publish decides)
+// has a store that a rule with OnFetch, the same mode and a filter matching
+// name reads. Broker adapters use it to know which messages the database
+// delivers to offline subscribers. It returns false after Close.
+func (r *Router) Fetchable(name string, qos byte) (Mode, bool) {
+	if r.closed.Load() || r.events&OnPublish == 0 || r.events&OnFetch == 0 {
+		return 0, false
+	}
+	var buf [8]int
+	matched := r.match(name, OnPublish|OnFetch, buf[:0])
+	for k, ri := range matched {
+		rt := r.rules[ri]
+		if rt.events&OnPublish == 0 || (qos == 0 && !rt.QoS0) {
+			continue
+		}
+		first := true
+		for _, pj := range matched[:k] {
+			if p := r.rules[pj]; p.store == rt.store && p.events&OnPublish != 0 && (qos > 0 || p.QoS0) {
+				first = false
+				break
+			}
+		}
+		if !first {
+			continue
+		}
+		for _, fj := range matched {
+			if f := r.rules[fj]; f.events&OnFetch != 0 && f.store == rt.store && f.Mode == rt.Mode {
+				return rt.Mode, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // Acked sends each ack to the stores of the rules with OnAcked whose
 // filter matches its topic, one Acked call per store with its acks in the
 // order given. An ack without an ID or with an invalid topic is an error
