@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 )
 
 // Sentinel errors. Errors returned by stores match them with errors.Is.
@@ -88,8 +89,7 @@ func Wrap(store, op string, kind error, err error, retryable bool) error {
 		return err
 	}
 	if !retryable {
-		var ne net.Error
-		retryable = errors.As(err, &ne) || errors.Is(err, ErrUnavailable)
+		retryable = isNetwork(err) || errors.Is(err, ErrUnavailable)
 	}
 	return &Error{Store: store, Op: op, Kind: kind, Err: err, Retryable: retryable}
 }
@@ -100,9 +100,9 @@ func Errorf(kind error, format string, args ...any) error {
 }
 
 // IsRetryable reports whether trying the operation that returned err again
-// may succeed: an *Error marked retryable, a network error, an error
-// matching ErrUnavailable, or an error with a Temporary() or Timeout()
-// method that says so. Context errors and ErrInvalid, ErrClosed,
+// may succeed: an *Error marked retryable, a network error (see isNetwork),
+// an error matching ErrUnavailable, or an error with a Timeout() method
+// that says so. Context errors and ErrInvalid, ErrClosed,
 // ErrUnsupported and ErrNotFound are not retryable.
 func IsRetryable(err error) bool {
 	if err == nil {
@@ -123,14 +123,28 @@ func IsRetryable(err error) bool {
 	if errors.Is(err, ErrUnavailable) {
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var t interface{ Temporary() bool }
-	if errors.As(err, &t) && t.Temporary() {
+	if isNetwork(err) {
 		return true
 	}
 	var to interface{ Timeout() bool }
 	return errors.As(err, &to) && to.Timeout()
+}
+
+// isNetwork reports whether err is a failure to reach or talk to a server:
+// a *net.OpError or *net.DNSError, or a connection-level errno. It is
+// narrower than net.Error, which every syscall.Errno satisfies (so a
+// missing file would otherwise look like a network error).
+func isNetwork(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	if errors.As(err, &op) || errors.As(err, &dns) {
+		return true
+	}
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
+		syscall.EPIPE, syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -106,9 +106,22 @@ func PostgresURL(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
-			t.Errorf("testenv: drop database %s on %s: %v", name, u.Redacted(), err)
+		// FORCE cannot end an autovacuum worker (a superuser process) that
+		// happens to be in the fresh database; it finishes in moments, so
+		// try again a few times before calling it a failure.
+		var err error
+		for try := 0; try < 20; try++ {
+			if _, err = admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+				continue
+			}
+			break
 		}
+		t.Errorf("testenv: drop database %s on %s: %v", name, u.Redacted(), err)
 	})
 	u.Path = "/" + name
 	u.RawPath = ""
