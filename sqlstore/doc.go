@@ -133,6 +133,26 @@
 // Values from clients are always bound parameters; only the validated
 // table names are formatted into SQL.
 //
+// # Raw SQL actions
+//
+// Besides the seeds' tables, a store runs the seeds' raw SQL actions
+// ("action": {"sql": [...]}) on its database: Store.Actions compiles them,
+// and the result is a persist.Store for a persist.Rule that handles only
+// the hooks named (client.connected, client.disconnected,
+// session.subscribed, session.unsubscribed, message.publish,
+// message.retain, message.acked):
+//
+//	acts, err := st.Actions(sqlstore.Action{
+//		Hook: "client.connected",
+//		SQL:  []string{"insert into conn(clientid) values(${clientid})"},
+//	})
+//
+// Each ${name} is a bound parameter ($1 on PostgreSQL, ? elsewhere), never
+// text of the statement, so a client ID such as a'; DROP TABLE mqtt_msg; --
+// is stored as data. An unknown ${name} fails when the action is compiled;
+// persist.VarNames lists the names of each hook. All statements of one call
+// (a whole Publish batch) run in one transaction.
+//
 // # Errors
 //
 // Errors are *persist.Error values of the store ("sqlstore(postgres)") and

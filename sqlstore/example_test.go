@@ -136,3 +136,37 @@ func ExampleStore_FetchOffline_queue() {
 	// Output:
 	// worker-a: 2 worker-b: 1 job-3
 }
+
+// ExampleStore_Actions runs the seeds' raw SQL on connect, with the client
+// ID bound as a parameter.
+func ExampleStore_Actions() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "mqttpersist-example")
+	defer os.RemoveAll(dir)
+	st, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(dir, "mqtt.db"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.DB().Exec("create table conn (clientid varchar(64))").Error; err != nil {
+		log.Fatal(err)
+	}
+	acts, err := st.Actions(sqlstore.Action{
+		Hook: "client.connected",
+		SQL:  []string{"insert into conn(clientid) values(${clientid})"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	router, err := persist.NewRouter(persist.Rule{Name: "conn", Store: acts})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := router.Connected(ctx, &persist.Client{ID: "a'; DROP TABLE conn; --", Online: true}); err != nil {
+		log.Fatal(err)
+	}
+	var id string
+	st.DB().Raw("select clientid from conn").Scan(&id)
+	fmt.Println(id)
+	// Output: a'; DROP TABLE conn; --
+}
