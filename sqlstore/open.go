@@ -51,7 +51,11 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}
-		return nil, persist.Wrap("sqlstore("+name+")", "Open", kind, fmt.Errorf("sqlstore: open %s: %w", redact(url), err), retry)
+		store := "sqlstore"
+		if name != "" {
+			store += "(" + name + ")"
+		}
+		return nil, persist.Wrap(store, "Open "+redact(url), kind, err, retry)
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
