@@ -118,7 +118,6 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		}
 		gdb, openErr = gorm.Open(mysql.New(mysql.Config{Conn: sqlDB, ServerVersion: version, SkipInitializeWithVersion: true}), gcfg)
 	default:
-		name = "?"
 		return fail(persist.ErrInvalid, fmt.Errorf("unknown scheme %q (want sqlite, postgres, postgresql, mysql or mariadb)", scheme), false)
 	}
 	if openErr != nil {
