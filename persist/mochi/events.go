@@ -480,6 +480,16 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 	}
 }
 
+// OnPacketEncode keeps the user properties of PUBLISH packets to clients
+// that set Request Problem Information to 0: the rule only covers other
+// packets [MQTT-3.1.2-29], and mochi would drop them.
+func (h *Hook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Publish {
+		pk.Mods.DisallowProblemInfo = false
+	}
+	return pk
+}
+
 // OnPacketProcessed passes the client's PUBACK and PUBREC packets to its
 // delivery (without waiting for the store: acks are recorded off the
 // client's read path).

@@ -333,6 +333,13 @@ func diff(got, want []string) string {
 			cnt[w]--
 		}
 	}
+	if len(missing) == 0 && len(extra) == 0 {
+		for i := range got {
+			if got[i] != want[i] {
+				return fmt.Sprintf("the same %d messages, out of order from #%d: got %v, want %v", len(got), i, head(got[i:]), head(want[i:]))
+			}
+		}
+	}
 	return fmt.Sprintf("got %d, want %d; missing %d %v; extra or repeated %d %v",
 		len(got), len(want), len(missing), head(missing), len(extra), head(extra))
 }

@@ -185,7 +185,7 @@ func (h *Hook) Provides(b byte) bool {
 	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
 		mqtt.OnPublish, mqtt.OnPublished, mqtt.OnRetainMessage,
-		mqtt.OnQosPublish, mqtt.OnPacketProcessed, mqtt.OnClientExpired:
+		mqtt.OnQosPublish, mqtt.OnPacketEncode, mqtt.OnPacketProcessed, mqtt.OnClientExpired:
 		return true
 	case mqtt.StoredRetainedMessages:
 		return h.retainLookup != nil
