@@ -4,10 +4,16 @@
 //
 //	MQTTPERSIST_POSTGRES_URL  postgres://mqtt:mqtt@127.0.0.1:55432/mqtt?sslmode=disable
 //	MQTTPERSIST_MYSQL_URL     mysql://mqtt:mqtt@127.0.0.1:53306/mqtt
+//	MQTTPERSIST_REDIS_URL                redis://127.0.0.1:56379/0
+//	MQTTPERSIST_REDIS_CLUSTER_ADDRS      127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003
+//	MQTTPERSIST_REDIS_SENTINEL_ADDRS     127.0.0.1:56389
+//	MQTTPERSIST_REDIS_SENTINEL_MASTER    mymaster
 //
 // PostgresURL and MySQLURL create a fresh, empty database for one test and
 // drop it when the test ends, so tests never see each other's tables and may
-// run in parallel.
+// run in parallel. RedisURL, RedisClusterAddrs and RedisSentinel return the
+// Redis settings once their servers accept connections; Redis tests keep
+// apart by key prefix (see FreshName).
 //
 // When a variable is unset or its server is unreachable, the test is skipped
 // with a message naming the variable and `make services` — unless servers are
@@ -21,6 +27,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -39,6 +46,14 @@ import (
 const (
 	PostgresEnv = "MQTTPERSIST_POSTGRES_URL"
 	MySQLEnv    = "MQTTPERSIST_MYSQL_URL"
+	// RedisEnv is a redis:// URL of a single Redis server.
+	RedisEnv = "MQTTPERSIST_REDIS_URL"
+	// RedisClusterEnv lists the host:port of Redis Cluster nodes, comma-separated.
+	RedisClusterEnv = "MQTTPERSIST_REDIS_CLUSTER_ADDRS"
+	// RedisSentinelEnv lists the host:port of Redis Sentinels, comma-separated.
+	RedisSentinelEnv = "MQTTPERSIST_REDIS_SENTINEL_ADDRS"
+	// RedisSentinelMasterEnv is the master name the Sentinels monitor.
+	RedisSentinelMasterEnv = "MQTTPERSIST_REDIS_SENTINEL_MASTER"
 	// RequireEnv=1 makes a missing server fail tests instead of skipping them.
 	RequireEnv = "MQTTPERSIST_REQUIRE_SERVERS"
 )
@@ -232,6 +247,74 @@ func adminDB(t testing.TB, env, driver, dataSource string) *sql.DB {
 	}
 	adminDBs[key] = db
 	return db
+}
+
+// RedisURL returns MQTTPERSIST_REDIS_URL once its server accepts TCP
+// connections, or ends the test through Unavailable.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	v := Getenv(t, RedisEnv)
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		t.Fatalf("testenv: %s=%q is not a redis:// URL", RedisEnv, v)
+	}
+	reachable(t, RedisEnv, u.Host)
+	return v
+}
+
+// RedisClusterAddrs returns the node addresses of MQTTPERSIST_REDIS_CLUSTER_ADDRS
+// once the first accepts TCP connections, or ends the test through Unavailable.
+func RedisClusterAddrs(t testing.TB) []string {
+	t.Helper()
+	addrs := splitAddrs(Getenv(t, RedisClusterEnv))
+	reachable(t, RedisClusterEnv, addrs[0])
+	return addrs
+}
+
+// RedisSentinel returns the Sentinel addresses and the master name
+// (MQTTPERSIST_REDIS_SENTINEL_ADDRS and MQTTPERSIST_REDIS_SENTINEL_MASTER) once
+// the first Sentinel accepts TCP connections, or ends the test through
+// Unavailable.
+func RedisSentinel(t testing.TB) (addrs []string, master string) {
+	t.Helper()
+	addrs = splitAddrs(Getenv(t, RedisSentinelEnv))
+	master = Getenv(t, RedisSentinelMasterEnv)
+	reachable(t, RedisSentinelEnv, addrs[0])
+	return addrs, master
+}
+
+func splitAddrs(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, v)
+	}
+	return out
+}
+
+// reachable ends the test through Unavailable when nothing accepts TCP
+// connections at addr.
+func reachable(t testing.TB, env, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		Unavailable(t, env, "server unreachable: %v", err)
+		return
+	}
+	c.Close()
+}
+
+// FreshName returns a name no other test uses: prefix and 16 hex digits.
+func FreshName(prefix string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return prefix + hex.EncodeToString(b[:])
 }
 
 // freshName returns a database name no other test uses: t_ and 16 hex digits.

@@ -1,0 +1,210 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/topic"
+)
+
+// Fields of a message hash (mqtt:msg:${msgid}) and of a retained hash
+// (mqtt:retain:${topic}): the seeds' first, then this package's.
+const (
+	fID       = "id"
+	fFrom     = "from"
+	fQoS      = "qos"
+	fTopic    = "topic"
+	fRetain   = "retain"
+	fPayload  = "payload"
+	fTS       = "ts"        // seconds, as the seeds
+	fTSms     = "ts_ms"     // Message.Time in milliseconds
+	fExpiry   = "expiry_ms" // Message.Expiry in milliseconds; absent: never
+	fMode     = "mode"      // "fanout" or "queue"
+	fUsername = "username"
+	fPeerHost = "peerhost"
+	fNode     = "node"
+	fProps    = "props" // MQTT 5 properties as JSON; absent: none
+	// Queue claims, written by the claim script.
+	fClaimedBy  = "claimed_by"
+	fClaimUntil = "claim_until" // milliseconds, server time
+)
+
+// Fields of a client hash (mqtt:client:${clientid}).
+const (
+	cState       = "state"
+	cOnlineAt    = "online_at"  // seconds, as the seeds
+	cOfflineAt   = "offline_at" // seconds, or "undefined" as the seeds
+	cNode        = "node"
+	cUsername    = "username"
+	cPeerHost    = "peerhost"
+	cOnlineAtMs  = "online_at_ms"
+	cOfflineAtMs = "offline_at_ms"
+	undefined    = "undefined"
+)
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMs(s string) (time.Time, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(n), true
+}
+
+func fromSec(s string) (time.Time, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0), true
+}
+
+// score is a message's score in a topic index or registry: its expiry in
+// milliseconds, +inf for never.
+func score(expiry time.Time) float64 {
+	if expiry.IsZero() {
+		return math.Inf(1)
+	}
+	return float64(ms(expiry))
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// checkMessage says what is wrong with a message to store, or nil.
+func checkMessage(m *persist.Message, needID bool) error {
+	if m == nil {
+		return fmt.Errorf("message is nil")
+	}
+	if err := topic.ValidateName(m.Topic); err != nil {
+		return err
+	}
+	if needID && m.ID == "" {
+		return fmt.Errorf("message to %q has no ID", m.Topic)
+	}
+	if m.QoS > 2 {
+		return fmt.Errorf("message %s: QoS is %d", m.ID, m.QoS)
+	}
+	if m.Mode != persist.Fanout && m.Mode != persist.Queue {
+		return fmt.Errorf("message %s: mode is %v", m.ID, m.Mode)
+	}
+	// Properties are kept as JSON, which cannot carry invalid UTF-8.
+	p := &m.Props
+	if p.PayloadFormat != nil && *p.PayloadFormat > 1 {
+		return fmt.Errorf("message %s: payload format indicator is %d", m.ID, *p.PayloadFormat)
+	}
+	if !utf8.ValidString(p.ContentType) || !utf8.ValidString(p.ResponseTopic) {
+		return fmt.Errorf("message %s: content type or response topic is not valid UTF-8", m.ID)
+	}
+	for i, u := range p.User {
+		if !utf8.ValidString(u.Key) || !utf8.ValidString(u.Value) {
+			return fmt.Errorf("message %s: user property %d is not valid UTF-8", m.ID, i)
+		}
+	}
+	return nil
+}
+
+// messageFields returns the hash fields of m as HSET arguments; now stands
+// in for a zero m.Time.
+func messageFields(m *persist.Message, now time.Time) []any {
+	t := m.Time
+	if t.IsZero() {
+		t = now
+	}
+	payload := m.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	f := make([]any, 0, 28)
+	f = append(f,
+		fID, m.ID,
+		fFrom, m.From,
+		fQoS, strconv.Itoa(int(m.QoS)),
+		fTopic, m.Topic,
+		fRetain, boolStr(m.Retain),
+		fPayload, payload,
+		fTS, strconv.FormatInt(t.Unix(), 10),
+		fTSms, strconv.FormatInt(ms(t), 10),
+		fMode, m.Mode.String(),
+		fUsername, m.Username,
+		fPeerHost, m.PeerHost,
+		fNode, m.Node,
+	)
+	if !m.Expiry.IsZero() {
+		f = append(f, fExpiry, strconv.FormatInt(ms(m.Expiry), 10))
+	}
+	if !m.Props.IsZero() {
+		b, _ := json.Marshal(&m.Props) // checked by checkMessage: cannot fail
+		f = append(f, fProps, b)
+	}
+	return f
+}
+
+// decodeMessage reads a message hash; ok is false for a missing or
+// malformed hash.
+func decodeMessage(h map[string]string) (*persist.Message, bool) {
+	id, ok := h[fID]
+	if !ok {
+		return nil, false
+	}
+	m := &persist.Message{
+		ID:       id,
+		Topic:    h[fTopic],
+		From:     h[fFrom],
+		Username: h[fUsername],
+		PeerHost: h[fPeerHost],
+		Node:     h[fNode],
+	}
+	p := h[fPayload]
+	m.Payload = make([]byte, len(p))
+	copy(m.Payload, p)
+	if q, err := strconv.Atoi(h[fQoS]); err == nil && q >= 0 && q <= 2 {
+		m.QoS = byte(q)
+	}
+	r := h[fRetain]
+	m.Retain = r == "true" || r == "1"
+	if t, ok := fromMs(h[fTSms]); ok {
+		m.Time = t
+	} else if t, ok := fromSec(h[fTS]); ok {
+		m.Time = t
+	}
+	if e, ok := h[fExpiry]; ok && e != "" {
+		m.Expiry, _ = fromMs(e)
+	}
+	if h[fMode] == "queue" {
+		m.Mode = persist.Queue
+	}
+	if pj, ok := h[fProps]; ok && pj != "" {
+		_ = json.Unmarshal([]byte(pj), &m.Props)
+	}
+	return m, true
+}
+
+// pairs turns a flat [field, value, …] reply (of a script's HGETALL) into a
+// map.
+func pairs(v any) (map[string]string, bool) {
+	arr, ok := v.([]any)
+	if !ok || len(arr)%2 != 0 {
+		return nil, false
+	}
+	h := make(map[string]string, len(arr)/2)
+	for i := 0; i < len(arr); i += 2 {
+		k, ok1 := arr[i].(string)
+		val, ok2 := arr[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		h[k] = val
+	}
+	return h, true
+}

@@ -1,0 +1,296 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/topic"
+)
+
+// Client returns the state stored in mqtt:client:${clientID}, or an error
+// matching persist.ErrNotFound.
+func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, error) {
+	const op = "Client"
+	if err := s.enter(ctx, op); err != nil {
+		return nil, err
+	}
+	h, err := s.c.HGetAll(ctx, s.k.clientKey(clientID)).Result()
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	if len(h) == 0 {
+		return nil, persist.Wrap(storeName, op, persist.ErrNotFound, fmt.Errorf("client %q", clientID), false)
+	}
+	c := &persist.Client{
+		ID:       clientID,
+		Username: h[cUsername],
+		PeerHost: h[cPeerHost],
+		Node:     h[cNode],
+		Online:   h[cState] == "1",
+	}
+	c.OnlineAt = clientTime(h, cOnlineAtMs, cOnlineAt)
+	c.OfflineAt = clientTime(h, cOfflineAtMs, cOfflineAt)
+	return c, nil
+}
+
+// clientTime reads a time of a client hash: the millisecond field, else the
+// seeds' seconds ("undefined" or absent is zero).
+func clientTime(h map[string]string, msField, secField string) time.Time {
+	if t, ok := fromMs(h[msField]); ok {
+		return t
+	}
+	if t, ok := fromSec(h[secField]); ok {
+		return t
+	}
+	return time.Time{}
+}
+
+// Subscriptions returns a client's subscriptions from mqtt:sub:${clientID}
+// and mqtt:subopt:${clientID}, ordered by filter byte-wise.
+func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.Subscription, error) {
+	const op = "Subscriptions"
+	if err := s.enter(ctx, op); err != nil {
+		return nil, err
+	}
+	var subs, opts *redis.MapStringStringCmd
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		subs = p.HGetAll(ctx, s.k.subKey(clientID))
+		opts = p.HGetAll(ctx, s.k.subOptKey(clientID))
+	})
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	out := make([]persist.Subscription, 0, len(subs.Val()))
+	for f, q := range subs.Val() {
+		sub := persist.Subscription{Filter: f}
+		if n, err := strconv.Atoi(q); err == nil && n >= 0 && n <= 2 {
+			sub.QoS = byte(n)
+		}
+		if o, ok := opts.Val()[f]; ok {
+			parseSubOptions(o, &sub)
+		}
+		out = append(out, sub)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Filter < out[j].Filter })
+	return out, nil
+}
+
+// nowArg is an exclusive lower score bound of "not expired at now".
+func nowArg(now time.Time) string { return "(" + strconv.FormatInt(ms(now), 10) }
+
+// topics returns the names in the registry key that filter matches and
+// that have not expired, or just filter when it has no wildcard.
+func (s *Store) topics(ctx context.Context, registry, filter string, now time.Time) ([]string, error) {
+	if !strings.ContainsAny(filter, "+#") && !strings.HasPrefix(filter, "$share/") {
+		return []string{filter}, nil
+	}
+	names, err := s.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: registry, Start: nowArg(now), Stop: "+inf", ByScore: true}).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := names[:0]
+	for _, n := range names {
+		if topic.Match(filter, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Retained returns the retained messages whose topic matches filter,
+// ordered by topic: one HGETALL of mqtt:retain:${filter} for a filter
+// without wildcards, else the registry's topics that match, read in one
+// pipeline.
+func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message, error) {
+	const op = "Retained"
+	if err := s.enter(ctx, op); err != nil {
+		return nil, err
+	}
+	if err := topic.ValidateFilter(filter); err != nil {
+		return nil, invalid(op, "%v", err)
+	}
+	now := time.Now()
+	names, err := s.topics(ctx, s.k.retainTopics, filter, now)
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	sort.Strings(names)
+	var out []*persist.Message
+	for i := 0; i < len(names); i += s.chunk {
+		part := names[i:min(i+s.chunk, len(names))]
+		cmds := make([]*redis.MapStringStringCmd, len(part))
+		if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+			for j, n := range part {
+				cmds[j] = p.HGetAll(ctx, s.k.retainKey(n))
+			}
+		}); err != nil {
+			return nil, s.fail(ctx, op, err)
+		}
+		for j, c := range cmds {
+			m, ok := decodeMessage(c.Val())
+			if !ok || m.Topic != part[j] || m.Expired(now) {
+				continue
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// candidate is a message ID found in a topic index.
+type candidate struct {
+	id, topic string
+}
+
+// FetchOffline returns the stored messages of a mode whose topic matches
+// filter. It reads the matching topics' indexes (and for fanout the
+// client's cursors and subscription start) in one pipeline, orders the IDs
+// and then reads the messages — or, for a queue, claims them with a script
+// per message — FetchChunk at a time until Limit is reached.
+func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
+	const op = "FetchOffline"
+	if err := s.enter(ctx, op); err != nil {
+		return nil, err
+	}
+	if err := topic.ValidateFilter(filter); err != nil {
+		return nil, invalid(op, "%v", err)
+	}
+	if opt.Mode != persist.Fanout && opt.Mode != persist.Queue {
+		return nil, invalid(op, "mode is %v", opt.Mode)
+	}
+	if opt.Limit < 0 {
+		return nil, invalid(op, "limit is %d", opt.Limit)
+	}
+	queue := opt.Mode == persist.Queue
+	now := time.Now()
+	names, err := s.topics(ctx, s.k.topicsKey(queue), filter, now)
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	// The topics' indexes, cursors and the subscription's start.
+	ids := make([]*redis.StringSliceCmd, len(names))
+	curs := make([]*redis.StringCmd, len(names))
+	var start *redis.StringCmd
+	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, n := range names {
+			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.indexKey(queue, n), Start: nowArg(now), Stop: "+inf", ByScore: true})
+			if !queue {
+				curs[i] = p.Get(ctx, s.k.ackedKey(clientID, n))
+			}
+		}
+		if !queue {
+			start = p.HGet(ctx, s.k.subStartKey(clientID), filter)
+		}
+	}); err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	lower := ""
+	if start != nil {
+		lower = start.Val()
+	}
+	var cands []candidate
+	for i, n := range names {
+		bound := lower
+		if curs[i] != nil && curs[i].Val() > bound {
+			bound = curs[i].Val()
+		}
+		for _, id := range ids[i].Val() {
+			if id > bound {
+				cands = append(cands, candidate{id: id, topic: n})
+			}
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].id < cands[j].id })
+	var since time.Time
+	if opt.Since > 0 {
+		since = now.Add(-opt.Since)
+	}
+	var out []*persist.Message
+	for len(cands) > 0 && (opt.Limit == 0 || len(out) < opt.Limit) {
+		n := s.chunk
+		if opt.Limit > 0 {
+			n = min(n, opt.Limit-len(out))
+		}
+		part := cands[:min(n, len(cands))]
+		cands = cands[len(part):]
+		var got []*persist.Message
+		if queue {
+			got, err = s.claim(ctx, clientID, part, opt, since)
+		} else {
+			got, err = s.read(ctx, part, since)
+		}
+		if err != nil {
+			return nil, s.fail(ctx, op, err)
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// read reads fanout messages, leaving out those gone, expired or older
+// than since.
+func (s *Store) read(ctx context.Context, part []candidate, since time.Time) ([]*persist.Message, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(part))
+	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, c := range part {
+			cmds[i] = p.HGetAll(ctx, s.k.msgKey(c.id))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]*persist.Message, 0, len(part))
+	for i, c := range cmds {
+		m, ok := decodeMessage(c.Val())
+		if !ok || m.ID != part[i].id || m.Mode != persist.Fanout || m.Expired(now) || (!since.IsZero() && m.Time.Before(since)) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// claim claims queue messages for clientID, each with the claim script, and
+// returns those it claimed.
+func (s *Store) claim(ctx context.Context, clientID string, part []candidate, opt persist.Fetch, since time.Time) ([]*persist.Message, error) {
+	lease := strconv.FormatInt(max(opt.LeaseOrDefault().Milliseconds(), 1), 10)
+	sinceArg := "0"
+	if !since.IsZero() {
+		sinceArg = strconv.FormatInt(ms(since), 10)
+	}
+	cmds := make([]*redis.Cmd, len(part))
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, c := range part {
+			cmds[i] = claimScript.EvalSha(ctx, p, []string{s.k.msgKey(c.id)}, clientID, lease, sinceArg)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*persist.Message, 0, len(part))
+	for _, c := range cmds {
+		v, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		h, ok := pairs(v)
+		if !ok {
+			continue
+		}
+		if m, ok := decodeMessage(h); ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}

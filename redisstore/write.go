@@ -1,0 +1,357 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/topic"
+)
+
+// Connected records a client's connection state in mqtt:client:${clientid}
+// (state, online_at, offline_at, node as the seeds, plus username, peerhost
+// and millisecond times) and lists the client in mqtt:node:${node} while it
+// is online there.
+func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
+	const op = "Connected"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if c == nil || c.ID == "" {
+		return invalid(op, "client ID is empty")
+	}
+	key := s.k.clientKey(c.ID)
+	fields := []any{cState, "0", cNode, c.Node, cUsername, c.Username, cPeerHost, c.PeerHost}
+	if c.Online {
+		fields[1] = "1"
+	}
+	if !c.OnlineAt.IsZero() {
+		fields = append(fields, cOnlineAt, strconv.FormatInt(c.OnlineAt.Unix(), 10), cOnlineAtMs, strconv.FormatInt(ms(c.OnlineAt), 10))
+	}
+	if !c.OfflineAt.IsZero() {
+		fields = append(fields, cOfflineAt, strconv.FormatInt(c.OfflineAt.Unix(), 10), cOfflineAtMs, strconv.FormatInt(ms(c.OfflineAt), 10))
+	}
+	var old *redis.StringCmd
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		old = p.HGet(ctx, key, cNode)
+		p.HSet(ctx, key, fields...)
+		if c.OfflineAt.IsZero() {
+			p.HSetNX(ctx, key, cOfflineAt, undefined) // as the seeds show a client never offline
+		}
+		if c.Online {
+			if c.Node != "" {
+				at := c.OnlineAt
+				if at.IsZero() {
+					at = time.Now()
+				}
+				p.HSet(ctx, s.k.nodeKey(c.Node), c.ID, strconv.FormatInt(at.Unix(), 10))
+			}
+		} else if c.Node != "" {
+			p.HDel(ctx, s.k.nodeKey(c.Node), c.ID)
+		}
+	})
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	// A takeover (or a disconnect reported by another node): the client is
+	// no longer online on the node it was on.
+	if prev := old.Val(); prev != "" && prev != c.Node {
+		err = s.c.HDel(ctx, s.k.nodeKey(prev), c.ID).Err()
+	}
+	return s.fail(ctx, op, err)
+}
+
+// event is the JSON of a subscribe or unsubscribe event, the seeds'
+// {"type": …, "topic": …, "clientid": …, "qos": …}.
+type event struct {
+	Type     string `json:"type"`
+	Topic    string `json:"topic"`
+	ClientID string `json:"clientid"`
+	QoS      *int   `json:"qos,omitempty"`
+}
+
+func eventJSON(typ, filter, clientID string, qos *int) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(event{Type: typ, Topic: filter, ClientID: clientID, QoS: qos})
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// subOptions encodes a subscription's MQTT 5 options as
+// "no_local retain_as_published retain_handling identifier", or "" when
+// all are zero.
+func subOptions(sub *persist.Subscription) string {
+	if !sub.NoLocal && !sub.RetainAsPublished && sub.RetainHandling == 0 && sub.Identifier == 0 {
+		return ""
+	}
+	b := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	return b(sub.NoLocal) + " " + b(sub.RetainAsPublished) + " " + strconv.Itoa(int(sub.RetainHandling)) + " " + strconv.Itoa(sub.Identifier)
+}
+
+func parseSubOptions(v string, sub *persist.Subscription) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return
+	}
+	sub.NoLocal = f[0] == "1"
+	sub.RetainAsPublished = f[1] == "1"
+	if n, err := strconv.Atoi(f[2]); err == nil && n >= 0 && n <= 2 {
+		sub.RetainHandling = byte(n)
+	}
+	sub.Identifier, _ = strconv.Atoi(f[3])
+}
+
+// Subscribed removes the filters in removed and then adds or updates subs
+// in mqtt:sub:${clientid} (filter → QoS, as the seeds), with MQTT 5
+// options in mqtt:subopt:${clientid} and fanout starts in
+// mqtt:substart:${clientid}, and PUBLISHes an event per filter on the
+// channel — all in one MULTI/EXEC (one per hash slot on a Cluster).
+func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
+	const op = "Subscribed"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if clientID == "" {
+		return invalid(op, "client ID is empty")
+	}
+	for i := range subs {
+		sub := &subs[i]
+		if err := topic.ValidateFilter(sub.Filter); err != nil {
+			return invalid(op, "subscription %d: %v", i, err)
+		}
+		switch {
+		case sub.QoS > 2:
+			return invalid(op, "subscription %d (%q): QoS is %d", i, sub.Filter, sub.QoS)
+		case sub.RetainHandling > 2:
+			return invalid(op, "subscription %d (%q): retain handling is %d", i, sub.Filter, sub.RetainHandling)
+		case sub.Identifier < 0 || sub.Identifier > 268435455:
+			return invalid(op, "subscription %d (%q): identifier is %d (want 0 to 268435455)", i, sub.Filter, sub.Identifier)
+		}
+	}
+	if len(subs) == 0 && len(removed) == 0 {
+		return nil
+	}
+	subKey, optKey, startKey := s.k.subKey(clientID), s.k.subOptKey(clientID), s.k.subStartKey(clientID)
+	start := persist.NewID()
+	_, err := s.run(ctx, true, func(p redis.Pipeliner) {
+		for _, f := range removed {
+			p.HDel(ctx, subKey, f)
+			p.HDel(ctx, optKey, f)
+			p.HDel(ctx, startKey, f)
+		}
+		for i := range subs {
+			sub := &subs[i]
+			p.HSet(ctx, subKey, sub.Filter, strconv.Itoa(int(sub.QoS)))
+			if o := subOptions(sub); o != "" {
+				p.HSet(ctx, optKey, sub.Filter, o)
+			} else {
+				p.HDel(ctx, optKey, sub.Filter)
+			}
+			st := start
+			if sub.History {
+				st = ""
+			}
+			p.HSetNX(ctx, startKey, sub.Filter, st)
+		}
+		if s.events {
+			for _, f := range removed {
+				p.Publish(ctx, s.channel, eventJSON("unsubscribe", f, clientID, nil))
+			}
+			for i := range subs {
+				q := int(subs[i].QoS)
+				p.Publish(ctx, s.channel, eventJSON("subscribe", subs[i].Filter, clientID, &q))
+			}
+		}
+	})
+	return s.fail(ctx, op, err)
+}
+
+// ttlAt returns when a message written now expires in Redis: the earlier
+// of its Expiry and now+ExpiredAfter; zero for never.
+func (s *Store) ttlAt(m *persist.Message, now time.Time) time.Time {
+	at := m.Expiry
+	if s.ttl > 0 {
+		if cap := now.Add(s.ttl); at.IsZero() || cap.Before(at) {
+			at = cap
+		}
+	}
+	return at
+}
+
+// Publish stores a batch in one pipeline: per message an HSET of
+// mqtt:msg:${msgid} and its expiry; per topic and mode one script that adds
+// the IDs to the topic's index; per mode one ZADD to the topic registry.
+func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
+	const op = "Publish"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	for i, m := range msgs {
+		if err := checkMessage(m, true); err != nil {
+			return invalid(op, "message %d of %d: %v", i, len(msgs), err)
+		}
+	}
+	now := time.Now()
+	type group struct {
+		queue bool
+		topic string
+		args  []any // score, id, …
+		max   float64
+	}
+	groups := map[string]*group{}
+	var order []*group
+	seen := make(map[string]bool, len(msgs))
+	var keep []*persist.Message
+	for _, m := range msgs {
+		if seen[m.ID] || m.Expired(now) {
+			continue
+		}
+		seen[m.ID] = true
+		keep = append(keep, m)
+		q := m.Mode == persist.Queue
+		gk := m.Mode.String() + "\x00" + m.Topic
+		g := groups[gk]
+		if g == nil {
+			g = &group{queue: q, topic: m.Topic}
+			groups[gk] = g
+			order = append(order, g)
+		}
+		sc := score(s.ttlAt(m, now))
+		g.args = append(g.args, sc, m.ID)
+		if sc > g.max {
+			g.max = sc
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for _, m := range keep {
+			key := s.k.msgKey(m.ID)
+			p.HSet(ctx, key, messageFields(m, now)...)
+			if at := s.ttlAt(m, now); !at.IsZero() {
+				p.PExpireAt(ctx, key, at)
+			} else {
+				p.Persist(ctx, key)
+			}
+		}
+		reg := map[bool][]redis.Z{}
+		for _, g := range order {
+			idx := s.k.indexKey(g.queue, g.topic)
+			// unpack() in Lua takes a few thousand values at most.
+			for i := 0; i < len(g.args); i += 2000 {
+				indexScript.EvalSha(ctx, p, []string{idx}, g.args[i:min(i+2000, len(g.args))]...)
+			}
+			reg[g.queue] = append(reg[g.queue], redis.Z{Score: g.max, Member: g.topic})
+		}
+		for _, q := range []bool{false, true} {
+			if zs := reg[q]; len(zs) > 0 {
+				key := s.k.topicsKey(q)
+				p.ZAddGT(ctx, key, zs...)
+				p.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(ms(now), 10))
+			}
+		}
+	})
+	return s.fail(ctx, op, err)
+}
+
+// Acked handles a batch of acks in two round trips: a script per ack on
+// the message's hash deletes a queue message claimed by the client (and
+// the ID leaves its topic index); every other ack moves the client's
+// cursor mqtt:acked:${clientid}:${topic} forward, never back.
+func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
+	const op = "Acked"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if clientID == "" {
+		return invalid(op, "client ID is empty")
+	}
+	for i, a := range acks {
+		if a.ID == "" {
+			return invalid(op, "ack %d has no message ID", i)
+		}
+	}
+	if len(acks) == 0 {
+		return nil
+	}
+	res := make([]*redis.Cmd, len(acks))
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, a := range acks {
+			res[i] = ackScript.EvalSha(ctx, p, []string{s.k.msgKey(a.ID)}, clientID)
+		}
+	})
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	cursor := map[string]string{} // topic → greatest acked ID
+	var deleted []persist.Ack
+	for i, a := range acks {
+		n, _ := res[i].Int()
+		switch n {
+		case 2:
+			deleted = append(deleted, a)
+		case 0:
+			if a.ID > cursor[a.Topic] {
+				cursor[a.Topic] = a.ID
+			}
+		}
+	}
+	topics := make([]string, 0, len(cursor))
+	for t := range cursor {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	ttl := strconv.FormatInt(s.ttl.Milliseconds(), 10)
+	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
+		for _, a := range deleted {
+			p.ZRem(ctx, s.k.indexKey(true, a.Topic), a.ID)
+		}
+		for _, t := range topics {
+			cursorScript.EvalSha(ctx, p, []string{s.k.ackedKey(clientID, t)}, cursor[t], ttl)
+		}
+	})
+	return s.fail(ctx, op, err)
+}
+
+// Retain sets or replaces mqtt:retain:${topic} with every field of m (and
+// registers the topic for wildcard lookups) with a script; an empty
+// payload, or an expired m, deletes it.
+func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
+	const op = "Retain"
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	if err := checkMessage(m, false); err != nil {
+		return invalid(op, "%v", err)
+	}
+	now := time.Now()
+	key := s.k.retainKey(m.Topic)
+	_, err := s.run(ctx, true, func(p redis.Pipeliner) {
+		if len(m.Payload) == 0 || m.Expired(now) {
+			p.Del(ctx, key)
+			p.ZRem(ctx, s.k.retainTopics, m.Topic)
+			return
+		}
+		var at int64
+		if !m.Expiry.IsZero() {
+			at = ms(m.Expiry)
+		}
+		replaceScript.EvalSha(ctx, p, []string{key}, append([]any{at}, messageFields(m, now)...)...)
+		p.ZAdd(ctx, s.k.retainTopics, redis.Z{Score: score(m.Expiry), Member: m.Topic})
+	})
+	return s.fail(ctx, op, err)
+}

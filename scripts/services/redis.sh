@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Redis 7 (Debian's redis-server) for the tests: one server on
+# 127.0.0.1:56379, files in .services/redis/.
+# Usage: scripts/services/redis.sh {packages|up|stop|status|env}
+# (see scripts/services/lib.sh for what each subcommand does).
+# shellcheck disable=SC2034 # read by log() in lib.sh
+SVC_NAME=redis
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=redis-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/redis-lib.sh"
+
+REDIS_PORT="${MQTTPERSIST_REDIS_PORT:-56379}"
+
+svc_packages() { redis_packages; }
+
+svc_env() {
+	env_line MQTTPERSIST_REDIS_URL "redis://127.0.0.1:$REDIS_PORT/0"
+}
+
+svc_status() { redis_ping "$REDIS_PORT"; }
+
+svc_up() {
+	redis_install
+	redis_start "$(svc_dir redis)" "$REDIS_PORT" "redis"
+	log "ready on 127.0.0.1:$REDIS_PORT"
+}
+
+svc_stop() {
+	redis_stop "$SERVICES_DIR/redis" redis
+}
+
+svc_main "$@"
