@@ -116,13 +116,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := server.Serve(); err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	fmt.Fprintf(stdout, "mqttpersist broker: node %s listening on %s\n", cfg.Node, listenerAddr(server, *listen))
 	for _, s := range stores.list {
-		fmt.Fprintf(stdout, "  store %s: %s\n", s.name, s.display)
+		fmt.Fprintf(stdout, "store %s: %s\n", s.name, s.display)
 	}
 	for _, r := range rules {
-		fmt.Fprintf(stdout, "  rule %s: %s → %s (%s; %v)\n", r.Name, r.Filter, cfg.storeOf(r.Name), r.Mode, eventsOf(r))
+		fmt.Fprintf(stdout, "rule %s: %s → %s (%s; %v)\n", r.Name, r.Filter, cfg.storeOf(r.Name), r.Mode, eventsOf(r))
 	}
+	fmt.Fprintf(stdout, "mqttpersist broker: node %s listening on %s\n", cfg.Node, listenerAddr(server, *listen))
 
 	go stores.expireLoop(ctx, log)
 	<-ctx.Done()

@@ -1,0 +1,467 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/internal/mqtttest"
+	"github.com/mqttpersist/mqttpersist/internal/testenv"
+	"github.com/mqttpersist/mqttpersist/sqlstore"
+)
+
+// The tests run the broker as a real process: a restart is a new process on
+// the same database, as a user would do it.
+
+var brokerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mqttpersist-broker")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	brokerBin = filepath.Join(dir, "broker")
+	if out, err := exec.Command("go", "build", "-o", brokerBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build broker: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// broker is one running broker process.
+type broker struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	stdout strings.Builder
+	stderr strings.Builder
+	done   chan error
+}
+
+// startBroker starts the broker with args on a free loopback port and
+// waits until it listens; it is stopped at cleanup if still running.
+func startBroker(t *testing.T, args ...string) *broker {
+	t.Helper()
+	b := &broker{t: t, done: make(chan error, 1)}
+	b.cmd = exec.Command(brokerBin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
+	b.cmd.Dir = t.TempDir()
+	out, err := b.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cmd.Stderr = writerFunc(func(p []byte) { b.mu.Lock(); b.stderr.Write(p); b.mu.Unlock() })
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			b.mu.Lock()
+			b.stdout.WriteString(line + "\n")
+			b.mu.Unlock()
+			if _, a, ok := strings.Cut(line, " listening on "); ok {
+				addr <- a
+			}
+		}
+		b.done <- b.cmd.Wait()
+	}()
+	select {
+	case b.addr = <-addr:
+	case err := <-b.done:
+		t.Fatalf("broker %v exited before listening: %v\nstdout:\n%s\nstderr:\n%s", args, err, b.out(), b.errOut())
+	case <-time.After(60 * time.Second):
+		b.cmd.Process.Kill()
+		t.Fatalf("broker %v did not start listening in 60s\nstderr:\n%s", args, b.errOut())
+	}
+	t.Cleanup(func() {
+		if b.cmd.ProcessState == nil {
+			b.cmd.Process.Kill()
+			<-b.done
+		}
+	})
+	return b
+}
+
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+func (b *broker) out() string    { b.mu.Lock(); defer b.mu.Unlock(); return b.stdout.String() }
+func (b *broker) errOut() string { b.mu.Lock(); defer b.mu.Unlock(); return b.stderr.String() }
+
+// stop sends SIGTERM and waits for a clean exit.
+func (b *broker) stop() {
+	b.t.Helper()
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.done:
+		if err != nil {
+			b.t.Fatalf("broker exited with %v after SIGTERM\nstderr:\n%s", err, b.errOut())
+		}
+	case <-time.After(30 * time.Second):
+		b.cmd.Process.Kill()
+		b.t.Fatalf("broker did not stop within 30s of SIGTERM\nstderr:\n%s", b.errOut())
+	}
+	if !strings.Contains(b.out(), "mqttpersist broker: stopped") {
+		b.t.Errorf("broker did not report a clean stop:\n%s", b.out())
+	}
+}
+
+// eachStore runs fn per database: SQLite always, PostgreSQL and MariaDB
+// from make services (failing in CI when they are missing).
+func eachStore(t *testing.T, fn func(t *testing.T, storeURL string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, "sqlite://"+filepath.Join(t.TempDir(), "mqtt.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		fn(t, testenv.PostgresURL(t))
+	})
+	t.Run("mysql", func(t *testing.T) {
+		t.Parallel()
+		fn(t, testenv.MySQLURL(t))
+	})
+}
+
+// query runs SQL on the broker's database, as a user checking the tables
+// would, and returns the rows as text.
+func query(t *testing.T, storeURL, q string, args ...any) [][]string {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), storeURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.DB().Raw(q, args...).Rows()
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out [][]string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			switch v := v.(type) {
+			case nil:
+				row[i] = "NULL"
+			case []byte:
+				row[i] = string(v)
+			default:
+				row[i] = fmt.Sprint(v)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+const (
+	waitLong = 60 * time.Second
+	quiet    = 1500 * time.Millisecond
+)
+
+var session = mqtttest.Options{Expiry: 3600}
+
+// TestRestartDeliversOnce is the issue's first case: a persistent
+// subscriber goes offline, 100 QoS 1 messages are published, the broker is
+// stopped and a new broker process starts on the same database; the
+// subscriber reconnects without subscribing again and receives exactly
+// those 100, in order, once, and nothing more on its next reconnect, and
+// its stored subscription keeps working for new messages.
+func TestRestartDeliversOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeURL string) {
+		b1 := startBroker(t, "-store", storeURL, "-node", "node-a")
+		sub := mqtttest.Dial(t, b1.addr, "sub", session)
+		sub.Subscribe("t/#", 1)
+		sub.Disconnect()
+
+		pub := mqtttest.Dial(t, b1.addr, "pub", mqtttest.Options{Clean: true})
+		want := mqtttest.Numbered("m", 100)
+		for _, p := range want {
+			pub.Publish("t/x", []byte(p), 1, false)
+		}
+		pub.Disconnect()
+		b1.stop()
+
+		b2 := startBroker(t, "-store", storeURL, "-node", "node-a")
+		sub = mqtttest.Dial(t, b2.addr, "sub", session)
+		got := sub.WaitFor(100, waitLong, quiet)
+		if d := mqtttest.Diff(mqtttest.Payloads(got), want); d != "" {
+			t.Fatalf("after restart: %s", d)
+		}
+		for _, p := range got {
+			if p.QoS != 1 || p.Topic != "t/x" {
+				t.Fatalf("message %q arrived as %s QoS %d, want t/x QoS 1", p.Payload, p.Topic, p.QoS)
+			}
+		}
+		sub.Disconnect()
+
+		sub = mqtttest.Dial(t, b2.addr, "sub", session)
+		pub = mqtttest.Dial(t, b2.addr, "pub", mqtttest.Options{Clean: true})
+		pub.Publish("t/y", []byte("after"), 1, false)
+		got = sub.WaitFor(1, waitLong, quiet)
+		if d := mqtttest.Diff(mqtttest.Payloads(got), []string{"after"}); d != "" {
+			t.Fatalf("next reconnect (stored subscription, no re-subscribe): %s", d)
+		}
+	})
+}
+
+// TestSeedRows: the tables look as the seeds show them.
+func TestSeedRows(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeURL string) {
+		b := startBroker(t, "-store", storeURL, "-node", "emqx@127.0.0.1")
+		c := mqtttest.Dial(t, b.addr, "test", session)
+		c.Subscribe("test_topic1", 1)
+		c.Subscribe("test_topic2", 2)
+		c.Publish("hello", []byte("hello"), 1, false)
+		c.Publish("retain", []byte("www"), 1, true)
+
+		rows := query(t, storeURL, "select clientid, state, node, offline_at from mqtt_client where clientid = 'test'")
+		if len(rows) != 1 || rows[0][1] != "1" || rows[0][2] != "emqx@127.0.0.1" || rows[0][3] != "NULL" {
+			t.Errorf("online client row = %v, want [test 1 emqx@127.0.0.1 NULL]", rows)
+		}
+		rows = query(t, storeURL, "select topic, qos from mqtt_sub where clientid = 'test' order by topic")
+		if fmt.Sprint(rows) != "[[test_topic1 1] [test_topic2 2]]" {
+			t.Errorf("mqtt_sub rows = %v", rows)
+		}
+		rows = query(t, storeURL, "select topic, sender, qos, retain, payload from mqtt_msg where sender = 'test' and topic = 'hello'")
+		if fmt.Sprint(rows) != "[[hello test 1 0 hello]]" {
+			t.Errorf("mqtt_msg rows = %v", rows)
+		}
+		rows = query(t, storeURL, "select topic, sender, qos, payload from mqtt_retain where topic = 'retain'")
+		if fmt.Sprint(rows) != "[[retain test 1 www]]" {
+			t.Errorf("mqtt_retain rows = %v", rows)
+		}
+		if rows := query(t, storeURL, "select count(*) from mqtt_msg where arrived is null"); rows[0][0] != "0" {
+			t.Errorf("%s messages without arrival time", rows[0][0])
+		}
+		c.Disconnect()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			rows = query(t, storeURL, "select state, online_at is not null, offline_at is not null from mqtt_client where clientid = 'test'")
+			if len(rows) == 1 && rows[0][0] == "0" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("offline client row = %v, want state 0", rows)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if rows[0][1] == "0" || rows[0][1] == "false" || rows[0][2] == "0" || rows[0][2] == "false" {
+			t.Errorf("offline client row (state, has online_at, has offline_at) = %v, want both times", rows)
+		}
+	})
+}
+
+// TestRetainedSurvivesRestart: retained messages come back after a restart;
+// an empty retained publish deletes the stored one.
+func TestRetainedSurvivesRestart(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeURL string) {
+		b := startBroker(t, "-store", storeURL)
+		p := mqtttest.Dial(t, b.addr, "pub", mqtttest.Options{Clean: true})
+		p.Publish("status/a", []byte("on"), 1, true)
+		p.Publish("status/b", []byte("off"), 1, true)
+		p.Publish("status/b", nil, 1, true) // deletes
+		p.Disconnect()
+		b.stop()
+
+		b = startBroker(t, "-store", storeURL)
+		s := mqtttest.Dial(t, b.addr, "reader", mqtttest.Options{Clean: true})
+		s.Subscribe("status/#", 1)
+		got := s.WaitFor(1, waitLong, quiet)
+		if d := mqtttest.Diff(mqtttest.Payloads(got), []string{"on"}); d != "" || !got[0].Retain {
+			t.Fatalf("retained after restart: %s (retain flag %v)", d, got[0].Retain)
+		}
+		if rows := query(t, storeURL, "select topic from mqtt_retain order by topic"); fmt.Sprint(rows) != "[[status/a]]" {
+			t.Errorf("mqtt_retain holds %v, want only status/a", rows)
+		}
+	})
+}
+
+// TestTwoNodes: two broker processes on one database behave as one broker:
+// a session that went offline on node A gets, on node B, what was
+// published on node B, once.
+func TestTwoNodes(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeURL string) {
+		a := startBroker(t, "-store", storeURL, "-node", "a")
+		b := startBroker(t, "-store", storeURL, "-node", "b")
+		sub := mqtttest.Dial(t, a.addr, "roamer", session)
+		sub.Subscribe("fleet/+/pos", 1)
+		sub.Disconnect()
+
+		pub := mqtttest.Dial(t, b.addr, "truck", mqtttest.Options{Clean: true})
+		want := mqtttest.Numbered("p", 20)
+		for _, p := range want {
+			pub.Publish("fleet/7/pos", []byte(p), 1, false)
+		}
+		sub = mqtttest.Dial(t, b.addr, "roamer", session)
+		got := sub.WaitFor(len(want), waitLong, quiet)
+		if d := mqtttest.Diff(mqtttest.Payloads(got), want); d != "" {
+			t.Fatalf("on node b: %s", d)
+		}
+		if rows := query(t, storeURL, "select node, state from mqtt_client where clientid = 'roamer'"); fmt.Sprint(rows) != "[[b 1]]" {
+			t.Errorf("mqtt_client row = %v, want [[b 1]]", rows)
+		}
+	})
+}
+
+// TestHostileNames: client IDs and topics with quotes, ';', unicode and
+// CR/LF are data: they round-trip through the database and a restart.
+func TestHostileNames(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeURL string) {
+		id := "a'; DROP TABLE mqtt_msg; -- 客户"
+		topics := []string{"q'uo\"te/;", "传感器/温度", "x\r\nFLUSHALL"}
+		b := startBroker(t, "-store", storeURL)
+		sub := mqtttest.Dial(t, b.addr, id, session)
+		for _, tp := range topics {
+			sub.Subscribe(tp, 1)
+		}
+		sub.Disconnect()
+		pub := mqtttest.Dial(t, b.addr, "pub\"'", mqtttest.Options{Clean: true})
+		for _, tp := range topics {
+			pub.Publish(tp, []byte(tp), 1, false)
+		}
+		pub.Disconnect()
+		b.stop()
+
+		b = startBroker(t, "-store", storeURL)
+		sub = mqtttest.Dial(t, b.addr, id, session)
+		got := sub.WaitFor(len(topics), waitLong, quiet)
+		if d := mqtttest.Diff(mqtttest.Sorted(mqtttest.Payloads(got)), mqtttest.Sorted(topics)); d != "" {
+			t.Fatalf("after restart: %s", d)
+		}
+		for _, p := range got {
+			if p.Topic != string(p.Payload) {
+				t.Errorf("message for %q arrived on topic %q", p.Payload, p.Topic)
+			}
+		}
+		if rows := query(t, storeURL, "select count(*) from mqtt_msg"); rows[0][0] != "3" {
+			t.Errorf("mqtt_msg has %s rows, want 3", rows[0][0])
+		}
+	})
+}
+
+// TestQueue: messages to queue/… published before anyone subscribed go to
+// the first consumer; two consumers that subscribe at once never both get
+// the same message, and none is lost.
+func TestQueue(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeURL string) {
+		b := startBroker(t, "-store", storeURL)
+		pub := mqtttest.Dial(t, b.addr, "producer", mqtttest.Options{Clean: true})
+		early := mqtttest.Numbered("early", 5)
+		for _, p := range early {
+			pub.Publish("queue/jobs", []byte(p), 1, false)
+		}
+		first := mqtttest.Dial(t, b.addr, "first", session)
+		first.Subscribe("queue/jobs", 1)
+		got := first.WaitFor(len(early), waitLong, quiet)
+		if d := mqtttest.Diff(mqtttest.Payloads(got), early); d != "" {
+			t.Fatalf("first consumer: %s", d)
+		}
+		first.Disconnect()
+
+		batch := mqtttest.Numbered("job", 200)
+		for _, p := range batch {
+			pub.Publish("queue/work", []byte(p), 1, false)
+		}
+		var c1, c2 *mqtttest.Client
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); c1 = mqtttest.Dial(t, b.addr, "w1", session); c1.Subscribe("queue/work", 1) }()
+		go func() { defer wg.Done(); c2 = mqtttest.Dial(t, b.addr, "w2", session); c2.Subscribe("queue/work", 1) }()
+		wg.Wait()
+		deadline := time.Now().Add(waitLong)
+		for len(c1.Received())+len(c2.Received()) < len(batch) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(quiet)
+		all := append(mqtttest.Payloads(c1.Received()), mqtttest.Payloads(c2.Received())...)
+		if d := mqtttest.Diff(mqtttest.Sorted(all), mqtttest.Sorted(batch)); d != "" {
+			t.Fatalf("two consumers (w1 got %d, w2 got %d): %s", len(c1.Received()), len(c2.Received()), d)
+		}
+	})
+}
+
+// TestBadFlags: a bad -store URL or -config file stops the broker at start
+// with a message that names the bad value.
+func TestBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown scheme", []string{"-store", "redix://localhost"}, []string{`unknown scheme "redix"`}},
+		{"not a URL", []string{"-store", "localhost"}, []string{`"localhost" is not a store URL`}},
+		{"unreachable", []string{"-store", "postgres://u:secret@127.0.0.1:1/db"}, []string{"127.0.0.1:1", "u:xxxxx@"}},
+		{"missing config", []string{"-config", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml"}},
+		{"typo in config", []string{"-config", write("typo.yaml", "rules:\n  - name: a\n    filtr: x\n")}, []string{"line 3", "filtr"}},
+		{"bad filter", []string{"-config", write("filter.yaml", "rules:\n  - name: sensors\n    filter: a/#/b\n"), "-store", "sqlite://" + filepath.Join(dir, "x.db")}, []string{`"sensors"`, `level 1 "#"`}},
+		{"bad mode", []string{"-config", write("mode.yaml", "rules:\n  - name: m\n    mode: broadcast\n"), "-store", "sqlite://" + filepath.Join(dir, "y.db")}, []string{`rule 0 (m)`, `"broadcast"`}},
+		{"unknown store", []string{"-config", write("store.yaml", "stores: {main: \"sqlite://"+filepath.Join(dir, "z.db")+"\"}\nrules:\n  - name: r\n    store: other\n")}, []string{`unknown store "other"`}},
+		{"bad duration", []string{"-config", write("dur.yaml", "rules:\n  - name: d\n    expiry: soon\n")}, []string{`bad duration "soon"`}},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(brokerBin, append([]string{"-listen", "127.0.0.1:0"}, tt.args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%s: broker started with %v", tt.name, tt.args)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%s: output does not name %q:\n%s", tt.name, w, out)
+			}
+		}
+		if strings.Contains(string(out), "secret") {
+			t.Errorf("%s: output shows the password:\n%s", tt.name, out)
+		}
+	}
+}
+
+// TestDefaultStore: with no flags the broker persists to ./data/mqtt.db.
+func TestDefaultStore(t *testing.T) {
+	b := startBroker(t)
+	if !strings.Contains(b.out(), "store default: sqlite://./data/mqtt.db") {
+		t.Errorf("broker does not say where it stores:\n%s", b.out())
+	}
+	c := mqtttest.Dial(t, b.addr, "c", mqtttest.Options{Clean: true})
+	c.Publish("a", []byte("x"), 1, true)
+	b.stop()
+	path := filepath.Join(b.cmd.Dir, "data", "mqtt.db")
+	if rows := query(t, "sqlite://"+path, "select topic, payload from mqtt_retain"); fmt.Sprint(rows) != "[[a x]]" {
+		t.Errorf("%s holds %v", path, rows)
+	}
+}
