@@ -12,15 +12,16 @@ import (
 )
 
 // classify returns the persist kind of a Redis error (ErrUnavailable for a
-// lost, refused or closed connection, else nil) and whether trying again
+// lost or refused connection, else nil) and whether trying again
 // may succeed: connection failures, timeouts, an exhausted pool and the
 // server's transient states (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN,
 // MASTERDOWN, READONLY after a failover) may; other server errors (WRONGTYPE,
 // OOM, syntax) do not.
 func classify(err error) (kind error, retryable bool) {
 	if errors.Is(err, redis.ErrClosed) {
-		// The caller closed the client it passed to New.
-		return persist.ErrUnavailable, false
+		// The caller closed the client it passed to New: no use trying
+		// again (and persist counts every ErrUnavailable as retryable).
+		return nil, false
 	}
 	var re redis.Error
 	if errors.As(err, &re) {

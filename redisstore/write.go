@@ -146,6 +146,7 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 	}
 	subKey, optKey, startKey := s.k.subKey(clientID), s.k.subOptKey(clientID), s.k.subStartKey(clientID)
 	start := persist.NewID()
+	cc, cluster := s.c.(*redis.ClusterClient)
 	_, err := s.run(ctx, true, func(p redis.Pipeliner) {
 		for _, f := range removed {
 			p.HDel(ctx, subKey, f)
@@ -166,17 +167,33 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 			}
 			p.HSetNX(ctx, startKey, sub.Filter, st)
 		}
-		if s.events {
-			for _, f := range removed {
-				p.Publish(ctx, s.channel, eventJSON("unsubscribe", f, clientID, nil))
-			}
-			for i := range subs {
-				q := int(subs[i].QoS)
-				p.Publish(ctx, s.channel, eventJSON("subscribe", subs[i].Filter, clientID, &q))
-			}
+		if s.events && !cluster {
+			s.publishEvents(ctx, p, clientID, subs, removed)
 		}
 	})
+	if err == nil && s.events && cluster {
+		// A Cluster pipeline sends each PUBLISH to any node, so the events
+		// would arrive out of order: send them all to one node.
+		var node *redis.Client
+		if node, err = cc.MasterForKey(ctx, s.channel); err == nil {
+			_, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				s.publishEvents(ctx, p, clientID, subs, removed)
+				return nil
+			})
+		}
+	}
 	return s.fail(ctx, op, err)
+}
+
+// publishEvents queues the events of a Subscribed call, in order.
+func (s *Store) publishEvents(ctx context.Context, p redis.Pipeliner, clientID string, subs []persist.Subscription, removed []string) {
+	for _, f := range removed {
+		p.Publish(ctx, s.channel, eventJSON("unsubscribe", f, clientID, nil))
+	}
+	for i := range subs {
+		q := int(subs[i].QoS)
+		p.Publish(ctx, s.channel, eventJSON("subscribe", subs[i].Filter, clientID, &q))
+	}
 }
 
 // ttlAt returns when a message written now expires in Redis: the earlier
