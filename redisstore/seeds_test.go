@@ -245,4 +245,3 @@ func TestEvents(t *testing.T) {
 		}
 	})
 }
-

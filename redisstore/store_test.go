@@ -318,4 +318,3 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
-
