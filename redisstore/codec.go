@@ -136,10 +136,12 @@ func messageFields(m *persist.Message, now time.Time) []any {
 		fTS, strconv.FormatInt(t.Unix(), 10),
 		fTSms, strconv.FormatInt(ms(t), 10),
 		fMode, m.Mode.String(),
-		fUsername, m.Username,
-		fPeerHost, m.PeerHost,
-		fNode, m.Node,
 	)
+	for _, kv := range [...][2]string{{fUsername, m.Username}, {fPeerHost, m.PeerHost}, {fNode, m.Node}} {
+		if kv[1] != "" {
+			f = append(f, kv[0], kv[1])
+		}
+	}
 	if !m.Expiry.IsZero() {
 		f = append(f, fExpiry, strconv.FormatInt(ms(m.Expiry), 10))
 	}
