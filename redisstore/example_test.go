@@ -17,7 +17,7 @@ import (
 // it): subscribe, publish while the client is away, fetch what it missed,
 // ack. It needs a Redis server, so it has no checked output.
 func Example() {
-	url := os.Getenv("MQTTPERSIST_REDIS_URL") // redis://127.0.0.1:56379/0
+	url := os.Getenv("MQTTPERSIST_REDIS_URL") // redis://127.0.0.1:16379/0
 	if url == "" {
 		fmt.Println("set MQTTPERSIST_REDIS_URL")
 		return
@@ -61,7 +61,7 @@ func Example() {
 // redis.NewClient and redis.NewFailoverClient (Sentinel) work the same.
 func ExampleNew() {
 	client := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs: []string{"127.0.0.1:57001", "127.0.0.1:57002", "127.0.0.1:57003"},
+		Addrs: []string{"127.0.0.1:17001", "127.0.0.1:17002", "127.0.0.1:17003"},
 	})
 	defer client.Close() // the store never closes a client it was given
 
@@ -77,9 +77,9 @@ func ExampleNew() {
 func ExampleOpen() {
 	ctx := context.Background()
 	for _, url := range []string{
-		"redis://127.0.0.1:56379/0",
-		"redis+sentinel://127.0.0.1:56389/mymaster/0",
-		"redis+cluster://127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003",
+		"redis://127.0.0.1:16379/0",
+		"redis+sentinel://127.0.0.1:16389/mymaster/0",
+		"redis+cluster://127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003",
 	} {
 		st, err := redisstore.Open(ctx, url, nil)
 		if err != nil {
@@ -93,7 +93,7 @@ func ExampleOpen() {
 // The seeds' raw commands, for a persist.Rule: each ${name} stays one
 // argument, so a client ID such as "x\r\nFLUSHALL" is data.
 func ExampleStore_Actions() {
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:56379"})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:16379"})
 	defer client.Close()
 	st, err := redisstore.New(client, nil)
 	if err != nil {

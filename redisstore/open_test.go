@@ -90,16 +90,16 @@ func TestOpenErrors(t *testing.T) {
 		kind error
 		says string
 	}{
-		{"http://u:s3cret@127.0.0.1:56379", persist.ErrInvalid, `unknown scheme "http"`},
-		{"127.0.0.1:56379", persist.ErrInvalid, "not a URL"},
+		{"http://u:s3cret@127.0.0.1:16379", persist.ErrInvalid, `unknown scheme "http"`},
+		{"127.0.0.1:16379", persist.ErrInvalid, "not a URL"},
 		{"redis://u:s3cret@127.0.0.1:notaport/0", persist.ErrInvalid, "port"},
-		{"redis://u:s3cret@127.0.0.1:56379/x", persist.ErrInvalid, "database"},
-		{"redis+sentinel://u:s3cret@127.0.0.1:56389", persist.ErrInvalid, "no master name"},
-		{"redis+sentinel://u:s3cret@127.0.0.1:56389/m/x", persist.ErrInvalid, `bad database number "x"`},
-		{"redis+sentinel://u:s3cret@127.0.0.1:56389/m/0/1", persist.ErrInvalid, "want /mastername or /mastername/db"},
-		{"redis+cluster://u:s3cret@127.0.0.1:57001/0", persist.ErrInvalid, "a cluster URL has no path"},
-		{"redis+cluster://u:s3cret@127.0.0.1:57001,,127.0.0.1:57002", persist.ErrInvalid, "empty address"},
-		{"redis+cluster://u:s3cret@127.0.0.1:57001?pool_size=3", persist.ErrInvalid, "no query parameters"},
+		{"redis://u:s3cret@127.0.0.1:16379/x", persist.ErrInvalid, "database"},
+		{"redis+sentinel://u:s3cret@127.0.0.1:16389", persist.ErrInvalid, "no master name"},
+		{"redis+sentinel://u:s3cret@127.0.0.1:16389/m/x", persist.ErrInvalid, `bad database number "x"`},
+		{"redis+sentinel://u:s3cret@127.0.0.1:16389/m/0/1", persist.ErrInvalid, "want /mastername or /mastername/db"},
+		{"redis+cluster://u:s3cret@127.0.0.1:17001/0", persist.ErrInvalid, "a cluster URL has no path"},
+		{"redis+cluster://u:s3cret@127.0.0.1:17001,,127.0.0.1:17002", persist.ErrInvalid, "empty address"},
+		{"redis+cluster://u:s3cret@127.0.0.1:17001?pool_size=3", persist.ErrInvalid, "no query parameters"},
 		{"redis+cluster://u:s3cret@nohostport", persist.ErrInvalid, `address "nohostport"`},
 		// Nothing listens on port 1.
 		{"redis://u:s3cret@127.0.0.1:1/0", persist.ErrUnavailable, "127.0.0.1:1"},

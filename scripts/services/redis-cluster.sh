@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A 3-master Redis Cluster for the tests: redis-server --cluster-enabled on
-# 127.0.0.1:57001-57003 (no replicas; cluster bus on PORT+100, since the
+# 127.0.0.1:17001-17003 (no replicas; cluster bus on PORT+100, since the
 # default PORT+10000 passes 65535), made with redis-cli --cluster create;
 # files in .services/redis-cluster/PORT/.
 # Usage: scripts/services/redis-cluster.sh {packages|up|stop|status|env}
@@ -12,7 +12,7 @@ SVC_NAME=redis-cluster
 # shellcheck source-path=SCRIPTDIR source=redis-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/redis-lib.sh"
 
-BASE="${MQTTPERSIST_REDIS_CLUSTER_PORT:-57001}"
+BASE="${MQTTPERSIST_REDIS_CLUSTER_PORT:-17001}"
 PORTS=("$BASE" "$((BASE + 1))" "$((BASE + 2))")
 
 svc_packages() { redis_packages; }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Redis 7 (Debian's redis-server) for the tests: one server on
-# 127.0.0.1:56379, files in .services/redis/.
+# 127.0.0.1:16379, files in .services/redis/. The Redis ports (16379,
+# 16380-16389, 17001-17003 and their cluster bus ports 17101-17103) sit below
+# Linux's ephemeral port range (32768-60999), where an outgoing connection of
+# any program may hold the port for a while (TIME_WAIT) and fail the bind.
 # Usage: scripts/services/redis.sh {packages|up|stop|status|env}
 # (see scripts/services/lib.sh for what each subcommand does).
 # shellcheck disable=SC2034 # read by log() in lib.sh
@@ -10,7 +13,7 @@ SVC_NAME=redis
 # shellcheck source-path=SCRIPTDIR source=redis-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/redis-lib.sh"
 
-REDIS_PORT="${MQTTPERSIST_REDIS_PORT:-56379}"
+REDIS_PORT="${MQTTPERSIST_REDIS_PORT:-16379}"
 
 svc_packages() { redis_packages; }
 
