@@ -31,7 +31,8 @@ type Options struct {
 	// mqtt:client:test). "" means DefaultPrefix.
 	Prefix string
 	// Channel is where subscribe and unsubscribe events are PUBLISHed as
-	// JSON. "" means DefaultChannel.
+	// JSON. "" means DefaultChannel (zero Options are the defaults), so
+	// NoEvents, not an empty Channel, turns the events off.
 	Channel string
 	// NoEvents turns the subscribe and unsubscribe events off.
 	NoEvents bool
