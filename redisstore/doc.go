@@ -38,13 +38,15 @@
 //	                         when it was first stored ("" with Subscription.History)
 //	mqtt:topic:<topic>       sorted set of the IDs of topic's fanout messages
 //	mqtt:queue:<topic>       the same for queue messages
-//	mqtt:topics:fanout       sorted set of the topics that have fanout messages,
-//	mqtt:topics:queue        queue messages,
-//	mqtt:topics:retain       retained messages — for wildcard filters
+//	mqtt:topics:{mqtt:fanout}      registries of the topics that have fanout messages,
+//	mqtt:topics:{mqtt:queue}       queue messages and retained messages, for wildcard
+//	mqtt:topics:{mqtt:retain}      filters: sorted sets of topic names
+//	mqtt:topics:{mqtt:fanout}:lex  the same names scored 0, for ranges by name (ZRANGE BYLEX);
+//	…:lex                          the hash tag keeps each pair in one Cluster slot
 //
-// In every sorted set the score is when the entry expires, in Unix
-// milliseconds (+inf: never), so expired entries are skipped by a range
-// query and removed with ZREMRANGEBYSCORE.
+// In every sorted set but the :lex ones the score is when the entry
+// expires, in Unix milliseconds (+inf: never), so expired entries are
+// skipped by a range query and removed by score.
 //
 // The seeds index a topic's messages in the sorted set mqtt:msg:${topic}.
 // That name shares its namespace with the message hashes mqtt:msg:${msgid}:
@@ -82,16 +84,19 @@
 // Publish sends a batch in one pipeline: per message an HSET of its hash
 // and a PEXPIREAT; per topic one script call that adds the IDs to the
 // topic's index, drops its expired entries and sets its TTL to that of its
-// latest entry; one ZADD GT to the registry of topics. A message lives in
+// latest entry; one script call that adds the batch's topics to the
+// registry (a topic's score only grows) and drops up to 1000 expired ones. A message lives in
 // Redis until the earlier of its Message.Expiry and ExpiredAfter (the
 // seeds' expired_after, default 3600 s) after the write; already expired
 // messages are not stored, and messages that expired are never returned.
 // Publishing an ID again writes the same hash again.
 //
 // FetchOffline reads, in one pipeline, the index of every matching topic
-// (the filter itself when it has no wildcards, else the registry's topics
-// that topic.Match accepts) — for fanout with the client's cursors and the
-// subscription's start —, orders the IDs and reads the messages FetchChunk
+// — the filter itself when it has no wildcards; else the registry's topics
+// that topic.Match accepts, read by name range for the literal levels
+// before the first wildcard (sensor/+/temp reads sensor up to sensor0) or
+// whole for a filter starting with a wildcard —, for fanout with the
+// client's cursors and the subscription's start, orders the IDs and reads the messages FetchChunk
 // at a time until Limit is reached. A fanout fetch writes nothing. A queue
 // fetch claims each message with a script on its hash that checks, in one
 // step, that it is a queue message, unclaimed or with its lease run out,
@@ -126,7 +131,9 @@
 // every step that must be atomic touches one key, as one command or one Lua
 // script — the queue claim and the queue ack (the message's hash), the
 // cursor advance (the cursor), the index update (the topic's index), the
-// retained replace (the retained hash). Steps that touch several keys (a
+// retained replace (the retained hash); the topic registries' two sorted
+// sets share a hash tag and change together in one script. Steps that
+// touch several keys (a
 // message hash and its index, a subscription's three hashes) are ordered so
 // that a reader never acts on half of them: a fetch skips IDs whose hash
 // is gone or not written yet and never removes them. Batches go in one
@@ -157,10 +164,11 @@
 //
 // # Caveats
 //
-//   - A wildcard fetch or retained look-up reads the whole registry of its
-//     mode (ZRANGE by score) and matches topics in Go: fine for thousands
-//     of topics, slow for millions. A filter without wildcards reads its
-//     one topic.
+//   - A wildcard fetch or retained look-up reads the registry's names in
+//     the range of the filter's literal prefix (all of them for a filter
+//     starting with '+' or '#') and matches them in Go: "+/temp" over
+//     millions of topics is slow; "site/42/+/temp" reads site/42's topics
+//     only. A filter without wildcards reads its one topic.
 //   - A topic's index is read whole for a fetch (IDs only; messages are
 //     read FetchChunk at a time): a topic holding millions of unexpired
 //     messages makes fetches of it slow.

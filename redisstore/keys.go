@@ -9,8 +9,20 @@ type keys struct {
 	prefix string
 	// Key stems, each ending in ':'.
 	client, node, sub, subOpt, subStart, msg, fanIdx, queueIdx, acked, retain string
-	// Topic registries (sorted sets of topic names).
-	fanTopics, queueTopics, retainTopics string
+	// Topic registries: per kind a sorted set of topic names scored by
+	// expiry and one scored 0 for prefix ranges, in one hash slot.
+	fanTopics, queueTopics, retainTopics registry
+}
+
+// registry names the two sorted sets of a topic registry.
+type registry struct {
+	exp, lex string
+}
+
+func newRegistry(prefix, kind string) registry {
+	// The hash tag {<prefix>:<kind>} puts both keys in one Cluster slot.
+	k := prefix + ":topics:{" + prefix + ":" + kind + "}"
+	return registry{exp: k, lex: k + ":lex"}
 }
 
 func newKeys(prefix string) keys {
@@ -27,9 +39,9 @@ func newKeys(prefix string) keys {
 		queueIdx:     p + "queue:",
 		acked:        p + "acked:",
 		retain:       p + "retain:",
-		fanTopics:    p + "topics:fanout",
-		queueTopics:  p + "topics:queue",
-		retainTopics: p + "topics:retain",
+		fanTopics:    newRegistry(prefix, "fanout"),
+		queueTopics:  newRegistry(prefix, "queue"),
+		retainTopics: newRegistry(prefix, "retain"),
 	}
 }
 
@@ -50,7 +62,7 @@ func (k *keys) indexKey(queue bool, topic string) string {
 }
 
 // topicsKey is the registry of the topics that have messages of a mode.
-func (k *keys) topicsKey(queue bool) string {
+func (k *keys) topicsKey(queue bool) registry {
 	if queue {
 		return k.queueTopics
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -86,13 +85,28 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 // nowArg is an exclusive lower score bound of "not expired at now".
 func nowArg(now time.Time) string { return "(" + strconv.FormatInt(ms(now), 10) }
 
-// topics returns the names in the registry key that filter matches and
-// that have not expired, or just filter when it has no wildcard.
-func (s *Store) topics(ctx context.Context, registry, filter string, now time.Time) ([]string, error) {
-	if !strings.ContainsAny(filter, "+#") && !strings.HasPrefix(filter, "$share/") {
-		return []string{filter}, nil
+// topics returns the names in registry r that filter matches and that have
+// not expired — just the filter's one name when it has no wildcard. A
+// filter with literal levels before its first wildcard (sensor/+/temp)
+// reads only the names in that range (sensor up to sensor0, a superset of
+// sensor and sensor/…); one starting with a wildcard reads them all.
+func (s *Store) topics(ctx context.Context, r registry, filter string, now time.Time) ([]string, error) {
+	if !topic.HasWildcard(filter) {
+		return []string{topic.Prefix(filter)}, nil
 	}
-	names, err := s.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: registry, Start: nowArg(now), Stop: "+inf", ByScore: true}).Result()
+	var names []string
+	var err error
+	if p := topic.Prefix(filter); p != "" {
+		var v any
+		v, err = s.script(ctx, lookupScript, []string{r.exp, r.lex}, "["+p, "("+p+"0")
+		for _, x := range asSlice(v) {
+			if n, ok := x.(string); ok {
+				names = append(names, n)
+			}
+		}
+	} else {
+		names, err = s.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: r.exp, Start: nowArg(now), Stop: "+inf", ByScore: true}).Result()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +117,23 @@ func (s *Store) topics(ctx context.Context, registry, filter string, now time.Ti
 		}
 	}
 	return out, nil
+}
+
+func asSlice(v any) []any {
+	a, _ := v.([]any)
+	return a
+}
+
+// script runs one script call (loading the scripts on NOSCRIPT).
+func (s *Store) script(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
+	var cmd *redis.Cmd
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		cmd = sc.EvalSha(ctx, p, keys, args...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Val(), nil
 }
 
 // Retained returns the retained messages whose topic matches filter,

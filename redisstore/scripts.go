@@ -99,7 +99,55 @@ if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) end
 return 1
 `)
 
-var allScripts = []*redis.Script{indexScript, claimScript, ackScript, cursorScript, replaceScript}
+// registerScript adds topics to a registry (KEYS[1] scored by expiry,
+// KEYS[2] scored 0 for ranges by name; ARGV[2:]: score, topic, …): with
+// ARGV[1] "gt" a topic's score only grows (the latest message of the
+// topic), with "set" it is replaced (the retained message). It then drops
+// up to 1000 expired topics from both sets.
+var registerScript = redis.NewScript(luaNow + `
+if ARGV[1] == 'gt' then
+	redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 2))
+else
+	redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
+end
+local lex = {}
+for i = 3, #ARGV, 2 do
+	lex[#lex + 1] = 0
+	lex[#lex + 1] = ARGV[i]
+end
+redis.call('ZADD', KEYS[2], unpack(lex))
+local gone = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+if #gone > 0 then
+	redis.call('ZREM', KEYS[1], unpack(gone))
+	redis.call('ZREM', KEYS[2], unpack(gone))
+end
+return #gone
+`)
+
+// unregisterScript removes topic ARGV[1] from a registry (KEYS as above).
+var unregisterScript = redis.NewScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`)
+
+// lookupScript returns the topics of a registry (KEYS as above) whose
+// names lie in the range ARGV[1]..ARGV[2] (ZRANGE BYLEX syntax) and that
+// have not expired.
+var lookupScript = redis.NewScript(luaNow + `
+local names = redis.call('ZRANGE', KEYS[2], ARGV[1], ARGV[2], 'BYLEX')
+local out = {}
+for i = 1, #names, 500 do
+	local part = {unpack(names, i, math.min(i + 499, #names))}
+	local sc = redis.call('ZMSCORE', KEYS[1], unpack(part))
+	for j = 1, #part do
+		local v = sc[j]
+		if v and (v == 'inf' or tonumber(v) > now) then out[#out + 1] = part[j] end
+	end
+end
+return out
+`)
+
+var allScripts = []*redis.Script{indexScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions

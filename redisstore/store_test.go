@@ -131,6 +131,44 @@ func TestIndexPruning(t *testing.T) {
 		if err != nil || len(got) != 2 || got[0].ID != never.ID || got[1].ID != last.ID {
 			t.Errorf("FetchOffline = %v, %v", got, err)
 		}
+
+		// The registry of topics forgets a topic whose messages all
+		// expired, in both of its sorted sets, at the next Publish.
+		brief := msg("prune/brief", persist.Fanout)
+		brief.Expiry = time.Now().Add(time.Second)
+		if err := st.Publish(ctx, brief); err != nil {
+			t.Fatal(err)
+		}
+		reg := st.Prefix() + ":topics:{" + st.Prefix() + ":fanout}"
+		names := func() []string {
+			t.Helper()
+			a, err := c.ZRange(ctx, reg, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := c.ZRange(ctx, reg+":lex", 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(a)
+			if !slices.Equal(a, b) {
+				t.Errorf("registry %v and its :lex twin %v differ", a, b)
+			}
+			return b
+		}
+		if got := names(); !slices.Equal(got, []string{"prune/brief", "prune/t"}) {
+			t.Errorf("registry = %q, want prune/brief and prune/t", got)
+		}
+		time.Sleep(1200 * time.Millisecond)
+		if got, err := st.FetchOffline(ctx, "c", "prune/+", persist.Fetch{}); err != nil || len(got) != 2 {
+			t.Errorf("FetchOffline after prune/brief expired = %d messages, %v; want 2", len(got), err)
+		}
+		if err := st.Publish(ctx, msg("other/t", persist.Fanout)); err != nil {
+			t.Fatal(err)
+		}
+		if got := names(); !slices.Equal(got, []string{"other/t", "prune/t"}) {
+			t.Errorf("registry after the next Publish = %q, want other/t and prune/t", got)
+		}
 	})
 }
 

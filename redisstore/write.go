@@ -265,20 +265,20 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 				p.Persist(ctx, key)
 			}
 		}
-		reg := map[bool][]redis.Z{}
+		reg := map[bool][]any{}
 		for _, g := range order {
 			idx := s.k.indexKey(g.queue, g.topic)
 			// unpack() in Lua takes a few thousand values at most.
 			for i := 0; i < len(g.args); i += 2000 {
 				indexScript.EvalSha(ctx, p, []string{idx}, g.args[i:min(i+2000, len(g.args))]...)
 			}
-			reg[g.queue] = append(reg[g.queue], redis.Z{Score: g.max, Member: g.topic})
+			reg[g.queue] = append(reg[g.queue], g.max, g.topic)
 		}
 		for _, q := range []bool{false, true} {
-			if zs := reg[q]; len(zs) > 0 {
-				key := s.k.topicsKey(q)
-				p.ZAddGT(ctx, key, zs...)
-				p.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(ms(now), 10))
+			args := reg[q]
+			for i := 0; i < len(args); i += 2000 {
+				r := s.k.topicsKey(q)
+				registerScript.EvalSha(ctx, p, []string{r.exp, r.lex}, append([]any{"gt"}, args[i:min(i+2000, len(args))]...)...)
 			}
 		}
 	})
@@ -358,9 +358,10 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	now := time.Now()
 	key := s.k.retainKey(m.Topic)
 	_, err := s.run(ctx, true, func(p redis.Pipeliner) {
+		r := s.k.retainTopics
 		if len(m.Payload) == 0 || m.Expired(now) {
 			p.Del(ctx, key)
-			p.ZRem(ctx, s.k.retainTopics, m.Topic)
+			unregisterScript.EvalSha(ctx, p, []string{r.exp, r.lex}, m.Topic)
 			return
 		}
 		var at int64
@@ -368,7 +369,7 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 			at = ms(m.Expiry)
 		}
 		replaceScript.EvalSha(ctx, p, []string{key}, append([]any{at}, messageFields(m, now)...)...)
-		p.ZAdd(ctx, s.k.retainTopics, redis.Z{Score: score(m.Expiry), Member: m.Topic})
+		registerScript.EvalSha(ctx, p, []string{r.exp, r.lex}, "set", score(m.Expiry), m.Topic)
 	})
 	return s.fail(ctx, op, err)
 }
