@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", ":1883", "`address` the MQTT listener (TCP) binds")
 	node := fs.String("node", "", "`name` of this broker node in stored state (default: the host name)")
-	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://… (default "+DefaultStore+")")
+	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, or none (default "+DefaultStore+")")
 	configFile := fs.String("config", "", "YAML `file` with stores and rules (see examples/broker/config.go)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +85,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Node, _ = os.Hostname()
 	}
 
+	if *storeURL == "none" {
+		if *configFile != "" {
+			return fmt.Errorf("-store none: no store, but -config %s names stores and rules", *configFile)
+		}
+		return serve(ctx, stdout, log, *listen, cfg.Node, nil)
+	}
+
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	stores, err := openStores(openCtx, cfg.Stores)
@@ -102,33 +109,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer router.Close()
 
-	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
-	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
-		return err
-	}
-	hook := mochi.New(server, router, &mochi.Options{Node: cfg.Node, Logger: log})
-	if err := server.AddHook(hook, nil); err != nil {
-		return fmt.Errorf("persistence hook: %w", err)
-	}
-	if err := server.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: *listen})); err != nil {
-		return fmt.Errorf("listen %s: %w", *listen, err)
-	}
-	if err := server.Serve(); err != nil {
-		return fmt.Errorf("listen %s: %w", *listen, err)
-	}
 	for _, s := range stores.list {
 		fmt.Fprintf(stdout, "store %s: %s\n", s.name, s.display)
 	}
 	for _, r := range rules {
 		fmt.Fprintf(stdout, "rule %s: %s → %s (%s; %v)\n", r.Name, r.Filter, cfg.storeOf(r.Name), r.Mode, eventsOf(r))
 	}
-	fmt.Fprintf(stdout, "mqttpersist broker: node %s listening on %s\n", cfg.Node, listenerAddr(server, *listen))
-
 	go stores.expireLoop(ctx, log)
+	return serve(ctx, stdout, log, *listen, cfg.Node, router)
+}
+
+// serve runs a mochi broker on listen, persisting in store (nil: a plain
+// broker that remembers nothing, to compare against), until ctx is done.
+func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node string, store persist.Store) error {
+	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
+	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
+		return err
+	}
+	var hook *mochi.Hook
+	if store != nil {
+		hook = mochi.New(server, store, &mochi.Options{Node: node, Logger: log})
+		if err := server.AddHook(hook, nil); err != nil {
+			return fmt.Errorf("persistence hook: %w", err)
+		}
+	} else {
+		fmt.Fprintln(stdout, "store none: nothing is persisted")
+	}
+	if err := server.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: listen})); err != nil {
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	if err := server.Serve(); err != nil {
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	fmt.Fprintf(stdout, "mqttpersist broker: node %s listening on %s\n", node, listenerAddr(server, listen))
+
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "mqttpersist broker: shutting down")
 	if err := server.Close(); err != nil {
 		log.Warn("close server", "error", err)
+	}
+	if hook == nil {
+		fmt.Fprintln(stdout, "mqttpersist broker: stopped")
+		return nil
 	}
 	st := hook.Stats()
 	fmt.Fprintf(stdout, "mqttpersist broker: stopped (stored %d, delivered live %d, replayed %d, acked %d, store failures %d)\n",
