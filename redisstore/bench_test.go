@@ -76,7 +76,7 @@ func BenchmarkPublishBatch(b *testing.B) {
 func BenchmarkShared(b *testing.B) {
 	for _, tp := range topologies {
 		b.Run(tp.name, func(b *testing.B) {
-			persisttest.Bench(b, harness(tp))
+			persisttest.Bench(b, harness(tp.client(b)))
 		})
 	}
 }

@@ -185,4 +185,6 @@
 //     ExpiredAfter after the last ack, as long as the messages it covers.
 //   - A message's MQTT 5 properties must be valid UTF-8 (they are kept as
 //     JSON).
+//   - go-redis logs a few events of its own (such as a Sentinel's master
+//     switch) to its default logger; redis.SetLogger replaces it.
 package redisstore
