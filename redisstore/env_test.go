@@ -191,7 +191,6 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-
 // quiet drops go-redis's own log lines (Sentinel master switches and the
 // like); the store itself never logs.
 type quiet struct{}
