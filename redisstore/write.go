@@ -118,7 +118,8 @@ func parseSubOptions(v string, sub *persist.Subscription) {
 // in mqtt:sub:${clientid} (filter → QoS, as the seeds), with MQTT 5
 // options in mqtt:subopt:${clientid} and fanout starts in
 // mqtt:substart:${clientid}, and PUBLISHes an event per filter on the
-// channel — all in one MULTI/EXEC (one per hash slot on a Cluster).
+// channel — in one MULTI/EXEC on a single server or Sentinel; on a Cluster
+// in one pipeline, the events through one node so that they stay in order.
 func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
 	const op = "Subscribed"
 	if err := s.enter(ctx, op); err != nil {
@@ -210,7 +211,8 @@ func (s *Store) ttlAt(m *persist.Message, now time.Time) time.Time {
 
 // Publish stores a batch in one pipeline: per message an HSET of
 // mqtt:msg:${msgid} and its expiry; per topic and mode one script that adds
-// the IDs to the topic's index; per mode one ZADD to the topic registry.
+// the IDs to the topic's index; per mode one script that registers the
+// topics for wildcard fetches.
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	const op = "Publish"
 	if err := s.enter(ctx, op); err != nil {
