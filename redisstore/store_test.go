@@ -356,3 +356,44 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestChunks publishes more than one script call takes (1,300 messages on
+// one topic, 1,200 topics) and fetches with a small FetchChunk, so every
+// chunked path runs.
+func TestChunks(t *testing.T) {
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		t.Parallel()
+		ctx := t.Context()
+		st := newStore(t, c, &redisstore.Options{FetchChunk: 7})
+		for _, mode := range []persist.Mode{persist.Fanout, persist.Queue} {
+			var all []*persist.Message
+			for i := range 2500 {
+				topic := "chunk/one"
+				if i%2 == 1 && len(all) < 2400 {
+					topic = fmt.Sprintf("chunk/%d", i/2)
+				}
+				all = append(all, msg(topic, mode))
+			}
+			if err := st.Publish(ctx, all...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.FetchOffline(ctx, "c", "chunk/+", persist.Fetch{Mode: mode, Limit: 2000})
+			if err != nil || len(got) != 2000 {
+				t.Fatalf("%v: FetchOffline with Limit 2000 = %d messages, %v", mode, len(got), err)
+			}
+			for i, m := range got {
+				if m.ID != all[i].ID {
+					t.Fatalf("%v: message %d is %s, want %s", mode, i, m.ID, all[i].ID)
+				}
+			}
+			rest, err := st.FetchOffline(ctx, "c2", "chunk/#", persist.Fetch{Mode: mode})
+			want := 2500
+			if mode == persist.Queue {
+				want = 500 // the first 2000 are claimed
+			}
+			if err != nil || len(rest) != want {
+				t.Errorf("%v: FetchOffline of the rest = %d messages, %v; want %d", mode, len(rest), err, want)
+			}
+		}
+	})
+}
