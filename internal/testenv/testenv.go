@@ -2,8 +2,8 @@
 // starts (scripts/services.sh), found through environment variables that
 // .services/env exports:
 //
-//	MQTTPERSIST_POSTGRES_URL  postgres://mqtt:mqtt@127.0.0.1:55432/mqtt?sslmode=disable
-//	MQTTPERSIST_MYSQL_URL     mysql://mqtt:mqtt@127.0.0.1:53306/mqtt
+//	MQTTPERSIST_POSTGRES_URL  postgres://mqtt:mqtt@127.0.0.1:15432/mqtt?sslmode=disable
+//	MQTTPERSIST_MYSQL_URL     mysql://mqtt:mqtt@127.0.0.1:13306/mqtt
 //	MQTTPERSIST_REDIS_URL                redis://127.0.0.1:16379/0
 //	MQTTPERSIST_REDIS_CLUSTER_ADDRS      127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003
 //	MQTTPERSIST_REDIS_SENTINEL_ADDRS     127.0.0.1:16389

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MariaDB 10.11 for the tests: 127.0.0.1:53306, data, socket and log in .services/mariadb/.
+# MariaDB 10.11 for the tests: 127.0.0.1:13306, data, socket and log in .services/mariadb/.
 # Usage: scripts/services/mariadb.sh {packages|up|stop|status|env}
 # (see scripts/services/lib.sh for what each subcommand does).
 # shellcheck disable=SC2034 # read by log() in lib.sh
@@ -7,7 +7,8 @@ SVC_NAME=mariadb
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MY_PORT="${MQTTPERSIST_MYSQL_PORT:-53306}"
+# Below the kernel's ephemeral range (32768-60999): a TIME_WAIT socket there can block the bind.
+MY_PORT="${MQTTPERSIST_MYSQL_PORT:-13306}"
 MY_USER=mqtt
 MY_PASS=mqtt
 MY_DB=mqtt

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PostgreSQL 15 for the tests: 127.0.0.1:55432, data and log in .services/postgres/.
+# PostgreSQL 15 for the tests: 127.0.0.1:15432, data and log in .services/postgres/.
 # Usage: scripts/services/postgres.sh {packages|up|stop|status|env}
 # (see scripts/services/lib.sh for what each subcommand does).
 # shellcheck disable=SC2034 # read by log() in lib.sh
@@ -7,7 +7,8 @@ SVC_NAME=postgres
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PG_PORT="${MQTTPERSIST_POSTGRES_PORT:-55432}"
+# Below the kernel's ephemeral range (32768-60999): a TIME_WAIT socket there can block the bind.
+PG_PORT="${MQTTPERSIST_POSTGRES_PORT:-15432}"
 PG_USER=mqtt
 PG_PASS=mqtt
 PG_DB=mqtt
