@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", ":1883", "`address` the MQTT listener (TCP) binds")
 	node := fs.String("node", "", "`name` of this broker node in stored state (default: the host name)")
-	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, or none (default "+DefaultStore+")")
+	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, redis://…, redis+sentinel://…, redis+cluster://…, or none (default "+DefaultStore+")")
 	configFile := fs.String("config", "", "YAML `file` with stores and rules (see examples/broker/config.go)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/redisstore"
 	"github.com/mqttpersist/mqttpersist/sqlstore"
 )
 
@@ -52,7 +53,7 @@ func openStores(ctx context.Context, urls map[string]string) (*openedStores, err
 func openStore(ctx context.Context, u string) (persist.Store, error) {
 	scheme, _, ok := strings.Cut(u, ":")
 	if !ok {
-		return nil, fmt.Errorf("%q is not a store URL (want sqlite://PATH, postgres://…, mysql://…)", redact(u))
+		return nil, fmt.Errorf("%q is not a store URL (want sqlite://PATH, postgres://…, mysql://…, redis://…)", redact(u))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3", "postgres", "postgresql", "mysql", "mariadb":
@@ -65,8 +66,16 @@ func openStore(ctx context.Context, u string) (persist.Store, error) {
 			return nil, err
 		}
 		return s, nil
+	case "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster":
+		// ?prefix=NAME starts every key with NAME instead of "mqtt", so
+		// several brokers (or tests) can share one Redis.
+		rest, prefix, err := cutParam(u, "prefix")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", redact(u), err)
+		}
+		return redisstore.Open(ctx, rest, &redisstore.Options{Prefix: prefix})
 	}
-	return nil, fmt.Errorf("%s: unknown scheme %q (want sqlite, postgres, mysql)", redact(u), scheme)
+	return nil, fmt.Errorf("%s: unknown scheme %q (want sqlite, postgres, mysql, redis, redis+sentinel, redis+cluster)", redact(u), scheme)
 }
 
 func (o *openedStores) names() string {
@@ -120,6 +129,24 @@ func (o *openedStores) expireLoop(ctx context.Context, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// cutParam removes the query parameter name from u and returns its value.
+func cutParam(u, name string) (rest, value string, err error) {
+	base, query, ok := strings.Cut(u, "?")
+	if !ok {
+		return u, "", nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("bad query %q: %w", query, err)
+	}
+	value = q.Get(name)
+	q.Del(name)
+	if len(q) == 0 {
+		return base, value, nil
+	}
+	return base + "?" + q.Encode(), value, nil
 }
 
 // redact hides the password of a URL for messages.
