@@ -23,6 +23,17 @@ type Store interface {
 	// PeerHost, Node and Online are stored as given; a zero OnlineAt or
 	// OfflineAt keeps the stored time, so a disconnect may carry
 	// OfflineAt alone and a reconnect keeps the last OfflineAt.
+	//
+	// A connect always applies. A disconnect from node N applies only
+	// when the client is stored as connected to N, is not stored as
+	// online, is stored with no node, or is not stored at all (it is then
+	// stored offline, as given). A disconnect never marks offline a
+	// client that is online on another node — the client moved there, and
+	// the disconnect from its old node reached the database late — and
+	// then changes nothing, not even OfflineAt. An empty c.Node is a node
+	// like any other: such a disconnect does not apply to a client online
+	// on a named node. Stores decide this atomically, with the write, so
+	// nodes sharing a database need no lookup before they write.
 	Connected(ctx context.Context, c *Client) error
 	// Subscribed adds or updates subs and removes the filters in removed
 	// for one client (the seeds' mqtt_sub). A removed filter also forgets

@@ -2,6 +2,7 @@ package persisttest
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,6 +128,104 @@ func (s *suite) testClient(t *testing.T) {
 		checkClient(t, "after takeover on node3", cl, id,
 			&persist.Client{ID: id, Username: "u2", PeerHost: "10.0.0.3", Node: "node3", Online: true, OnlineAt: t4, OfflineAt: t2})
 	})
+	t.Run("DisconnectAfterMove", func(t *testing.T) {
+		// A client leaves node a and reconnects to node b; a's disconnect
+		// reaches the store after b's connect. The client stays online on b.
+		t.Parallel()
+		st := s.store(t)
+		cl := s.clientLookup(t, st)
+		id := s.uniq("client")
+		t1 := time.Now().Add(-time.Hour).In(zone)
+		t2 := t1.Add(10 * time.Minute)
+		connected(t, st,
+			&persist.Client{ID: id, Username: "u", PeerHost: "10.0.0.1", Node: "node-a", Online: true, OnlineAt: t1},
+			&persist.Client{ID: id, Username: "u2", PeerHost: "10.0.0.2", Node: "node-b", Online: true, OnlineAt: t2},
+			&persist.Client{ID: id, Username: "u", PeerHost: "10.0.0.1", Node: "node-a", Online: false, OfflineAt: t2.Add(-time.Second)})
+		onB := &persist.Client{ID: id, Username: "u2", PeerHost: "10.0.0.2", Node: "node-b", Online: true, OnlineAt: t2}
+		checkClient(t, "after node-a's late disconnect (the client moved to node-b)", cl, id, onB)
+
+		// A disconnect naming no node is not from node-b either.
+		connected(t, st, &persist.Client{ID: id, Online: false, OfflineAt: t2.Add(time.Second)})
+		checkClient(t, "after a disconnect without a node", cl, id, onB)
+
+		// The disconnect from the node the client is on applies.
+		t3 := t2.Add(5 * time.Minute)
+		connected(t, st, &persist.Client{ID: id, Username: "u2", PeerHost: "10.0.0.2", Node: "node-b", Online: false, OfflineAt: t3})
+		checkClient(t, "after node-b's disconnect", cl, id,
+			&persist.Client{ID: id, Username: "u2", PeerHost: "10.0.0.2", Node: "node-b", Online: false, OnlineAt: t2, OfflineAt: t3})
+	})
+	t.Run("DisconnectUnknown", func(t *testing.T) {
+		// The disconnect of a client never stored stores it offline, as
+		// given.
+		t.Parallel()
+		st := s.store(t)
+		cl := s.clientLookup(t, st)
+		id := s.uniq("client")
+		off := &persist.Client{ID: id, Username: "u", PeerHost: "10.0.0.9", Node: "node-a", Online: false, OfflineAt: time.Now().Add(-time.Minute)}
+		connected(t, st, off)
+		checkClient(t, "after the disconnect of an unknown client", cl, id, off)
+	})
+	t.Run("DisconnectWithoutStoredNode", func(t *testing.T) {
+		// A client stored online with no node is taken offline by a
+		// disconnect from any node.
+		t.Parallel()
+		st := s.store(t)
+		cl := s.clientLookup(t, st)
+		id := s.uniq("client")
+		t1 := time.Now().Add(-time.Hour)
+		t2 := t1.Add(time.Minute)
+		connected(t, st,
+			&persist.Client{ID: id, Username: "u", Online: true, OnlineAt: t1},
+			&persist.Client{ID: id, Username: "u", Node: "node-a", Online: false, OfflineAt: t2})
+		checkClient(t, "after a disconnect from node-a", cl, id,
+			&persist.Client{ID: id, Username: "u", Node: "node-a", Online: false, OnlineAt: t1, OfflineAt: t2})
+	})
+	t.Run("DisconnectAfterMoveConcurrently", func(t *testing.T) {
+		// Clients online on node a move to node b while a reports their
+		// disconnects: whichever write comes first, each client ends
+		// online on b. A store that looks up and then writes, apart, lets
+		// a's disconnect overwrite b's connect.
+		t.Parallel()
+		st := s.store(t)
+		cl := s.clientLookup(t, st)
+		const n = 40
+		ids := make([]string, n)
+		t1 := time.Now().Add(-time.Hour)
+		t2 := t1.Add(time.Minute)
+		for i := range ids {
+			ids[i] = s.uniq("client")
+			connected(t, st, &persist.Client{ID: ids[i], Node: "node-a", Online: true, OnlineAt: t1})
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			calls := []*persist.Client{
+				{ID: id, Node: "node-b", Online: true, OnlineAt: t2},
+				{ID: id, Node: "node-a", Online: false, OfflineAt: t2},
+			}
+			if i%2 == 1 {
+				calls[0], calls[1] = calls[1], calls[0]
+			}
+			for _, c := range calls {
+				wg.Go(func() {
+					<-start
+					if err := st.Connected(t.Context(), c); err != nil {
+						t.Errorf("Connected(%+v): %v", c, err)
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		for _, id := range ids {
+			c, err := cl.Client(t.Context(), id)
+			if err != nil {
+				t.Errorf("Client(%q): %v", id, err)
+			} else if !c.Online || c.Node != "node-b" {
+				t.Errorf("Client(%q) = node %q online %v after moving to node-b; want online on node-b", id, c.Node, c.Online)
+			}
+		}
+	})
 	t.Run("Unknown", func(t *testing.T) {
 		t.Parallel()
 		st := s.store(t)
@@ -204,5 +303,15 @@ func checkClient(t *testing.T, what string, cl persist.ClientLookup, id string, 
 	}
 	for _, line := range d {
 		t.Errorf("%s: Client(%q): %s", what, id, line)
+	}
+}
+
+// connected records each client state in turn.
+func connected(t *testing.T, st persist.Store, cs ...*persist.Client) {
+	t.Helper()
+	for _, c := range cs {
+		if err := st.Connected(t.Context(), c); err != nil {
+			t.Fatalf("Connected(%+v): %v", c, err)
+		}
 	}
 }

@@ -41,7 +41,8 @@ func (s *suite) testConcurrency(t *testing.T) {
 		wg.Go(func() {
 			ctx := t.Context()
 			for r := range rounds {
-				if err := st.Connected(ctx, &persist.Client{ID: wk.id, Node: fmt.Sprintf("node-%d", r%2), Online: r%2 == 0, OnlineAt: time.Now(), OfflineAt: time.Now()}); err != nil {
+				// Online on node-0, offline, online on node-1, offline, …
+				if err := st.Connected(ctx, &persist.Client{ID: wk.id, Node: fmt.Sprintf("node-%d", r/2%2), Online: r%2 == 0, OnlineAt: time.Now(), OfflineAt: time.Now()}); err != nil {
 					t.Errorf("%s: Connected: %v", wk.id, err)
 					return
 				}
@@ -161,7 +162,7 @@ func (s *suite) testConcurrency(t *testing.T) {
 				t.Errorf("Client(%q): %v", wk.id, err)
 				continue
 			}
-			if want := fmt.Sprintf("node-%d", (rounds-1)%2); c.Node != want || c.Online != ((rounds-1)%2 == 0) {
+			if want := fmt.Sprintf("node-%d", (rounds-1)/2%2); c.Node != want || c.Online != ((rounds-1)%2 == 0) {
 				t.Errorf("Client(%q) = node %q online %v, want the last state: node %q online %v", wk.id, c.Node, c.Online, want, (rounds-1)%2 == 0)
 			}
 		}

@@ -18,7 +18,8 @@
 //
 // Every case takes a fresh store from Harness.New, so cases run in parallel
 // (t.Parallel) and a real server sees several stores at once. The cases
-// check what a user of a broker would check: client state, subscriptions,
+// check what a user of a broker would check: client state (also a
+// disconnect from a node the client has left, arriving late), subscriptions,
 // exact byte round-trips of payloads and every Message field, awkward topic
 // names and client IDs (quotes, SQL and CR/LF injection, unicode, case and
 // trailing-space variants), fanout cursors and subscription starts, queue

@@ -109,7 +109,18 @@ func (s *memStore) Connected(ctx context.Context, c *persist.Client) error {
 	}
 	defer unlock()
 	id := s.norm(c.ID)
-	old := s.clients[id]
+	old, known := s.clients[id]
+	// A disconnect from a node the client is not online on: it moved.
+	moved := known && old.Online && old.Node != c.Node && (old.Node != "" || s.bugs["node must match"])
+	if !c.Online && moved && !s.bugs["disconnect anywhere"] {
+		return nil
+	}
+	if s.bugs["racy disconnect"] && !c.Online {
+		// Let go of the lock between deciding and writing.
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+	}
 	n := *c
 	if n.OnlineAt.IsZero() && !s.bugs["overwrite client"] {
 		n.OnlineAt = old.OnlineAt

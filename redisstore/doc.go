@@ -67,9 +67,12 @@
 // # Semantics
 //
 // Connected writes the client hash with HSET (a zero OnlineAt or OfflineAt
-// keeps the stored time); a connect adds the client to mqtt:node:${node},
-// a disconnect removes it, and a connect on another node (a takeover)
-// removes it from the node it was on. Subscribed deletes the removed
+// keeps the stored time), in a script on that one key that first checks a
+// disconnect: one from a node other than the one the client is stored
+// online on leaves the hash alone (the client moved). A connect adds the
+// client to mqtt:node:${node}, a disconnect removes it from its node's
+// (applied or not), and a connect on another node (a takeover) removes it
+// from the node it was on. Subscribed deletes the removed
 // filters and then sets subs in mqtt:sub, mqtt:subopt and mqtt:substart
 // (HSETNX: a repeated subscription keeps its start), and PUBLISHes one
 // event per filter on Channel (default mqtt_channel), as the seeds show,

@@ -147,7 +147,25 @@ end
 return out
 `)
 
-var allScripts = []*redis.Script{indexScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript}
+// connectedScript writes a client's state to its hash (KEYS[1]): ARGV[1]
+// is "1" for a connect and "0" for a disconnect, ARGV[2] the node, ARGV[3]
+// "1" to set offline_at to "undefined" where it is absent, ARGV[4:] the
+// field/value pairs to set. A disconnect from a node other than the one the
+// client is stored online on (a non-empty node) changes nothing: the
+// client moved. It returns {1, the node stored before} when it wrote and
+// {0, the stored node} when it did not.
+var connectedScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'state', 'node')
+local node = cur[2] or ''
+if ARGV[1] == '0' and cur[1] == '1' and node ~= '' and node ~= ARGV[2] then
+	return {0, node}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[3] == '1' then redis.call('HSETNX', KEYS[1], 'offline_at', 'undefined') end
+return {1, node}
+`)
+
+var allScripts = []*redis.Script{indexScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions

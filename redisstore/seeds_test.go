@@ -103,6 +103,28 @@ func checkSeeds(t *testing.T, st *redisstore.Store, c redis.UniversalClient, p s
 		t.Errorf("HEXISTS mqtt:node:node1@127.0.0.1 test after the disconnect = %v, %v; want false", n, err)
 	}
 
+	// Client 'moved' leaves node1 for node2; node1's disconnect arrives
+	// last: the hash stays as node2's connect wrote it, and only node2
+	// lists the client.
+	on2 := on.Add(time.Second)
+	for _, cl := range []*persist.Client{
+		{ID: "moved", Node: "node1@127.0.0.1", Online: true, OnlineAt: on},
+		{ID: "moved", Node: "node2@127.0.0.1", Online: true, OnlineAt: on2},
+		{ID: "moved", Node: "node1@127.0.0.1", Online: false, OfflineAt: off},
+	} {
+		if err := st.Connected(ctx, cl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("HGETALL mqtt:client:moved after node1's late disconnect", pick(hgetall(p+":client:moved"), "state", "online_at", "offline_at", "node"),
+		map[string]string{"state": "1", "online_at": sec(on2), "offline_at": "undefined", "node": "node2@127.0.0.1"})
+	if n, err := c.HExists(ctx, p+":node:node1@127.0.0.1", "moved").Result(); err != nil || n {
+		t.Errorf("HEXISTS mqtt:node:node1@127.0.0.1 moved = %v, %v; want false", n, err)
+	}
+	if ts, err := c.HGet(ctx, p+":node:node2@127.0.0.1", "moved").Result(); err != nil || ts != sec(on2) {
+		t.Errorf("HGET mqtt:node:node2@127.0.0.1 moved = %q, %v; want %s", ts, err, sec(on2))
+	}
+
 	// Subscriptions: HSET "mqtt:sub:test" "topic1" 1 …
 	if err := st.Subscribed(ctx, "test", []persist.Subscription{{Filter: "topic1", QoS: 1}, {Filter: "topic2", QoS: 2}}, nil); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +19,10 @@ import (
 // Connected records a client's connection state in mqtt:client:${clientid}
 // (state, online_at, offline_at, node as the seeds, plus username, peerhost
 // and millisecond times) and lists the client in mqtt:node:${node} while it
-// is online there.
+// is online there. One script on the client hash decides and writes, so a
+// disconnect from a node the client has left (arriving after its connect
+// on another node) changes nothing there; that node's list loses the
+// client all the same.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	const op = "Connected"
 	if err := s.enter(ctx, op); err != nil {
@@ -27,42 +31,53 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	if c == nil || c.ID == "" {
 		return invalid(op, "client ID is empty")
 	}
-	key := s.k.clientKey(c.ID)
-	fields := []any{cState, "0", cNode, c.Node, cUsername, c.Username, cPeerHost, c.PeerHost}
+	args := []any{"0", c.Node, "0", cState, "0", cNode, c.Node, cUsername, c.Username, cPeerHost, c.PeerHost}
 	if c.Online {
-		fields[1] = "1"
+		args[0], args[4] = "1", "1"
+	}
+	if c.OfflineAt.IsZero() {
+		args[2] = "1" // as the seeds show a client never offline
 	}
 	if !c.OnlineAt.IsZero() {
-		fields = append(fields, cOnlineAt, strconv.FormatInt(c.OnlineAt.Unix(), 10), cOnlineAtMs, strconv.FormatInt(ms(c.OnlineAt), 10))
+		args = append(args, cOnlineAt, strconv.FormatInt(c.OnlineAt.Unix(), 10), cOnlineAtMs, strconv.FormatInt(ms(c.OnlineAt), 10))
 	}
 	if !c.OfflineAt.IsZero() {
-		fields = append(fields, cOfflineAt, strconv.FormatInt(c.OfflineAt.Unix(), 10), cOfflineAtMs, strconv.FormatInt(ms(c.OfflineAt), 10))
+		args = append(args, cOfflineAt, strconv.FormatInt(c.OfflineAt.Unix(), 10), cOfflineAtMs, strconv.FormatInt(ms(c.OfflineAt), 10))
 	}
-	var old *redis.StringCmd
+	var res *redis.Cmd
 	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
-		old = p.HGet(ctx, key, cNode)
-		p.HSet(ctx, key, fields...)
-		if c.OfflineAt.IsZero() {
-			p.HSetNX(ctx, key, cOfflineAt, undefined) // as the seeds show a client never offline
+		res = connectedScript.EvalSha(ctx, p, []string{s.k.clientKey(c.ID)}, args...)
+		// Whether or not the disconnect applies, the client is not online
+		// on the node it disconnected from.
+		if c.Node == "" {
+			return
 		}
 		if c.Online {
-			if c.Node != "" {
-				at := c.OnlineAt
-				if at.IsZero() {
-					at = time.Now()
-				}
-				p.HSet(ctx, s.k.nodeKey(c.Node), c.ID, strconv.FormatInt(at.Unix(), 10))
+			at := c.OnlineAt
+			if at.IsZero() {
+				at = time.Now()
 			}
-		} else if c.Node != "" {
+			p.HSet(ctx, s.k.nodeKey(c.Node), c.ID, strconv.FormatInt(at.Unix(), 10))
+		} else {
 			p.HDel(ctx, s.k.nodeKey(c.Node), c.ID)
 		}
 	})
 	if err != nil {
 		return s.fail(ctx, op, err)
 	}
-	// A takeover (or a disconnect reported by another node): the client is
-	// no longer online on the node it was on.
-	if prev := old.Val(); prev != "" && prev != c.Node {
+	r, err := res.Slice()
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	if len(r) != 2 {
+		return s.fail(ctx, op, fmt.Errorf("connected script returned %v", r))
+	}
+	wrote, _ := r[0].(int64)
+	prev, _ := r[1].(string)
+	// A takeover (or a disconnect reported by another node of a client
+	// stored with no node or offline): the client is no longer online on
+	// the node it was on.
+	if wrote == 1 && prev != "" && prev != c.Node {
 		err = s.c.HDel(ctx, s.k.nodeKey(prev), c.ID).Err()
 	}
 	return s.fail(ctx, op, err)

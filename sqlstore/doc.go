@@ -101,7 +101,11 @@
 // # Semantics
 //
 // Connected upserts mqtt_client by clientid (state 1/0; a zero
-// OnlineAt/OfflineAt keeps the stored time). Subscribed upserts and deletes
+// OnlineAt/OfflineAt keeps the stored time). A disconnect is one upsert
+// whose update applies only where the row is not online on another node
+// (ON CONFLICT … DO UPDATE … WHERE on PostgreSQL and SQLite, CASE WHEN in
+// each assignment of ON DUPLICATE KEY UPDATE on MySQL), so a late
+// disconnect from a node the client has left changes nothing. Subscribed upserts and deletes
 // mqtt_sub rows in one transaction; a new row's start_id is persist.NewID()
 // (or an empty string with History) and an update keeps it. Publish writes a batch with
 // one multi-row INSERT (prepared text per batch size; Options.BatchRows

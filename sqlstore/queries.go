@@ -23,7 +23,8 @@ const nSubCols = 9
 // queries are the statements that do not depend on a call's input, built
 // once per store.
 type queries struct {
-	connected    string
+	connected    string // a connect: always applies
+	disconnected string // a disconnect: applies unless the client moved to another node
 	client       string
 	subList      string
 	retainUpsert string
@@ -84,11 +85,55 @@ func buildQueries(d dialect, t tables) queries {
 	var q queries
 
 	ins := "INSERT INTO " + client + " (clientid, state, node, username, peerhost, online_at, offline_at, created) VALUES " + placeholders(8)
-	// Strings and state are stored as given; a zero time keeps the stored one.
-	q.connected = d.rebind(ins + d.onConflict([]string{"clientid"},
-		"state = "+ex("state")+", node = "+ex("node")+", username = "+ex("username")+", peerhost = "+ex("peerhost")+
-			", online_at = COALESCE("+ex("online_at")+", "+cur("online_at")+")"+
-			", offline_at = COALESCE("+ex("offline_at")+", "+cur("offline_at")+")"))
+	// Strings and state are stored as given; a zero time keeps the stored
+	// one. The node and state come last: MySQL assigns left to right and
+	// later expressions read the new values (see q.disconnected).
+	sets := [][2]string{
+		{"username", ex("username")},
+		{"peerhost", ex("peerhost")},
+		{"online_at", "COALESCE(" + ex("online_at") + ", " + cur("online_at") + ")"},
+		{"offline_at", "COALESCE(" + ex("offline_at") + ", " + cur("offline_at") + ")"},
+		{"node", ex("node")},
+		{"state", ex("state")},
+	}
+	clientSet := func(when string) string {
+		parts := make([]string, len(sets))
+		for i, a := range sets {
+			v := a[1]
+			if when != "" {
+				v = "CASE WHEN " + when + " THEN " + v + " ELSE " + cur(a[0]) + " END"
+			}
+			parts[i] = a[0] + " = " + v
+		}
+		return strings.Join(parts, ", ")
+	}
+	q.connected = d.rebind(ins + d.onConflict([]string{"clientid"}, clientSet("")))
+	// A disconnect applies unless the client is stored online (state 1,
+	// as Client reads it) on another node: it applies when the stored
+	// state is not 1, the stored node is NULL, or the stored node is the
+	// disconnect's (a NULL node, a disconnect naming none, equals no
+	// node). One statement decides and writes, so no connect from another
+	// node slips in between. The state column is varchar(3) on MySQL (as
+	// the seeds), compared as a string there.
+	one := "1"
+	if d.name() == "mysql" {
+		one = "'1'"
+	}
+	applies := "(" + cur("state") + " IS NULL OR " + cur("state") + " <> " + one +
+		" OR " + cur("node") + " IS NULL OR " + cur("node") + " = " + ex("node") + ")"
+	if d.name() == "mysql" {
+		// ON DUPLICATE KEY UPDATE has no WHERE: each assignment keeps the
+		// stored value unless the disconnect applies. MySQL evaluates the
+		// assignments left to right, each reading the columns assigned
+		// before it, so applies must read the same for all of them: state
+		// and node are assigned last, and once applies holds, assigning
+		// node (to the disconnect's) or state (to 0) keeps it true.
+		q.disconnected = d.rebind(ins + d.onConflict([]string{"clientid"}, clientSet(applies)))
+	} else {
+		// PostgreSQL and SQLite: an upsert whose update has a WHERE leaves
+		// the row alone when the condition is false.
+		q.disconnected = d.rebind(ins + d.onConflict([]string{"clientid"}, clientSet("")) + " WHERE " + applies)
+	}
 	q.client = d.rebind("SELECT clientid, state, node, username, peerhost, online_at, offline_at FROM " + client +
 		" WHERE " + keyCond(d, "", "clientid"))
 

@@ -50,6 +50,21 @@ func TestSeedQueries(t *testing.T) {
 		want["state"], want["offline_at"] = "0", shellTime(offAt)
 		checkRows(t, "client offline", rows, []row{want})
 
+		// Client 'moved' leaves node a for node b; a's disconnect arrives
+		// last and leaves the row as b's connect wrote it.
+		for _, c := range []*persist.Client{
+			{ID: "moved", Node: "emqx@10.0.0.1", Online: true, OnlineAt: onAt},
+			{ID: "moved", Node: "emqx@10.0.0.2", Online: true, OnlineAt: onAt.Add(time.Minute)},
+			{ID: "moved", Node: "emqx@10.0.0.1", Online: false, OfflineAt: onAt.Add(30 * time.Second)},
+		} {
+			if err := st.Connected(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, rows = db.query(t, "select * from mqtt_client where clientid = 'moved'")
+		checkRows(t, "client moved to node b, after node a's late disconnect", rows,
+			[]row{{"clientid": "moved", "state": "1", "node": "emqx@10.0.0.2", "online_at": shellTime(onAt.Add(time.Minute)), "offline_at": "NULL"}})
+
 		// mqtt_sub.
 		if err := st.Subscribed(ctx, "test", []persist.Subscription{{Filter: "test_topic1", QoS: 1}, {Filter: "test_topic2", QoS: 2}}, nil); err != nil {
 			t.Fatal(err)
@@ -202,6 +217,22 @@ func TestMigrateOverSeedTables(t *testing.T) {
 		c, err := st.Client(ctx, "test")
 		if err != nil || !c.Online || c.Node != "emqx@127.0.0.1" || !c.OnlineAt.Equal(time.Date(2016, 11, 15, 9, 40, 40, 0, time.UTC)) {
 			t.Errorf("Client(test) = %+v, %v; want the seeded online client", c, err)
+		}
+		// The seeded row's state (varchar on MySQL, integer on PostgreSQL)
+		// says online: a disconnect from another node leaves it, one from
+		// its node takes it offline.
+		offAt := time.Date(2016, 11, 15, 9, 46, 10, 0, time.UTC)
+		for _, tc := range []struct {
+			node   string
+			online bool
+		}{{"emqx@10.0.0.9", true}, {"emqx@127.0.0.1", false}} {
+			if err := st.Connected(ctx, &persist.Client{ID: "test", Node: tc.node, OfflineAt: offAt}); err != nil {
+				t.Fatal(err)
+			}
+			c, err = st.Client(ctx, "test")
+			if err != nil || c.Online != tc.online || c.Node != "emqx@127.0.0.1" {
+				t.Errorf("Client(test) after a disconnect from %s = %+v, %v; want online %v on emqx@127.0.0.1", tc.node, c, err, tc.online)
+			}
 		}
 		subs, err := st.Subscriptions(ctx, "test")
 		if want := []persist.Subscription{{Filter: "test_topic1", QoS: 1}, {Filter: "test_topic2", QoS: 2}}; err != nil || !slices.Equal(subs, want) {

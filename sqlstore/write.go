@@ -36,7 +36,10 @@ func boolInt(b bool) int {
 }
 
 // Connected upserts the client's row: state 1 or 0, node, username and peer
-// host as given, online_at and offline_at where not zero.
+// host as given, online_at and offline_at where not zero. A disconnect is
+// one upsert whose update applies only if the stored row is not online on
+// another node (see buildQueries), so a disconnect from a node the client
+// has left, arriving after its connect on another, changes nothing.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	const op = "Connected"
 	if err := s.enter(ctx, op); err != nil {
@@ -55,7 +58,11 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	}
 	unlock := s.lockWrites()
 	defer unlock()
-	_, err := s.db.ExecContext(ctx, s.q.connected, c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
+	q := s.q.connected
+	if !c.Online {
+		q = s.q.disconnected
+	}
+	_, err := s.db.ExecContext(ctx, q, c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
 		s.nullTime(c.OnlineAt), s.nullTime(c.OfflineAt), s.d.timeArg(time.Now()))
 	return s.fail(ctx, op, err)
 }
