@@ -41,6 +41,13 @@ type event struct {
 // delivered it.
 const settle = 30 * time.Second
 
+// Acks are recorded in batches: when ackBatch are ready, when the oldest
+// ready one waited ackDelay, before every fetch and at the end.
+const (
+	ackBatch = 256
+	ackDelay = 20 * time.Millisecond
+)
+
 // maxUnsent bounds the acks kept for another try while the store fails;
 // older ones are given up (those messages are delivered again later).
 const maxUnsent = 100_000
@@ -76,10 +83,12 @@ type conn struct {
 	pending    map[uint16]*entry   // sent, waiting for PUBACK/PUBREC
 	open       map[string][]string // topic → IDs of pending fanout deliveries
 	ready      []*entry            // acknowledged, to record
+	readySince time.Time           // when ready became non-empty
 	held       []*entry            // acknowledged after a later delivery of an unacknowledged earlier one
 	unsent     []*entry            // recording failed, to try again
 	known      map[string]int64    // ID → 0 while in flight, else when its ack was recorded
 	backlog    []*persist.Message
+	fetchedAt  time.Time // of the backlog
 	subs       map[string]packets.Subscription
 	retryAt    time.Time
 	backoff    time.Duration
@@ -210,7 +219,7 @@ func (c *conn) run() {
 	c.seenKicks = c.kickCount()
 	for c.ctx.Err() == nil {
 		c.intake()
-		c.record(false)
+		c.record(false, false)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -243,7 +252,7 @@ func (c *conn) intake() {
 		}
 		delete(c.pending, ev.pid)
 		c.delOpen(e)
-		c.ready = append(c.ready, e)
+		c.finished(e)
 	}
 	if kicks != c.seenKicks {
 		c.seenKicks = kicks
@@ -258,6 +267,14 @@ func (c *conn) intake() {
 			}
 		}
 	}
+}
+
+// finished queues e's ack for recording.
+func (c *conn) finished(e *entry) {
+	if len(c.ready) == 0 {
+		c.readySince = time.Now()
+	}
+	c.ready = append(c.ready, e)
 }
 
 func (c *conn) addOpen(e *entry) {
@@ -295,8 +312,15 @@ func (c *conn) blocked(e *entry) bool {
 	return false
 }
 
-// record sends the acks that may be recorded to the store, in one call.
-func (c *conn) record(final bool) {
+// record sends the acks that may be recorded to the store, in one call:
+// when forced, or when enough of them waited (see ackBatch).
+func (c *conn) record(force, final bool) {
+	if len(c.ready) == 0 && len(c.unsent) == 0 && len(c.held) == 0 {
+		return
+	}
+	if !force && len(c.unsent) == 0 && len(c.ready) < ackBatch && time.Since(c.readySince) < ackDelay {
+		return
+	}
 	if len(c.held) > 0 {
 		keep := c.held[:0]
 		for _, e := range c.held {
@@ -320,7 +344,7 @@ func (c *conn) record(final bool) {
 	clear(c.ready)
 	c.ready = c.ready[:0]
 	if len(c.unsent) > 0 {
-		if !final && time.Now().Before(c.ackRetryAt) {
+		if !final && !force && time.Now().Before(c.ackRetryAt) {
 			c.unsent = append(c.unsent, batch...)
 			return
 		}
@@ -373,9 +397,11 @@ func (c *conn) step() bool {
 		if time.Now().Before(c.retryAt) {
 			return false
 		}
+		c.record(true, false) // the store moves the cursors before the fetch
 		k := c.kickCount()
 		msgs, err := c.fetch()
 		c.backlog = msgs
+		c.fetchedAt = time.Now()
 		if err != nil {
 			c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 10*time.Second)
 			c.retryAt = time.Now().Add(c.backoff)
@@ -409,7 +435,7 @@ func (c *conn) fetch() ([]*persist.Message, error) {
 	}
 	slices.Sort(filters)
 	opt := persist.Fetch{
-		Limit: c.window + len(c.pending) + len(c.held) + len(c.unsent),
+		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.held) + len(c.unsent),
 		Since: c.h.opts.Fetch.Since,
 		Lease: c.h.opts.Fetch.Lease,
 	}
@@ -479,15 +505,21 @@ func (c *conn) deliverStored(m *persist.Message) {
 	if m.Expired(now) {
 		return
 	}
+	if m.Mode == persist.Queue && now.Sub(c.fetchedAt) > c.h.opts.Fetch.LeaseOrDefault()/2 {
+		return // the claim is running out: the message goes to whoever claims it next
+	}
 	sub, ok := matchSubs(c.subs, m.Topic, m.Mode == persist.Queue)
 	if !ok {
-		return // unsubscribed meanwhile; a queue claim runs out and goes to another consumer
+		// Unsubscribed meanwhile (a queue claim runs out and goes to
+		// another consumer).
+		c.known[m.ID] = now.UnixNano()
+		return
 	}
 	e := &entry{id: m.ID, topic: m.Topic, mode: m.Mode}
 	if (sub.noLocal && m.From == c.id) || !c.h.canRead(c.cl, m.Topic) {
 		c.known[m.ID] = 0
 		if m.Mode == persist.Fanout {
-			c.ready = append(c.ready, e) // passed over for good [MQTT-3.8.3-3]
+			c.finished(e) // passed over for good [MQTT-3.8.3-3]
 		}
 		return
 	}
@@ -557,7 +589,6 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 		if inf.Set(pk) {
 			atomic.AddInt64(&c.h.server.Info.Inflight, 1)
 		}
-		inf.DecreaseSendQuota()
 	}
 	c.known[e.id] = 0
 	err := c.cl.WritePacket(pk)
@@ -570,7 +601,7 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 				atomic.AddInt64(&c.h.server.Info.Inflight, -1)
 			}
 		}
-		c.ready = append(c.ready, e)
+		c.finished(e)
 		return false
 	}
 	if err != nil {
@@ -580,7 +611,7 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 		return false
 	}
 	if pk.FixedHeader.Qos == 0 {
-		c.ready = append(c.ready, e)
+		c.finished(e)
 	}
 	return true
 }
@@ -593,6 +624,11 @@ func (c *conn) sleep() {
 	}
 	if len(c.unsent) > 0 {
 		if u := time.Until(c.ackRetryAt); d < 0 || u < d {
+			d = u
+		}
+	}
+	if len(c.ready) > 0 {
+		if u := time.Until(c.readySince.Add(ackDelay)); d < 0 || u < d {
 			d = u
 		}
 	}
@@ -613,7 +649,7 @@ func (c *conn) sleep() {
 // in order, rather than as mochi's resends.
 func (c *conn) finish() {
 	c.intake()
-	c.record(true)
+	c.record(true, true)
 	inf := c.cl.State.Inflight
 	for pid, e := range c.pending {
 		pk, ok := inf.Get(pid)

@@ -127,9 +127,29 @@ func (h *Hook) restore(cl *mqtt.Client, clean bool) {
 	h.server.Clients.Add(ph)
 }
 
+// OnConnect turns off mochi's own send quota for the client (see
+// noSendQuota).
+func (h *Hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	noSendQuota(cl)
+	return nil
+}
+
+// noSendQuota turns off mochi's flow control of the messages it sends to
+// cl, as mochi does for MQTT 3.1.1 clients. With it on, mochi's
+// Inflight.NextImmediate takes a read lock twice, which deadlocks as soon
+// as another goroutine (a publisher, or the Hook's delivery) waits to add
+// an inflight message. The Hook keeps to the client's Receive Maximum for
+// the messages it delivers.
+func noSendQuota(cl *mqtt.Client) {
+	if !cl.Net.Inline {
+		cl.State.Inflight.ResetSendQuota(0)
+	}
+}
+
 // OnSessionEstablished lets the client's delivery start: the CONNACK is
 // written and mochi has resent what its session held.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	noSendQuota(cl) // again: taking over a session resets it
 	if c := h.connFor(cl); c != nil {
 		c.start()
 	}
@@ -323,12 +343,12 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	now := time.Now()
 	m := h.message(cl, &pk, now)
-	ctx, cancel := h.call(nil)
-	err := h.store.Publish(ctx, m)
+	err := h.publish(m)
 	if err == nil && pk.FixedHeader.Retain && ok {
+		ctx, cancel := h.call(nil)
 		h.retain(ctx, cl, m)
+		cancel()
 	}
-	cancel()
 	if err != nil {
 		h.fail("Publish", cl.ID, pk.TopicName, err)
 		return pk, nil // mochi delivers it as usual, from memory

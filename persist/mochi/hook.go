@@ -22,6 +22,7 @@ const (
 	DefaultTimeout = 5 * time.Second
 	DefaultWindow  = 256
 	DefaultBuffer  = 1024
+	DefaultPage    = 256
 )
 
 // Options configure a Hook. The zero value (or nil) gives the defaults.
@@ -44,6 +45,10 @@ type Options struct {
 	// Receive Maximum and half of the server's MaximumInflight. 0 means
 	// DefaultWindow.
 	Window int
+	// Page is how many messages one FetchOffline call asks for (on top of
+	// those in flight); a client replays a page through its Window. Queue
+	// messages are claimed a page at a time. 0 means DefaultPage.
+	Page int
 	// Buffer is the most live messages held in memory for one client that
 	// cannot take them yet; beyond it they are dropped from memory and
 	// delivered from the store instead. 0 means DefaultBuffer.
@@ -109,6 +114,10 @@ type Hook struct {
 	mu    sync.RWMutex
 	conns map[string]*conn // the current connection of each client ID
 
+	pmu   sync.Mutex // group commit of publishes
+	pq    []*pend
+	pbusy bool
+
 	stored, live, replayed, acked, spilled, failed atomic.Uint64
 }
 
@@ -138,6 +147,8 @@ func (h *Hook) resolve() error {
 		return fmt.Errorf("mochi: New: negative Window %d", o.Window)
 	case o.Buffer < 0:
 		return fmt.Errorf("mochi: New: negative Buffer %d", o.Buffer)
+	case o.Page < 0:
+		return fmt.Errorf("mochi: New: negative Page %d", o.Page)
 	case o.Fetch.Since < 0:
 		return fmt.Errorf("mochi: New: negative Fetch.Since %v", o.Fetch.Since)
 	case o.Fetch.Lease < 0:
@@ -151,6 +162,9 @@ func (h *Hook) resolve() error {
 	}
 	if o.Buffer == 0 {
 		o.Buffer = DefaultBuffer
+	}
+	if o.Page == 0 {
+		o.Page = DefaultPage
 	}
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()
@@ -182,7 +196,7 @@ func (h *Hook) ID() string { return "mqttpersist" }
 // Provides reports which mochi hook methods the Hook implements.
 func (h *Hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+	case mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
 		mqtt.OnPublish, mqtt.OnPublished, mqtt.OnRetainMessage,
 		mqtt.OnQosPublish, mqtt.OnPacketEncode, mqtt.OnPacketProcessed, mqtt.OnClientExpired:
@@ -252,6 +266,66 @@ func (h *Hook) Stats() Stats {
 		Spilled:  h.spilled.Load(),
 		Failed:   h.failed.Load(),
 	}
+}
+
+// pend is a publish waiting for its group commit.
+type pend struct {
+	m    *persist.Message
+	err  error
+	lead bool // flush the queue instead of waiting
+	done chan struct{}
+}
+
+// maxBatch bounds the messages of one group commit.
+const maxBatch = 1000
+
+// publish stores m. Concurrent publishes (from different clients) are
+// group-committed: one caller stores everything queued in one store call
+// and releases the others, then hands the queue that built up meanwhile to
+// the first of its publishers.
+func (h *Hook) publish(m *persist.Message) error {
+	p := &pend{m: m, done: make(chan struct{})}
+	h.pmu.Lock()
+	h.pq = append(h.pq, p)
+	if h.pbusy {
+		h.pmu.Unlock()
+		<-p.done
+		if !p.lead {
+			return p.err
+		}
+	} else {
+		h.pbusy = true
+		p.lead = true
+		h.pmu.Unlock()
+	}
+	h.pmu.Lock()
+	n := min(len(h.pq), maxBatch)
+	batch := h.pq[:n:n]
+	h.pq = h.pq[n:]
+	h.pmu.Unlock()
+	msgs := make([]*persist.Message, len(batch))
+	for i, q := range batch {
+		msgs[i] = q.m
+	}
+	ctx, cancel := h.call(nil)
+	err := h.store.Publish(ctx, msgs...)
+	cancel()
+	h.pmu.Lock()
+	if len(h.pq) > 0 {
+		next := h.pq[0]
+		next.lead = true
+		close(next.done)
+	} else {
+		h.pbusy = false
+	}
+	h.pmu.Unlock()
+	for _, q := range batch {
+		q.err = err
+		if q != p {
+			close(q.done)
+		}
+	}
+	return err
 }
 
 // call returns a context for one store call.

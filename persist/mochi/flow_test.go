@@ -1,0 +1,217 @@
+package mochi_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/mochi"
+)
+
+// spyRouter is the real Router over the real store, counting what
+// FetchOffline hands out.
+type spyRouter struct {
+	*persist.Router
+	fetches  atomic.Int64
+	maxFetch atomic.Int64
+	maxLimit atomic.Int64
+}
+
+func (s *spyRouter) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
+	msgs, err := s.Router.FetchOffline(ctx, clientID, filter, opt)
+	s.fetches.Add(1)
+	storeMax(&s.maxFetch, int64(len(msgs)))
+	storeMax(&s.maxLimit, int64(opt.Limit))
+	return msgs, err
+}
+
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// watchInflight samples the broker's count of in-flight messages until
+// stop is closed and returns the highest it saw.
+func watchInflight(b *broker, stop <-chan struct{}) func() int64 {
+	var hi atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			storeMax(&hi, atomic.LoadInt64(&b.server.Info.Inflight))
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+		}
+	}()
+	return func() int64 { <-done; return hi.Load() }
+}
+
+// A large backlog reaches a client that takes 10 messages at a time
+// (Receive Maximum 10) through a broker whose inflight limit is 64: paged,
+// in order, none dropped, never more in flight than the client allows.
+func TestReplayIsPagedAndFlowControlled(t *testing.T) {
+	n := 20_000
+	if raceEnabled {
+		n = 4_000 // the race detector slows the SQLite driver down 20 times
+	}
+	if testing.Short() {
+		n = 2_000
+	}
+	if v, err := strconv.Atoi(os.Getenv("MQTTPERSIST_REPLAY_N")); err == nil && v > 0 {
+		n = v // MQTTPERSIST_REPLAY_N=100000 for the full-size run
+	}
+	d := sqliteDB(t)
+	r, _ := d.open(t)
+	spy := &spyRouter{Router: r}
+	b := startBroker(t, spy, &mochi.Options{Window: 64}, func(c *mqtt.Capabilities) { c.MaximumInflight = 64 })
+
+	sub := dial(t, b.addr, "sub-big", connOpts{expiry: 3600, receiveMax: 10})
+	sub.subscribe("big/#", 1)
+	sub.disconnect()
+
+	// The backlog arrives while the client is away: stored in batches
+	// through the Router (publishing 100,000 messages one by one through
+	// MQTT would only test the publish path).
+	ctx := context.Background()
+	want := make([]string, n)
+	for i := 0; i < n; i += 1000 {
+		var batch []*persist.Message
+		for j := i; j < min(i+1000, n); j++ {
+			want[j] = fmt.Sprintf("m%06d", j)
+			batch = append(batch, &persist.Message{Topic: fmt.Sprintf("big/%d", j%7), Payload: []byte(want[j]), QoS: 1, From: "loader"})
+		}
+		if err := r.Publish(ctx, batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	stop := make(chan struct{})
+	hi := watchInflight(b, stop)
+	var handled atomic.Int64
+	slow := func(p *paho.Publish) {
+		if handled.Add(1)%997 == 0 {
+			time.Sleep(20 * time.Millisecond) // a slow moment now and then
+		}
+	}
+	start := time.Now()
+	sub = dial(t, b.addr, "sub-big", connOpts{expiry: 3600, receiveMax: 10, handler: slow})
+	got := payloads(sub.waitFor(n, 10*time.Minute, 500*time.Millisecond))
+	close(stop)
+	elapsed := time.Since(start)
+	if !equal(got, want) {
+		t.Fatalf("%s", diff(got, want))
+	}
+	if h := hi(); h > 10 {
+		t.Errorf("up to %d messages in flight; the client's Receive Maximum is 10", h)
+	}
+	if dropped := atomic.LoadInt64(&b.server.Info.InflightDropped); dropped != 0 {
+		t.Errorf("mochi dropped %d messages", dropped)
+	}
+	if m := spy.maxFetch.Load(); m > mochi.DefaultPage+10 {
+		t.Errorf("a fetch returned %d messages; pages should stay near Options.Page (%d) plus what is in flight (10)", m, mochi.DefaultPage)
+	}
+	st := b.hook.Stats()
+	t.Logf("%d messages in %v (%.0f/s), %d fetches, largest page %d, limit %d; stats %+v",
+		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), spy.fetches.Load(), spy.maxFetch.Load(), spy.maxLimit.Load(), st)
+	if st.Replayed != uint64(n) {
+		t.Errorf("Stats.Replayed = %d, want %d", st.Replayed, n)
+	}
+	sub.disconnect()
+	sub = dial(t, b.addr, "sub-big", connOpts{expiry: 3600, receiveMax: 10})
+	if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+		t.Fatalf("next reconnect: got %d messages again", len(got))
+	}
+}
+
+// 10 publishers × 2,000 QoS 1 messages to one persistent QoS 1 subscriber,
+// with persistence on: all 20,000 arrive, once — also through a broker
+// whose inflight limit (100) is far below the burst.
+func TestLoadNothingDropped(t *testing.T) {
+	pubs, per := 10, 2000
+	if testing.Short() {
+		per = 200
+	}
+	d := sqliteDB(t)
+	r, _ := d.open(t)
+	b := startBroker(t, r, nil, func(c *mqtt.Capabilities) { c.MaximumInflight = 100 })
+	sub := dial(t, b.addr, "sub-load", connOpts{expiry: 3600})
+	sub.subscribe("load/#", 1)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for p := range pubs {
+		wg.Go(func() {
+			c := dial(t, b.addr, fmt.Sprintf("pub-load-%d", p), connOpts{clean: true})
+			for i := range per {
+				c.publish(fmt.Sprintf("load/%d", p), []byte(fmt.Sprintf("p%d-%d", p, i)), 1, false)
+			}
+		})
+	}
+	wg.Wait()
+	total := pubs * per
+	got := payloads(sub.waitFor(total, 5*time.Minute, 500*time.Millisecond))
+	elapsed := time.Since(start)
+	var want []string
+	for p := range pubs {
+		want = append(want, numbered(fmt.Sprintf("p%d-", p), per)...)
+	}
+	if !equal(sorted(got), sorted(want)) {
+		t.Fatalf("%s", diff(got, want))
+	}
+	// Each publisher's messages arrive in the order it sent them.
+	next := map[string]int{}
+	for _, g := range got {
+		var p, i int
+		fmt.Sscanf(g, "p%d-%d", &p, &i)
+		k := strconv.Itoa(p)
+		if i != next[k] {
+			t.Fatalf("publisher %d: got message %d after %d", p, i, next[k]-1)
+		}
+		next[k] = i + 1
+	}
+	if dropped := atomic.LoadInt64(&b.server.Info.InflightDropped); dropped != 0 {
+		t.Errorf("mochi dropped %d messages", dropped)
+	}
+	t.Logf("%d messages in %v (%.0f/s); stats %+v", total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), b.hook.Stats())
+}
+
+// A live subscriber that cannot keep up overflows its memory buffer; the
+// messages dropped from memory come from the store, in order, once.
+func TestSlowLiveSubscriberSpillsToStore(t *testing.T) {
+	d := sqliteDB(t)
+	r, _ := d.open(t)
+	b := startBroker(t, r, &mochi.Options{Window: 5, Buffer: 20}, nil)
+	slow := func(*paho.Publish) { time.Sleep(2 * time.Millisecond) }
+	sub := dial(t, b.addr, "sub-slow", connOpts{expiry: 3600, handler: slow})
+	sub.subscribe("slow/#", 1)
+	pub := dial(t, b.addr, "pub-slow", connOpts{clean: true})
+	want := numbered("s", 500)
+	for _, p := range want {
+		pub.publish("slow/x", []byte(p), 1, false)
+	}
+	got := payloads(sub.waitFor(len(want), time.Minute, 500*time.Millisecond))
+	if !equal(got, want) {
+		t.Fatalf("%s", diff(got, want))
+	}
+	st := b.hook.Stats()
+	if st.Spilled == 0 || st.Replayed == 0 {
+		t.Errorf("stats %+v: expected messages spilled from memory and replayed from the store", st)
+	}
+	t.Logf("stats %+v", st)
+}
