@@ -20,6 +20,9 @@ type entry struct {
 	id    string
 	topic string
 	mode  persist.Mode
+	// stored is set when the store delivered it: its ID is remembered
+	// for a while after the ack, in case its live copy comes late.
+	stored bool
 }
 
 // item is a live message waiting in memory for its client.
@@ -383,7 +386,11 @@ func (c *conn) record(force, final bool) {
 	}
 	now := time.Now().UnixNano()
 	for _, e := range batch {
-		c.known[e.id] = now
+		if e.stored {
+			c.known[e.id] = now
+		} else {
+			delete(c.known, e.id)
+		}
 	}
 	c.h.acked.Add(uint64(len(batch)))
 }
@@ -515,7 +522,7 @@ func (c *conn) deliverStored(m *persist.Message) {
 		c.known[m.ID] = now.UnixNano()
 		return
 	}
-	e := &entry{id: m.ID, topic: m.Topic, mode: m.Mode}
+	e := &entry{id: m.ID, topic: m.Topic, mode: m.Mode, stored: true}
 	if (sub.noLocal && m.From == c.id) || !c.h.canRead(c.cl, m.Topic) {
 		c.known[m.ID] = 0
 		if m.Mode == persist.Fanout {

@@ -2,10 +2,119 @@
 // it registers a persist.Store (normally a *persist.Router) as a mochi hook
 // that keeps client state, subscriptions, messages for offline delivery,
 // retained messages and acks in the store, and delivers stored messages to
-// the clients that missed them — after a reconnect, a broker restart, or on
-// another broker node that shares the database.
+// the clients that missed them — after a reconnect, after a broker restart,
+// or on another broker node that shares the database.
 //
 //	server := mqtt.New(nil)
 //	h := mochi.New(server, router, &mochi.Options{Node: "node-1"})
 //	if err := server.AddHook(h, nil); err != nil { … }
+//
+// # Events
+//
+// The Hook maps mochi's events to the store's verbs (the seeds' hooks):
+//
+//	session established  Connected (online, node, online_at); the stored
+//	                     subscriptions restored into the session; replay
+//	disconnect           Connected (offline, offline_at)
+//	subscribe            Subscribed; retained messages refreshed from the
+//	                     store (RetainLookup); fetch of queued and new messages
+//	unsubscribe          Subscribed (removed), also when a session ends
+//	                     (clean start, expiry at disconnect, OnClientExpired)
+//	publish              Publish, before mochi sends the PUBACK (concurrent
+//	                     publishes share one store call: group commit)
+//	retained publish     Retain (an empty payload deletes)
+//	PUBACK, PUBREC       Acked with the delivered message's ID and topic
+//	server start         StoredRetainedMessages (RetainLookup "#")
+//
+// # Semantics
+//
+// A message that the store keeps and can give back (FetchOffline, as
+// persist.Router.Fetchable says; by default every QoS 1 and 2 message) is
+// delivered by the Hook alone: OnPublish stores it, tags it and marks it
+// for mochi to ignore (mochi neither sends it nor queues it in memory for
+// offline sessions), and OnPublished routes it to the connected subscribers
+// as mochi would (shared groups, No Local, Retain As Published, subscription
+// identifiers, QoS the lower of message and subscription). Offline
+// subscribers get it from the store when they connect. So every persisted
+// message has one way to a client, and a client gets it once — across
+// reconnects, restarts and nodes — without mochi's memory and the store
+// both replaying it. Messages the store cannot give back (QoS 0 by default,
+// topics no rule keeps, or a failed Publish) go through mochi as usual.
+//
+// Each connection has one delivery goroutine, the only sender of persisted
+// messages to that client. At connect, and after a new subscription, it
+// replays the store for every subscription in ID order, a page at a time
+// (Options.Page), until the store has nothing more; then it sends live
+// messages from memory. Fanout messages are read after the client's cursor
+// for their topic; queue messages are claimed (so two consumers never get
+// the same one; a live queue message makes the connected consumers claim).
+// The client's acks (PUBACK, and PUBREC for QoS 2: the client owns the
+// message then) are recorded in batches off the client's read path, and
+// never move a fanout cursor past a delivery the client has not
+// acknowledged yet. Messages in flight when the connection ends are taken
+// out of mochi's session, so the next connection (on any node) gets them
+// from the store, in order, rather than as mochi's resends.
+//
+// Sessions are restored at connect, not at start: when the store has
+// subscriptions for a client that connects without a clean start, the Hook
+// reconciles mochi's offline session with them or, when mochi has none (a
+// restart, another node), makes one that mochi takes over, so the CONNACK
+// says the session is present and the client need not subscribe again. A
+// clean start removes the stored subscriptions. Retained messages are
+// loaded at start (StoredRetainedMessages) and refreshed from the store
+// before mochi sends them to a new subscription, which shows retained
+// messages set or deleted on other nodes.
+//
+// MQTT 5 properties survive the store: payload format, content type,
+// response topic, correlation data, user properties (in order), and the
+// message expiry, which counts down and drops the message when it runs
+// out.
+//
+// # Flow control
+//
+// A client never has more persisted messages in flight than Options.Window,
+// its Receive Maximum, or half of the server's MaximumInflight, so mochi
+// never drops one for a full inflight store; the next page is fetched when
+// acks made room, so a backlog of any size replays in bounded memory. Live
+// messages wait in memory (Options.Buffer per client); when a client falls
+// behind, those the store can give back are dropped from memory and
+// replayed from the store instead (Stats.Spilled). Every store call is
+// bounded by Options.Timeout; a failure is logged with the client and topic
+// and counted (Stats.Failed), and delivery retries with backoff.
+//
+// # Caveats
+//
+//   - The Hook turns off mochi's own send quota for every client (as mochi
+//     has it for MQTT 3.1.1 clients): with it on, mochi's
+//     Inflight.NextImmediate takes a read lock twice and deadlocks against a
+//     concurrent writer. The Hook keeps to Receive Maximum for persisted
+//     messages; mochi's other messages are sent without it.
+//   - For persisted messages, other hooks' OnSelectSubscribers and read
+//     OnACLCheck are not called (mochi has no way to call them from a hook);
+//     set Options.ACL (for example to the auth hook's OnACLCheck) to keep
+//     per-topic read rules. Subscriptions were checked when made.
+//   - Shared subscriptions: a message goes to a connected member when the
+//     group has one; fanout messages for a group with no connected member
+//     are not replayed (a group has no cursor). Queue messages are claimed
+//     by members as usual.
+//   - Nodes share state, not live traffic: a message published on node B
+//     reaches a client connected to node A at its next connection — unless
+//     the client acknowledged a later message of the same topic on node A
+//     first, since a fanout cursor is per client and topic.
+//   - For the same reason, a message whose ID is older than one of the same
+//     topic that the client already acknowledged (publishers racing on one
+//     topic) is not replayed on a later connection if it was still
+//     unacknowledged when the connection ended.
+//   - Delivery is at least once across a crash: acks are recorded within
+//     about 20 ms; those not recorded yet are delivered again.
+//   - Will messages are not stored for offline delivery (mochi keeps them
+//     for offline sessions in memory). StoredClients, StoredSubscriptions
+//     and StoredInflightMessages are not used: sessions come back at connect
+//     and unacknowledged messages through the replay; a session that never
+//     reconnects after a restart keeps its stored subscriptions.
+//   - When Publish fails, mochi delivers the message from memory; if the
+//     store kept it anyway, a client may get it twice.
+//   - mochi drops the user properties of every packet when a client sets
+//     Request Problem Information to 0; the Hook restores them on PUBLISH
+//     packets, which that rule does not cover [MQTT-3.1.2-29].
 package mochi

@@ -1,7 +1,6 @@
 package mochi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -412,6 +411,3 @@ func (h *Hook) StoredRetainedMessages() ([]storage.Message, error) {
 	}
 	return out, nil
 }
-
-// sameBytes reports whether a and b hold the same bytes.
-func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
