@@ -32,7 +32,7 @@ type db struct {
 	url  string
 }
 
-func sqliteDB(t *testing.T) db {
+func sqliteDB(t testing.TB) db {
 	return db{name: "sqlite", url: "sqlite://" + filepath.Join(t.TempDir(), "mqtt.db")}
 }
 
@@ -46,7 +46,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, d db)) {
 
 // open opens and migrates a store on d and returns the default Router of
 // the tests: queue/# in queue mode, every other topic fanout.
-func (d db) open(t *testing.T) (*persist.Router, *sqlstore.Store) {
+func (d db) open(t testing.TB) (*persist.Router, *sqlstore.Store) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -78,14 +78,14 @@ func logger() *slog.Logger {
 // broker is a running mochi server with the Hook, listening on a loopback
 // port.
 type broker struct {
-	t      *testing.T
+	t      testing.TB
 	server *mqtt.Server
 	hook   *mochi.Hook
 	addr   string
 	once   sync.Once
 }
 
-func startBroker(t *testing.T, store persist.Store, opts *mochi.Options, caps func(*mqtt.Capabilities)) *broker {
+func startBroker(t testing.TB, store persist.Store, opts *mochi.Options, caps func(*mqtt.Capabilities)) *broker {
 	t.Helper()
 	mopts := &mqtt.Options{Logger: logger(), InlineClient: true}
 	if caps != nil {
@@ -96,9 +96,12 @@ func startBroker(t *testing.T, store persist.Store, opts *mochi.Options, caps fu
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	h := mochi.New(server, store, opts)
-	if err := server.AddHook(h, nil); err != nil {
-		t.Fatal(err)
+	var h *mochi.Hook
+	if store != nil {
+		h = mochi.New(server, store, opts)
+		if err := server.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
 	if err := server.AddListener(l); err != nil {
@@ -118,7 +121,7 @@ func (b *broker) close() {
 
 // client is a paho (MQTT 5) client that records what it receives.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	id   string
 	pc   *paho.Client
 	mu   sync.Mutex
@@ -135,7 +138,7 @@ type connOpts struct {
 	handler func(*paho.Publish)
 }
 
-func dial(t *testing.T, addr, id string, o connOpts) *client {
+func dial(t testing.TB, addr, id string, o connOpts) *client {
 	t.Helper()
 	c, err := dialErr(t, addr, id, o)
 	if err != nil {
@@ -144,7 +147,7 @@ func dial(t *testing.T, addr, id string, o connOpts) *client {
 	return c
 }
 
-func dialErr(t *testing.T, addr, id string, o connOpts) (*client, error) {
+func dialErr(t testing.TB, addr, id string, o connOpts) (*client, error) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
