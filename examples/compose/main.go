@@ -2,13 +2,13 @@
 // goes to two stores composed in code with a custom rule set, one of them
 // running raw SQL actions.
 //
-//	go run ./examples/compose -listen :1883 -dir ./data
+//		go run ./examples/compose -listen :1883 -dir ./data
 //
-//   - offline.db keeps what clients need back: jobs/# as a one-to-one
-//     queue, sensors/# as fanout for a day, QoS 0 included, with new
-//     subscribers seeing the last hour of history; nothing else is kept.
-//   - audit.db gets one row per connect, disconnect and publish through the
-//     seeds' raw SQL actions, values bound as parameters.
+//	  - offline.db keeps what clients need back: jobs/# as a one-to-one
+//	    queue, sensors/# as fanout for a day, QoS 0 included, with new
+//	    subscribers seeing the last hour of history; nothing else is kept.
+//	  - audit.db gets one row per connect, disconnect and publish through the
+//	    seeds' raw SQL actions, values bound as parameters.
 //
 // Swap either URL for postgres://… or mysql://… (or a redisstore) and the
 // rest stays the same.
