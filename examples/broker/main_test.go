@@ -627,3 +627,54 @@ func TestSeedKeysRedis(t *testing.T) {
 		t.Errorf("HGETALL %s:retain:retain = %v", prefix, ret)
 	}
 }
+
+// TestMosquittoCLI drives the broker with the Mosquitto command-line
+// clients (MQTT 3.1.1) through testdata/mosquitto.sh: a persistent
+// subscriber misses ten messages, the broker restarts, the subscriber comes
+// back without subscribing and gets each once, and a new reader sees the
+// retained message but not the deleted one.
+func TestMosquittoCLI(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto_sub"); err != nil {
+		if os.Getenv("CI") != "" || os.Getenv("MQTTPERSIST_REQUIRE_SERVERS") == "1" {
+			t.Fatalf("mosquitto_sub not found: run make services (it installs mosquitto-clients)")
+		}
+		t.Skip("mosquitto_sub not found: run make services (it installs mosquitto-clients)")
+	}
+	script, _ := filepath.Abs("testdata/mosquitto.sh")
+	step := func(b *broker, name string) string {
+		t.Helper()
+		host, port, _ := strings.Cut(b.addr, ":")
+		cmd := exec.Command("bash", script, name, host, port)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr // mosquitto_sub says "Timed out" there
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("mosquitto.sh %s: %v\n%s%s", name, err, out, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
+	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "mqtt.db")
+	b := startBroker(t, "-store", storeURL)
+	step(b, "subscribe")
+	step(b, "publish")
+	b.stop()
+
+	b = startBroker(t, "-store", storeURL)
+	var want []string
+	for i := range 10 {
+		want = append(want, fmt.Sprintf("cli/x m%d", i))
+	}
+	// The retained publishes were published while it was away: it gets
+	// them as messages (the delete as an empty one), as MQTT says.
+	want = append(want, "cli/gone bye", "cli/gone ", "cli/state on")
+	got := strings.Split(step(b, "receive"), "\n")
+	if d := mqtttest.Diff(got, want); d != "" {
+		t.Errorf("persistent subscriber after restart: %s", d)
+	}
+	if again := step(b, "receive"); again != "" {
+		t.Errorf("second reconnect got more:\n%s", again)
+	}
+	if ret := step(b, "retained"); ret != "cli/state on 1" {
+		t.Errorf("new reader got %q, want only the retained cli/state", ret)
+	}
+}
