@@ -3,7 +3,9 @@
 # script test of the example broker. Not a server: "up" installs them if
 # missing and checks they run.
 set -euo pipefail
+# shellcheck disable=SC2034 # read by log() in lib.sh
 SVC_NAME=mosquitto-clients
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 svc_packages() {
