@@ -97,6 +97,12 @@ type conn struct {
 	backoff    time.Duration
 	ackRetryAt time.Time
 	pruned     time.Time
+	bad        map[string]error // filters the store rejects
+}
+
+// permanent reports whether trying a store call again cannot help.
+func permanent(err error) bool {
+	return errors.Is(err, persist.ErrInvalid) || errors.Is(err, persist.ErrUnsupported)
 }
 
 func newConn(h *Hook, cl *mqtt.Client) *conn {
@@ -108,6 +114,7 @@ func newConn(h *Hook, cl *mqtt.Client) *conn {
 		pending: map[uint16]*entry{},
 		open:    map[string][]string{},
 		known:   map[string]int64{},
+		bad:     map[string]error{},
 	}
 	c.ctx, c.cancel = context.WithCancel(h.base)
 	return c
@@ -368,6 +375,31 @@ func (c *conn) record(force, final bool) {
 	ctx, cancel := c.h.call(parent)
 	err := c.h.store.Acked(ctx, c.id, acks...)
 	cancel()
+	if err != nil && permanent(err) {
+		// One bad ack (a topic the store cannot take) fails the batch:
+		// record them one by one and give up only the bad ones (their
+		// messages may come again).
+		var kept []*entry
+		for i, a := range acks {
+			ctx, cancel := c.h.call(parent)
+			e1 := c.h.store.Acked(ctx, c.id, a)
+			cancel()
+			if e1 == nil || permanent(e1) {
+				if e1 != nil {
+					c.h.fail("Acked", c.id, a.Topic, e1)
+				}
+				kept = append(kept, batch[i])
+				continue
+			}
+			err = e1
+			batch = batch[i:]
+			break
+		}
+		c.forget(kept)
+		if err == nil || permanent(err) {
+			return
+		}
+	}
 	if err != nil {
 		if !final && c.ctx.Err() != nil {
 			c.unsent = batch // stopping: the final record tries again
@@ -384,6 +416,11 @@ func (c *conn) record(force, final bool) {
 		c.ackRetryAt = time.Now().Add(time.Second)
 		return
 	}
+	c.forget(batch)
+}
+
+// forget marks the entries recorded.
+func (c *conn) forget(batch []*entry) {
 	now := time.Now().UnixNano()
 	for _, e := range batch {
 		if e.stored {
@@ -457,8 +494,17 @@ func (c *conn) fetch() ([]*persist.Message, error) {
 			if c.ctx.Err() != nil {
 				return out, err
 			}
-			c.h.fail("FetchOffline", c.id, f, err)
-			errs = append(errs, err)
+			if permanent(err) {
+				// The store cannot take this client or filter (too long,
+				// say): nothing to replay for it, and no use trying again.
+				if c.bad[f] == nil {
+					c.bad[f] = err
+					c.h.fail("FetchOffline", c.id, f, err)
+				}
+			} else {
+				c.h.fail("FetchOffline", c.id, f, err)
+				errs = append(errs, err)
+			}
 		}
 		shared := isShared(f)
 		for _, m := range msgs {

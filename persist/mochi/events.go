@@ -26,6 +26,9 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	c := newConn(h, cl)
 	h.mu.Lock()
 	old := h.conns[cl.ID]
+	if old == nil {
+		old = h.ending[cl.ID]
+	}
 	h.conns[cl.ID] = c
 	h.mu.Unlock()
 	if old != nil {
@@ -101,7 +104,7 @@ func (h *Hook) restore(cl *mqtt.Client, clean bool) {
 			}
 		}
 		for f := range have {
-			if _, in := want[f]; !in {
+			if _, in := want[f]; !in && !h.isUnstored(cl.ID, normFilter(f)) {
 				// Unsubscribed elsewhere (another node) since this node
 				// last had the session.
 				existing.State.Subscriptions.Delete(f)
@@ -167,6 +170,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	current := c != nil && c.cl == cl
 	if current {
 		delete(h.conns, cl.ID)
+		h.ending[cl.ID] = c // a reconnect waits for it
 	}
 	h.mu.Unlock()
 	if !current {
@@ -174,6 +178,11 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	}
 	c.stop()
 	c.wait(h.opts.Timeout)
+	h.mu.Lock()
+	if h.ending[cl.ID] == c {
+		delete(h.ending, cl.ID)
+	}
+	h.mu.Unlock()
 	if h.closed.Load() && h.base.Err() != nil {
 		return
 	}
@@ -221,7 +230,15 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 	ctx, cancel := h.call(nil)
 	err := h.store.Subscribed(ctx, cl.ID, nil, removed)
 	cancel()
-	if err != nil {
+	if err != nil && len(removed) > 1 && errors.Is(err, persist.ErrInvalid) {
+		for _, f := range removed { // as in OnSubscribed
+			ctx, cancel := h.call(nil)
+			if err := h.store.Subscribed(ctx, cl.ID, nil, []string{f}); err != nil {
+				h.fail("Subscribed", cl.ID, f, err)
+			}
+			cancel()
+		}
+	} else if err != nil {
 		h.fail("Subscribed", cl.ID, strings.Join(removed, " "), err)
 	}
 }
@@ -300,8 +317,25 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 	ctx, cancel := h.call(nil)
 	err := h.store.Subscribed(ctx, cl.ID, subs, nil)
 	cancel()
-	if err != nil {
-		h.fail("Subscribed", cl.ID, subs[0].Filter, err)
+	if err != nil && len(subs) > 1 && errors.Is(err, persist.ErrInvalid) {
+		// One filter the store cannot take rejects them all: store the
+		// others one by one.
+		for _, s := range subs {
+			ctx, cancel := h.call(nil)
+			err := h.store.Subscribed(ctx, cl.ID, []persist.Subscription{s}, nil)
+			cancel()
+			if err != nil {
+				h.fail("Subscribed", cl.ID, s.Filter, err)
+			}
+			h.setUnstored(cl.ID, s.Filter, err != nil)
+		}
+	} else {
+		if err != nil {
+			h.fail("Subscribed", cl.ID, subs[0].Filter, err)
+		}
+		for _, s := range subs {
+			h.setUnstored(cl.ID, s.Filter, err != nil)
+		}
 	}
 	if c := h.connFor(cl); c != nil {
 		c.kick()
@@ -317,11 +351,20 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	removed := make([]string, len(pk.Filters))
 	for i, s := range pk.Filters {
 		removed[i] = normFilter(s.Filter)
+		h.setUnstored(cl.ID, removed[i], false)
 	}
 	ctx, cancel := h.call(nil)
 	err := h.store.Subscribed(ctx, cl.ID, nil, removed)
 	cancel()
-	if err != nil {
+	if err != nil && len(removed) > 1 && errors.Is(err, persist.ErrInvalid) {
+		for _, f := range removed { // as in OnSubscribed
+			ctx, cancel := h.call(nil)
+			if err := h.store.Subscribed(ctx, cl.ID, nil, []string{f}); err != nil {
+				h.fail("Subscribed", cl.ID, f, err)
+			}
+			cancel()
+		}
+	} else if err != nil {
 		h.fail("Subscribed", cl.ID, strings.Join(removed, " "), err)
 	}
 }

@@ -110,8 +110,12 @@ type Hook struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup
 
-	mu    sync.RWMutex
-	conns map[string]*conn // the current connection of each client ID
+	mu     sync.RWMutex
+	conns  map[string]*conn // the current connection of each client ID
+	ending map[string]*conn // connections OnDisconnect is ending
+	// unstored holds, per client, the filters of subscriptions the store
+	// did not take: mochi keeps them, and restoring does not drop them.
+	unstored map[string]map[string]bool
 
 	pmu   sync.Mutex // group commit of publishes
 	pq    []*pend
@@ -124,7 +128,7 @@ type Hook struct {
 // *persist.Router). server and store are required; nil opts means the
 // defaults. Bad arguments are reported by Init, which server.AddHook calls.
 func New(server *mqtt.Server, store persist.Store, opts *Options) *Hook {
-	h := &Hook{server: server, store: store, conns: map[string]*conn{}}
+	h := &Hook{server: server, store: store, conns: map[string]*conn{}, ending: map[string]*conn{}, unstored: map[string]map[string]bool{}}
 	if opts != nil {
 		h.opts = *opts
 	}
@@ -309,6 +313,17 @@ func (h *Hook) publish(m *persist.Message) error {
 	ctx, cancel := h.call(nil)
 	err := h.store.Publish(ctx, msgs...)
 	cancel()
+	var errs []error // per message, when the batch was rejected
+	if err != nil && len(batch) > 1 && errors.Is(err, persist.ErrInvalid) {
+		// One bad message (a topic the store cannot take) rejects the
+		// batch: store the others one by one.
+		errs = make([]error, len(batch))
+		for i, q := range batch {
+			ctx, cancel := h.call(nil)
+			errs[i] = h.store.Publish(ctx, q.m)
+			cancel()
+		}
+	}
 	h.pmu.Lock()
 	if len(h.pq) > 0 {
 		next := h.pq[0]
@@ -318,13 +333,16 @@ func (h *Hook) publish(m *persist.Message) error {
 		h.pbusy = false
 	}
 	h.pmu.Unlock()
-	for _, q := range batch {
+	for i, q := range batch {
 		q.err = err
+		if errs != nil {
+			q.err = errs[i]
+		}
 		if q != p {
 			close(q.done)
 		}
 	}
-	return err
+	return p.err
 }
 
 // call returns a context for one store call.
@@ -357,6 +375,34 @@ func (h *Hook) connFor(cl *mqtt.Client) *conn {
 		return nil
 	}
 	return c
+}
+
+// setUnstored records whether the store failed to take a client's
+// subscription to filter.
+func (h *Hook) setUnstored(client, filter string, failed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.unstored[client]
+	if failed {
+		if m == nil {
+			m = map[string]bool{}
+			h.unstored[client] = m
+		}
+		m[filter] = true
+		return
+	}
+	if m != nil {
+		delete(m, filter)
+		if len(m) == 0 {
+			delete(h.unstored, client)
+		}
+	}
+}
+
+func (h *Hook) isUnstored(client, filter string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.unstored[client][filter]
 }
 
 // canRead applies Options.ACL.

@@ -381,3 +381,39 @@ func TestStoreFailureFallsBackToMemory(t *testing.T) {
 		t.Fatalf("store not closed: %v", err)
 	}
 }
+
+// Names the store cannot take (longer than sqlstore's 1024 bytes) do not
+// stop the rest: a subscription with a long filter and a message with a
+// long topic go through mochi's memory, everything else through the store.
+func TestStoreRejectsLongNames(t *testing.T) {
+	d := sqliteDB(t)
+	r, _ := d.open(t)
+	b := startBroker(t, r, nil, nil)
+	long := "long/" + strings.Repeat("x", 1100)
+	sub := dial(t, b.addr, "sub-long", connOpts{expiry: 3600})
+	sub.subscribe("ok/#", 1)
+	sub.subscribe(long+"/#", 1)
+	sub.disconnect()
+	pub := dial(t, b.addr, "pub-long", connOpts{clean: true})
+	want := numbered("ok", 5)
+	for _, p := range want {
+		pub.publish("ok/a", []byte(p), 1, false)
+	}
+	pub.publish(long+"/a", []byte("long"), 1, false)
+	sub = dial(t, b.addr, "sub-long", connOpts{expiry: 3600})
+	got := payloads(sub.waitFor(6, 10*time.Second, 300*time.Millisecond))
+	if w := append(append([]string(nil), want...), "long"); !equal(sorted(got), sorted(w)) {
+		t.Fatalf("%s", diff(got, w))
+	}
+	pub.publish("ok/b", []byte("live"), 1, false)
+	if got := payloads(sub.waitFor(7, 5*time.Second, 200*time.Millisecond)); got[6] != "live" {
+		t.Fatalf("live after a rejected filter: %v", got)
+	}
+	st := b.hook.Stats()
+	if st.Failed == 0 {
+		t.Errorf("stats %+v: the rejected names were not counted", st)
+	}
+	if st.Live == 0 {
+		t.Errorf("stats %+v: the live message came from the store; the delivery never got past the rejected filter", st)
+	}
+}
