@@ -12,6 +12,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttpersist/mqttpersist/persist"
 	"github.com/mqttpersist/mqttpersist/persist/mochi"
@@ -415,5 +416,46 @@ func TestStoreRejectsLongNames(t *testing.T) {
 	}
 	if st.Live == 0 {
 		t.Errorf("stats %+v: the live message came from the store; the delivery never got past the rejected filter", st)
+	}
+}
+
+// The broker's inline subscriptions get persisted messages as they get any
+// other, once; Options.ACL keeps per-topic read rules for persisted
+// messages, live and replayed.
+func TestInlineSubscriptionAndACL(t *testing.T) {
+	d := sqliteDB(t)
+	r, _ := d.open(t)
+	deny := func(cl *mqtt.Client, topic string, write bool) bool {
+		return write || cl.ID != "reader" || !strings.HasPrefix(topic, "acl/secret")
+	}
+	b := startBroker(t, r, &mochi.Options{ACL: deny}, nil)
+	var mu sync.Mutex
+	var inline []string
+	if err := b.server.Subscribe("acl/#", 7, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		mu.Lock()
+		inline = append(inline, string(pk.Payload))
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reader := dial(t, b.addr, "reader", connOpts{expiry: 3600})
+	reader.subscribe("acl/#", 1)
+	pub := dial(t, b.addr, "pub-acl", connOpts{clean: true})
+	pub.publish("acl/open", []byte("open-live"), 1, false)
+	pub.publish("acl/secret", []byte("secret-live"), 1, false)
+	if got := payloads(reader.waitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"open-live"}) {
+		t.Fatalf("live: reader got %v, want [open-live]", got)
+	}
+	reader.disconnect()
+	pub.publish("acl/secret", []byte("secret-stored"), 1, false)
+	pub.publish("acl/open", []byte("open-stored"), 1, false)
+	reader = dial(t, b.addr, "reader", connOpts{expiry: 3600})
+	if got := payloads(reader.waitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"open-stored"}) {
+		t.Fatalf("replay: reader got %v, want [open-stored]", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"open-live", "secret-live", "secret-stored", "open-stored"}; !equal(inline, want) {
+		t.Fatalf("inline subscription got %v, want %v", inline, want)
 	}
 }
