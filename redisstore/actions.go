@@ -30,26 +30,14 @@ type Action struct {
 	Pipeline bool
 }
 
-// actionHooks are the hooks an Action can name, with the verb that runs it.
-var actionHooks = map[string]persist.Event{
-	"client.connected":     persist.OnConnected,
-	"client.disconnected":  persist.OnConnected,
-	"session.subscribed":   persist.OnSubscribed,
-	"session.unsubscribed": persist.OnSubscribed,
-	"message.publish":      persist.OnPublish,
-	"message.retain":       persist.OnRetain,
-	"message.acked":        persist.OnAcked,
-}
-
 // Actions runs raw Redis command actions through the store's client. It is
 // a persist.Store that handles only the events its actions name (see
 // Events), for a persist.Rule; the other verbs return errors matching
 // persist.ErrUnsupported.
 type Actions struct {
-	persist.Unsupported
-	s      *Store
-	hooks  map[string][]compiledAction
-	events persist.Event
+	*persist.HookActions
+	s     *Store
+	hooks map[string][]compiledAction
 }
 
 type compiledAction struct {
@@ -67,10 +55,11 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 		return nil, invalid(op, "no actions")
 	}
 	a := &Actions{s: s, hooks: map[string][]compiledAction{}}
+	var events persist.Event
 	for i, act := range actions {
-		ev, ok := actionHooks[act.Hook]
-		if !ok {
-			return nil, invalid(op, "action %d: unknown hook %q (want client.connected, client.disconnected, session.subscribed, session.unsubscribed, message.publish, message.retain or message.acked)", i, act.Hook)
+		ev, err := persist.ActionHook(act.Hook)
+		if err != nil {
+			return nil, invalid(op, "action %d: %v", i, err)
 		}
 		if len(act.Commands) == 0 {
 			return nil, invalid(op, "action %d (%s): no commands", i, act.Hook)
@@ -84,13 +73,11 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 			ca.cmds = append(ca.cmds, c)
 		}
 		a.hooks[act.Hook] = append(a.hooks[act.Hook], ca)
-		a.events |= ev
+		events |= ev
 	}
+	a.HookActions = persist.NewHookActions(events, a.run)
 	return a, nil
 }
-
-// Events reports the events the actions handle.
-func (a *Actions) Events() persist.Event { return a.events }
 
 // args returns the arguments of c for vars, as go-redis takes them.
 func args(c *persist.Command, vars persist.Vars) []any {
@@ -138,53 +125,4 @@ func (a *Actions) run(ctx context.Context, op, hook string, vars []persist.Vars)
 		}
 	}
 	return nil
-}
-
-// Connected runs the client.connected or client.disconnected actions.
-func (a *Actions) Connected(ctx context.Context, c *persist.Client) error {
-	hook := "client.disconnected"
-	if c.Online {
-		hook = "client.connected"
-	}
-	return a.run(ctx, "Connected", hook, []persist.Vars{persist.ClientVars(c)})
-}
-
-// Subscribed runs the session.unsubscribed actions for each removed filter,
-// then the session.subscribed actions for each subscription.
-func (a *Actions) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
-	un := make([]persist.Vars, len(removed))
-	for i, f := range removed {
-		un[i] = persist.SubscriptionVars(clientID, persist.Subscription{Filter: f})
-	}
-	if err := a.run(ctx, "Subscribed", "session.unsubscribed", un); err != nil {
-		return err
-	}
-	vars := make([]persist.Vars, len(subs))
-	for i, sub := range subs {
-		vars[i] = persist.SubscriptionVars(clientID, sub)
-	}
-	return a.run(ctx, "Subscribed", "session.subscribed", vars)
-}
-
-// Publish runs the message.publish actions for each message.
-func (a *Actions) Publish(ctx context.Context, msgs ...*persist.Message) error {
-	vars := make([]persist.Vars, len(msgs))
-	for i, m := range msgs {
-		vars[i] = persist.MessageVars(m)
-	}
-	return a.run(ctx, "Publish", "message.publish", vars)
-}
-
-// Retain runs the message.retain actions.
-func (a *Actions) Retain(ctx context.Context, m *persist.Message) error {
-	return a.run(ctx, "Retain", "message.retain", []persist.Vars{persist.MessageVars(m)})
-}
-
-// Acked runs the message.acked actions for each ack.
-func (a *Actions) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
-	vars := make([]persist.Vars, len(acks))
-	for i, ack := range acks {
-		vars[i] = persist.AckVars(clientID, ack)
-	}
-	return a.run(ctx, "Acked", "message.acked", vars)
 }
