@@ -30,11 +30,11 @@ func BenchmarkPublishDeliver(b *testing.B) {
 				store = r
 			}
 			br := startBroker(b, store, nil, nil)
-			sub := dial(b, br.addr, "bench-sub", connOpts{expiry: 3600})
-			sub.subscribe("bench/#", 1)
+			sub := dial(b, br.addr, "bench-sub", connOpts{Expiry: 3600})
+			sub.Subscribe("bench/#", 1)
 			var pubs []*client
 			for i := range 4 {
-				pubs = append(pubs, dial(b, br.addr, fmt.Sprintf("bench-pub-%d", i), connOpts{clean: true}))
+				pubs = append(pubs, dial(b, br.addr, fmt.Sprintf("bench-pub-%d", i), connOpts{Clean: true}))
 			}
 			b.ResetTimer()
 			start := time.Now()
@@ -42,12 +42,12 @@ func BenchmarkPublishDeliver(b *testing.B) {
 			for i, p := range pubs {
 				wg.Go(func() {
 					for j := i; j < b.N; j += len(pubs) {
-						p.publish(fmt.Sprintf("bench/%d", i), []byte("payload-payload-payload"), 1, false)
+						p.Publish(fmt.Sprintf("bench/%d", i), []byte("payload-payload-payload"), 1, false)
 					}
 				})
 			}
 			wg.Wait()
-			sub.waitFor(b.N, 5*time.Minute, 0)
+			sub.WaitFor(b.N, 5*time.Minute, 0)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 		})

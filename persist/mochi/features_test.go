@@ -17,19 +17,19 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 	forEachDB(t, func(t *testing.T, d db) {
 		r1, _ := d.open(t)
 		b1 := startBroker(t, r1, nil, nil)
-		pub := dial(t, b1.addr, "pub-ret", connOpts{clean: true})
-		pub.publish("r/a", []byte("1"), 1, true)
-		pub.publish("r/b", []byte("2"), 0, true)
-		pub.publish("r/c", []byte("3"), 1, true)
-		pub.publish("r/c", nil, 1, true) // deletes r/c
-		pub.disconnect()
+		pub := dial(t, b1.addr, "pub-ret", connOpts{Clean: true})
+		pub.Publish("r/a", []byte("1"), 1, true)
+		pub.Publish("r/b", []byte("2"), 0, true)
+		pub.Publish("r/c", []byte("3"), 1, true)
+		pub.Publish("r/c", nil, 1, true) // deletes r/c
+		pub.Disconnect()
 		b1.close()
 
 		r2, s2 := d.open(t)
 		b2 := startBroker(t, r2, nil, nil)
-		sub := dial(t, b2.addr, "sub-ret", connOpts{clean: true})
-		sub.subscribe("r/#", 1)
-		got := sub.waitFor(2, 5*time.Second, 300*time.Millisecond)
+		sub := dial(t, b2.addr, "sub-ret", connOpts{Clean: true})
+		sub.Subscribe("r/#", 1)
+		got := sub.WaitFor(2, 5*time.Second, 300*time.Millisecond)
 		if g := sorted(payloads(got)); !equal(g, []string{"1", "2"}) {
 			t.Fatalf("retained after restart: got %v, want [1 2]", g)
 		}
@@ -38,11 +38,11 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 				t.Errorf("%s: retain flag not set on a retained message", p.Topic)
 			}
 		}
-		sub.disconnect()
+		sub.Disconnect()
 
-		pub = dial(t, b2.addr, "pub-ret", connOpts{clean: true})
-		pub.publish("r/a", []byte{}, 1, true) // deletes r/a
-		pub.disconnect()
+		pub = dial(t, b2.addr, "pub-ret", connOpts{Clean: true})
+		pub.Publish("r/a", []byte{}, 1, true) // deletes r/a
+		pub.Disconnect()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if ms, err := s2.Retained(ctx, "r/#"); err != nil || len(ms) != 1 || ms[0].Topic != "r/b" {
@@ -52,9 +52,9 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 
 		r3, _ := d.open(t)
 		b3 := startBroker(t, r3, nil, nil)
-		sub = dial(t, b3.addr, "sub-ret", connOpts{clean: true})
-		sub.subscribe("r/#", 1)
-		if g := payloads(sub.waitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(g, []string{"2"}) {
+		sub = dial(t, b3.addr, "sub-ret", connOpts{Clean: true})
+		sub.Subscribe("r/#", 1)
+		if g := payloads(sub.WaitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(g, []string{"2"}) {
 			t.Fatalf("retained after second restart: got %v, want [2]", g)
 		}
 	})
@@ -67,41 +67,41 @@ func TestQueue(t *testing.T) {
 	forEachDB(t, func(t *testing.T, d db) {
 		r, _ := d.open(t)
 		b := startBroker(t, r, nil, nil)
-		pub := dial(t, b.addr, "pub-q", connOpts{clean: true})
+		pub := dial(t, b.addr, "pub-q", connOpts{Clean: true})
 		early := numbered("early", 20)
 		for _, p := range early {
-			pub.publish("queue/jobs", []byte(p), 1, false)
+			pub.Publish("queue/jobs", []byte(p), 1, false)
 		}
-		first := dial(t, b.addr, "consumer-first", connOpts{clean: true})
-		first.subscribe("queue/jobs", 1)
-		if got := payloads(first.waitFor(20, 10*time.Second, 300*time.Millisecond)); !equal(got, early) {
+		first := dial(t, b.addr, "consumer-first", connOpts{Clean: true})
+		first.Subscribe("queue/jobs", 1)
+		if got := payloads(first.WaitFor(20, 10*time.Second, 300*time.Millisecond)); !equal(got, early) {
 			t.Fatalf("first consumer: %s", diff(got, early))
 		}
 
 		// Two consumers subscribing at once to a backlog.
 		batch := numbered("batch", 60)
 		for _, p := range batch {
-			pub.publish("queue/work", []byte(p), 1, false)
+			pub.Publish("queue/work", []byte(p), 1, false)
 		}
-		a := dial(t, b.addr, "consumer-a", connOpts{clean: true})
-		c := dial(t, b.addr, "consumer-b", connOpts{clean: true})
+		a := dial(t, b.addr, "consumer-a", connOpts{Clean: true})
+		c := dial(t, b.addr, "consumer-b", connOpts{Clean: true})
 		var wg sync.WaitGroup
 		for _, x := range []*client{a, c} {
-			wg.Go(func() { x.subscribe("queue/work", 1) })
+			wg.Go(func() { x.Subscribe("queue/work", 1) })
 		}
 		wg.Wait()
 		// Then live messages while both are subscribed.
 		live := numbered("live", 100)
 		for _, p := range live {
-			pub.publish("queue/work", []byte(p), 1, false)
+			pub.Publish("queue/work", []byte(p), 1, false)
 		}
 		want := append(append([]string(nil), batch...), live...)
 		deadline := time.Now().Add(20 * time.Second)
-		for len(a.received())+len(c.received()) < len(want) && time.Now().Before(deadline) {
+		for len(a.Received())+len(c.Received()) < len(want) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		time.Sleep(300 * time.Millisecond)
-		ga, gc := payloads(a.received()), payloads(c.received())
+		ga, gc := payloads(a.Received()), payloads(c.Received())
 		all := append(append([]string(nil), ga...), gc...)
 		if !equal(sorted(all), sorted(want)) {
 			t.Fatalf("two consumers: %s", diff(all, want))
@@ -120,38 +120,38 @@ func TestTwoNodes(t *testing.T) {
 		a := startBroker(t, ra, nil, nil)
 		b := startBroker(t, rb, nil, nil)
 
-		sub := dial(t, a.addr, "sub-nodes", connOpts{expiry: 3600})
-		sub.subscribe("n/#", 1)
-		sub.disconnect()
+		sub := dial(t, a.addr, "sub-nodes", connOpts{Expiry: 3600})
+		sub.Subscribe("n/#", 1)
+		sub.Disconnect()
 
-		pub := dial(t, b.addr, "pub-nodes", connOpts{clean: true})
+		pub := dial(t, b.addr, "pub-nodes", connOpts{Clean: true})
 		want := numbered("m", 50)
 		for _, p := range want {
-			pub.publish("n/x", []byte(p), 1, false)
+			pub.Publish("n/x", []byte(p), 1, false)
 		}
-		sub = dial(t, b.addr, "sub-nodes", connOpts{expiry: 3600})
-		if !sub.ca.SessionPresent {
+		sub = dial(t, b.addr, "sub-nodes", connOpts{Expiry: 3600})
+		if !sub.Connack.SessionPresent {
 			t.Error("node B: session present = false, want true")
 		}
-		if got := payloads(sub.waitFor(50, 20*time.Second, 300*time.Millisecond)); !equal(got, want) {
+		if got := payloads(sub.WaitFor(50, 20*time.Second, 300*time.Millisecond)); !equal(got, want) {
 			t.Fatalf("node B: %s", diff(got, want))
 		}
 		// Live on node B too, through the subscription restored from the
 		// store.
-		pub.publish("n/y", []byte("live-b"), 1, false)
-		sub.waitFor(51, 5*time.Second, 100*time.Millisecond)
-		sub.disconnect()
+		pub.Publish("n/y", []byte("live-b"), 1, false)
+		sub.WaitFor(51, 5*time.Second, 100*time.Millisecond)
+		sub.Disconnect()
 
-		sub = dial(t, a.addr, "sub-nodes", connOpts{expiry: 3600})
-		if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+		sub = dial(t, a.addr, "sub-nodes", connOpts{Expiry: 3600})
+		if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 			t.Fatalf("back on node A: got %d messages again: %s", len(got), summary(got))
 		}
 		// Unsubscribed on node A: node B does not restore it.
-		sub.unsubscribe("n/#")
-		sub.disconnect()
-		pub.publish("n/z", []byte("after-unsubscribe"), 1, false)
-		sub = dial(t, b.addr, "sub-nodes", connOpts{expiry: 3600})
-		if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+		sub.Unsubscribe("n/#")
+		sub.Disconnect()
+		pub.Publish("n/z", []byte("after-unsubscribe"), 1, false)
+		sub = dial(t, b.addr, "sub-nodes", connOpts{Expiry: 3600})
+		if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 			t.Fatalf("after unsubscribe on node A, node B delivered %d: %s", len(got), summary(got))
 		}
 	})
@@ -167,23 +167,23 @@ func TestHostileNamesRoundTrip(t *testing.T) {
 		topics := []string{`t/'; DROP TABLE mqtt_sub; --`, `t/"q"/;/%/_`, "t/ünï/日本/🚀", "t/cr\r\nlf", "t/a\\b"}
 		payload := func(i int) []byte { return append([]byte{0, 0xff, '\'', ';', byte(i)}, "\r\n'--"...) }
 		for _, id := range ids {
-			s := dial(t, b1.addr, id, connOpts{expiry: 3600})
-			s.subscribe("t/#", 1)
-			s.disconnect()
+			s := dial(t, b1.addr, id, connOpts{Expiry: 3600})
+			s.Subscribe("t/#", 1)
+			s.Disconnect()
 		}
-		pub := dial(t, b1.addr, `pub'";`, connOpts{clean: true})
+		pub := dial(t, b1.addr, `pub'";`, connOpts{Clean: true})
 		for i, tp := range topics {
-			pub.publish(tp, payload(i), 1, false)
+			pub.Publish(tp, payload(i), 1, false)
 		}
-		pub.publish(topics[0], []byte("retained'"), 1, true)
-		pub.disconnect()
+		pub.Publish(topics[0], []byte("retained'"), 1, true)
+		pub.Disconnect()
 		b1.close()
 
 		r2, _ := d.open(t)
 		b2 := startBroker(t, r2, nil, nil)
 		for _, id := range ids {
-			s := dial(t, b2.addr, id, connOpts{expiry: 3600})
-			got := s.waitFor(len(topics)+1, 10*time.Second, 200*time.Millisecond)
+			s := dial(t, b2.addr, id, connOpts{Expiry: 3600})
+			got := s.WaitFor(len(topics)+1, 10*time.Second, 200*time.Millisecond)
 			if len(got) != len(topics)+1 {
 				t.Fatalf("client %q: got %d messages, want %d: %s", id, len(got), len(topics)+1, summary(got))
 			}
@@ -196,9 +196,9 @@ func TestHostileNamesRoundTrip(t *testing.T) {
 				t.Errorf("client %q: last message %q %q", id, last.Topic, last.Payload)
 			}
 		}
-		s := dial(t, b2.addr, "fresh", connOpts{clean: true})
-		s.subscribe(topics[0], 1)
-		if got := s.waitFor(1, 5*time.Second, 200*time.Millisecond); string(got[0].Payload) != "retained'" || got[0].Topic != topics[0] {
+		s := dial(t, b2.addr, "fresh", connOpts{Clean: true})
+		s.Subscribe(topics[0], 1)
+		if got := s.WaitFor(1, 5*time.Second, 200*time.Millisecond); string(got[0].Payload) != "retained'" || got[0].Topic != topics[0] {
 			t.Errorf("retained with a hostile topic: got %q %q", got[0].Topic, got[0].Payload)
 		}
 	})
@@ -209,14 +209,14 @@ func TestReplayKeepsMQTT5Properties(t *testing.T) {
 	d := sqliteDB(t)
 	r1, _ := d.open(t)
 	b1 := startBroker(t, r1, nil, nil)
-	sub := dial(t, b1.addr, "sub-props", connOpts{expiry: 3600})
-	sub.subscribeOpts(paho.SubscribeOptions{Topic: "p/#", QoS: 2, RetainAsPublished: true})
-	sub.disconnect()
+	sub := dial(t, b1.addr, "sub-props", connOpts{Expiry: 3600})
+	sub.SubscribeOpts(paho.SubscribeOptions{Topic: "p/#", QoS: 2, RetainAsPublished: true})
+	sub.Disconnect()
 
-	pub := dial(t, b1.addr, "pub-props", connOpts{clean: true})
+	pub := dial(t, b1.addr, "pub-props", connOpts{Clean: true})
 	expiry, short := uint32(3600), uint32(1)
 	pf := byte(1)
-	pub.publishMsg(&paho.Publish{Topic: "p/full", QoS: 2, Retain: true, Payload: []byte(`{"a":1}`), Properties: &paho.PublishProperties{
+	pub.PublishMsg(&paho.Publish{Topic: "p/full", QoS: 2, Retain: true, Payload: []byte(`{"a":1}`), Properties: &paho.PublishProperties{
 		PayloadFormat:   &pf,
 		MessageExpiry:   &expiry,
 		ContentType:     "application/json",
@@ -224,16 +224,16 @@ func TestReplayKeepsMQTT5Properties(t *testing.T) {
 		CorrelationData: []byte{0, 1, 2, 0xff},
 		User:            paho.UserProperties{{Key: "k", Value: "v1"}, {Key: "k", Value: "v2"}, {Key: "ü", Value: ""}},
 	}})
-	pub.publishMsg(&paho.Publish{Topic: "p/short", QoS: 1, Payload: []byte("gone"), Properties: &paho.PublishProperties{MessageExpiry: &short}})
-	pub.publish("p/plain", []byte("plain"), 1, false)
-	pub.disconnect()
+	pub.PublishMsg(&paho.Publish{Topic: "p/short", QoS: 1, Payload: []byte("gone"), Properties: &paho.PublishProperties{MessageExpiry: &short}})
+	pub.Publish("p/plain", []byte("plain"), 1, false)
+	pub.Disconnect()
 	b1.close()
 	time.Sleep(2100 * time.Millisecond) // p/short expires
 
 	r2, _ := d.open(t)
 	b2 := startBroker(t, r2, nil, nil)
-	sub = dial(t, b2.addr, "sub-props", connOpts{expiry: 3600})
-	got := sub.waitFor(2, 10*time.Second, 300*time.Millisecond)
+	sub = dial(t, b2.addr, "sub-props", connOpts{Expiry: 3600})
+	got := sub.WaitFor(2, 10*time.Second, 300*time.Millisecond)
 	if g := payloads(got); !equal(g, []string{`{"a":1}`, "plain"}) {
 		t.Fatalf("got %v, want the full message and the plain one (the short one expired)", g)
 	}

@@ -81,9 +81,9 @@ func TestReplayIsPagedAndFlowControlled(t *testing.T) {
 	spy := &spyRouter{Router: r}
 	b := startBroker(t, spy, &mochi.Options{Window: 64}, func(c *mqtt.Capabilities) { c.MaximumInflight = 64 })
 
-	sub := dial(t, b.addr, "sub-big", connOpts{expiry: 3600, receiveMax: 10})
-	sub.subscribe("big/#", 1)
-	sub.disconnect()
+	sub := dial(t, b.addr, "sub-big", connOpts{Expiry: 3600, ReceiveMax: 10})
+	sub.Subscribe("big/#", 1)
+	sub.Disconnect()
 
 	// The backlog arrives while the client is away: stored in batches
 	// through the Router (publishing 100,000 messages one by one through
@@ -110,8 +110,8 @@ func TestReplayIsPagedAndFlowControlled(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	sub = dial(t, b.addr, "sub-big", connOpts{expiry: 3600, receiveMax: 10, handler: slow})
-	got := payloads(sub.waitFor(n, 10*time.Minute, 500*time.Millisecond))
+	sub = dial(t, b.addr, "sub-big", connOpts{Expiry: 3600, ReceiveMax: 10, Handler: slow})
+	got := payloads(sub.WaitFor(n, 10*time.Minute, 500*time.Millisecond))
 	close(stop)
 	elapsed := time.Since(start)
 	if !equal(got, want) {
@@ -132,9 +132,9 @@ func TestReplayIsPagedAndFlowControlled(t *testing.T) {
 	if st.Replayed != uint64(n) {
 		t.Errorf("Stats.Replayed = %d, want %d", st.Replayed, n)
 	}
-	sub.disconnect()
-	sub = dial(t, b.addr, "sub-big", connOpts{expiry: 3600, receiveMax: 10})
-	if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+	sub.Disconnect()
+	sub = dial(t, b.addr, "sub-big", connOpts{Expiry: 3600, ReceiveMax: 10})
+	if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("next reconnect: got %d messages again", len(got))
 	}
 }
@@ -150,22 +150,22 @@ func TestLoadNothingDropped(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, func(c *mqtt.Capabilities) { c.MaximumInflight = 100 })
-	sub := dial(t, b.addr, "sub-load", connOpts{expiry: 3600})
-	sub.subscribe("load/#", 1)
+	sub := dial(t, b.addr, "sub-load", connOpts{Expiry: 3600})
+	sub.Subscribe("load/#", 1)
 
 	start := time.Now()
 	var wg sync.WaitGroup
 	for p := range pubs {
 		wg.Go(func() {
-			c := dial(t, b.addr, fmt.Sprintf("pub-load-%d", p), connOpts{clean: true})
+			c := dial(t, b.addr, fmt.Sprintf("pub-load-%d", p), connOpts{Clean: true})
 			for i := range per {
-				c.publish(fmt.Sprintf("load/%d", p), []byte(fmt.Sprintf("p%d-%d", p, i)), 1, false)
+				c.Publish(fmt.Sprintf("load/%d", p), []byte(fmt.Sprintf("p%d-%d", p, i)), 1, false)
 			}
 		})
 	}
 	wg.Wait()
 	total := pubs * per
-	got := payloads(sub.waitFor(total, 5*time.Minute, 500*time.Millisecond))
+	got := payloads(sub.WaitFor(total, 5*time.Minute, 500*time.Millisecond))
 	elapsed := time.Since(start)
 	var want []string
 	for p := range pubs {
@@ -198,14 +198,14 @@ func TestSlowLiveSubscriberSpillsToStore(t *testing.T) {
 	r, _ := d.open(t)
 	b := startBroker(t, r, &mochi.Options{Window: 5, Buffer: 20}, nil)
 	slow := func(*paho.Publish) { time.Sleep(2 * time.Millisecond) }
-	sub := dial(t, b.addr, "sub-slow", connOpts{expiry: 3600, handler: slow})
-	sub.subscribe("slow/#", 1)
-	pub := dial(t, b.addr, "pub-slow", connOpts{clean: true})
+	sub := dial(t, b.addr, "sub-slow", connOpts{Expiry: 3600, Handler: slow})
+	sub.Subscribe("slow/#", 1)
+	pub := dial(t, b.addr, "pub-slow", connOpts{Clean: true})
 	want := numbered("s", 500)
 	for _, p := range want {
-		pub.publish("slow/x", []byte(p), 1, false)
+		pub.Publish("slow/x", []byte(p), 1, false)
 	}
-	got := payloads(sub.waitFor(len(want), time.Minute, 500*time.Millisecond))
+	got := payloads(sub.WaitFor(len(want), time.Minute, 500*time.Millisecond))
 	if !equal(got, want) {
 		t.Fatalf("%s", diff(got, want))
 	}

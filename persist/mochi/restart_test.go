@@ -13,38 +13,38 @@ func TestRestartReplaysOfflineMessagesOnce(t *testing.T) {
 	forEachDB(t, func(t *testing.T, d db) {
 		r1, _ := d.open(t)
 		b1 := startBroker(t, r1, nil, nil)
-		sub := dial(t, b1.addr, "sub-restart", connOpts{expiry: 3600})
-		sub.subscribe("t/#", 1)
-		sub.disconnect()
+		sub := dial(t, b1.addr, "sub-restart", connOpts{Expiry: 3600})
+		sub.Subscribe("t/#", 1)
+		sub.Disconnect()
 
-		pub := dial(t, b1.addr, "pub-restart", connOpts{clean: true})
+		pub := dial(t, b1.addr, "pub-restart", connOpts{Clean: true})
 		want := numbered("m", 100)
 		for _, p := range want {
-			pub.publish("t/x", []byte(p), 1, false)
+			pub.Publish("t/x", []byte(p), 1, false)
 		}
-		pub.disconnect()
+		pub.Disconnect()
 		b1.close()
 
 		r2, _ := d.open(t)
 		b2 := startBroker(t, r2, nil, nil)
-		sub = dial(t, b2.addr, "sub-restart", connOpts{expiry: 3600})
-		if !sub.ca.SessionPresent {
+		sub = dial(t, b2.addr, "sub-restart", connOpts{Expiry: 3600})
+		if !sub.Connack.SessionPresent {
 			t.Error("CONNACK after restart: session present = false, want true (the stored subscriptions are the session)")
 		}
-		got := payloads(sub.waitFor(100, 20*time.Second, 300*time.Millisecond))
+		got := payloads(sub.WaitFor(100, 20*time.Second, 300*time.Millisecond))
 		if !equal(got, want) {
 			t.Fatalf("after restart: %s\ngot %v", diff(got, want), head(got))
 		}
-		sub.disconnect()
+		sub.Disconnect()
 
-		sub = dial(t, b2.addr, "sub-restart", connOpts{expiry: 3600})
-		if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+		sub = dial(t, b2.addr, "sub-restart", connOpts{Expiry: 3600})
+		if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 			t.Fatalf("next reconnect: got %d messages again: %s", len(got), summary(got))
 		}
 		// The restored subscription is live too.
-		pub = dial(t, b2.addr, "pub-restart", connOpts{clean: true})
-		pub.publish("t/y", []byte("live"), 1, false)
-		if got := payloads(sub.waitFor(1, 5*time.Second, 200*time.Millisecond)); !equal(got, []string{"live"}) {
+		pub = dial(t, b2.addr, "pub-restart", connOpts{Clean: true})
+		pub.Publish("t/y", []byte("live"), 1, false)
+		if got := payloads(sub.WaitFor(1, 5*time.Second, 200*time.Millisecond)); !equal(got, []string{"live"}) {
 			t.Fatalf("live after restart: got %v, want [live]", got)
 		}
 	})
@@ -56,26 +56,26 @@ func TestReconnectSameBrokerOnce(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, nil)
-	sub := dial(t, b.addr, "sub-same", connOpts{expiry: 3600})
-	sub.subscribe("t/#", 1)
-	sub.disconnect()
+	sub := dial(t, b.addr, "sub-same", connOpts{Expiry: 3600})
+	sub.Subscribe("t/#", 1)
+	sub.Disconnect()
 
-	pub := dial(t, b.addr, "pub-same", connOpts{clean: true})
+	pub := dial(t, b.addr, "pub-same", connOpts{Clean: true})
 	want := numbered("m", 100)
 	for _, p := range want {
-		pub.publish("t/x", []byte(p), 1, false)
+		pub.Publish("t/x", []byte(p), 1, false)
 	}
-	sub = dial(t, b.addr, "sub-same", connOpts{expiry: 3600})
-	if !sub.ca.SessionPresent {
+	sub = dial(t, b.addr, "sub-same", connOpts{Expiry: 3600})
+	if !sub.Connack.SessionPresent {
 		t.Error("session present = false, want true")
 	}
-	got := payloads(sub.waitFor(100, 20*time.Second, 300*time.Millisecond))
+	got := payloads(sub.WaitFor(100, 20*time.Second, 300*time.Millisecond))
 	if !equal(got, want) {
 		t.Fatalf("%s\ngot %v", diff(got, want), head(got))
 	}
-	sub.disconnect()
-	sub = dial(t, b.addr, "sub-same", connOpts{expiry: 3600})
-	if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+	sub.Disconnect()
+	sub = dial(t, b.addr, "sub-same", connOpts{Expiry: 3600})
+	if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("next reconnect: got %d messages again: %s", len(got), summary(got))
 	}
 }

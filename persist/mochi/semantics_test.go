@@ -23,22 +23,22 @@ func TestLiveAckedIsNotReplayed(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, nil)
-	sub := dial(t, b.addr, "sub-live", connOpts{expiry: 3600})
-	sub.subscribe("l/#", 1)
-	pub := dial(t, b.addr, "pub-live", connOpts{clean: true})
+	sub := dial(t, b.addr, "sub-live", connOpts{Expiry: 3600})
+	sub.Subscribe("l/#", 1)
+	pub := dial(t, b.addr, "pub-live", connOpts{Clean: true})
 	want := numbered("l", 30)
 	for _, p := range want {
-		pub.publish("l/a", []byte(p), 1, false)
+		pub.Publish("l/a", []byte(p), 1, false)
 	}
-	if got := payloads(sub.waitFor(30, 10*time.Second, 200*time.Millisecond)); !equal(got, want) {
+	if got := payloads(sub.WaitFor(30, 10*time.Second, 200*time.Millisecond)); !equal(got, want) {
 		t.Fatalf("live: %s", diff(got, want))
 	}
-	sub.disconnect()
+	sub.Disconnect()
 	b.close()
 	r2, _ := d.open(t)
 	b2 := startBroker(t, r2, nil, nil)
-	sub = dial(t, b2.addr, "sub-live", connOpts{expiry: 3600})
-	if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+	sub = dial(t, b2.addr, "sub-live", connOpts{Expiry: 3600})
+	if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("after restart: %d messages it had acknowledged live came again: %s", len(got), summary(got))
 	}
 }
@@ -50,18 +50,18 @@ func TestInterruptedReplayResumes(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, &mochi.Options{Window: 8}, nil)
-	sub := dial(t, b.addr, "sub-int", connOpts{expiry: 3600})
-	sub.subscribe("i/#", 1)
-	sub.disconnect()
-	pub := dial(t, b.addr, "pub-int", connOpts{clean: true})
+	sub := dial(t, b.addr, "sub-int", connOpts{Expiry: 3600})
+	sub.Subscribe("i/#", 1)
+	sub.Disconnect()
+	pub := dial(t, b.addr, "pub-int", connOpts{Clean: true})
 	want := numbered("i", 300)
 	for _, p := range want {
-		pub.publish("i/a", []byte(p), 1, false)
+		pub.Publish("i/a", []byte(p), 1, false)
 	}
 
 	var n atomic.Int64
 	var firstPC atomic.Pointer[paho.Client]
-	first := dial(t, b.addr, "sub-int", connOpts{expiry: 3600, handler: func(*paho.Publish) {
+	first := dial(t, b.addr, "sub-int", connOpts{Expiry: 3600, Handler: func(*paho.Publish) {
 		if n.Add(1) == 100 {
 			for firstPC.Load() == nil {
 				time.Sleep(time.Millisecond)
@@ -69,15 +69,15 @@ func TestInterruptedReplayResumes(t *testing.T) {
 			firstPC.Load().TerminateConnectionForTest() // no DISCONNECT, no more acks
 		}
 	}})
-	firstPC.Store(first.pc)
-	<-first.pc.Done()
-	got1 := payloads(first.received())
+	firstPC.Store(first.PC)
+	<-first.PC.Done()
+	got1 := payloads(first.Received())
 	if len(got1) < 100 || !equal(got1, want[:len(got1)]) {
 		t.Fatalf("first connection: %s", diff(got1, want[:len(got1)]))
 	}
 	time.Sleep(200 * time.Millisecond) // the broker notices
-	second := dial(t, b.addr, "sub-int", connOpts{expiry: 3600})
-	got2 := payloads(second.waitFor(len(want)-len(got1), 20*time.Second, 500*time.Millisecond))
+	second := dial(t, b.addr, "sub-int", connOpts{Expiry: 3600})
+	got2 := payloads(second.WaitFor(len(want)-len(got1), 20*time.Second, 500*time.Millisecond))
 	if len(got2) == 0 {
 		t.Fatal("second connection got nothing")
 	}
@@ -99,36 +99,36 @@ func TestTakeoverDuringReplay(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, &mochi.Options{Window: 4}, nil)
-	sub := dial(t, b.addr, "sub-take", connOpts{expiry: 3600})
-	sub.subscribe("k/#", 1)
-	sub.disconnect()
-	pub := dial(t, b.addr, "pub-take", connOpts{clean: true})
+	sub := dial(t, b.addr, "sub-take", connOpts{Expiry: 3600})
+	sub.Subscribe("k/#", 1)
+	sub.Disconnect()
+	pub := dial(t, b.addr, "pub-take", connOpts{Clean: true})
 	want := numbered("k", 400)
 	for _, p := range want {
-		pub.publish("k/a", []byte(p), 1, false)
+		pub.Publish("k/a", []byte(p), 1, false)
 	}
 	var n atomic.Int64
-	first := dial(t, b.addr, "sub-take", connOpts{expiry: 3600, handler: func(*paho.Publish) {
+	first := dial(t, b.addr, "sub-take", connOpts{Expiry: 3600, Handler: func(*paho.Publish) {
 		if n.Add(1) > 50 {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}})
-	for len(first.received()) < 60 {
+	for len(first.Received()) < 60 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	second := dial(t, b.addr, "sub-take", connOpts{expiry: 3600})
-	<-first.pc.Done()
-	got2 := payloads(second.waitFor(1, 20*time.Second, 0))
+	second := dial(t, b.addr, "sub-take", connOpts{Expiry: 3600})
+	<-first.PC.Done()
+	got2 := payloads(second.WaitFor(1, 20*time.Second, 0))
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		got2 = payloads(second.received())
+		got2 = payloads(second.Received())
 		if len(got2) > 0 && got2[len(got2)-1] == want[len(want)-1] {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	got1, got2 := payloads(first.received()), payloads(second.received())
+	got1, got2 := payloads(first.Received()), payloads(second.Received())
 	all := map[string]int{}
 	for _, p := range append(append([]string(nil), got1...), got2...) {
 		all[p]++
@@ -153,21 +153,21 @@ func TestCleanStartDiscardsStoredSubscriptions(t *testing.T) {
 	d := sqliteDB(t)
 	r, s := d.open(t)
 	b := startBroker(t, r, nil, nil)
-	sub := dial(t, b.addr, "sub-clean", connOpts{expiry: 3600})
-	sub.subscribe("c/#", 1)
-	sub.disconnect()
+	sub := dial(t, b.addr, "sub-clean", connOpts{Expiry: 3600})
+	sub.Subscribe("c/#", 1)
+	sub.Disconnect()
 	b.close()
 
 	r2, _ := d.open(t)
 	b2 := startBroker(t, r2, nil, nil)
-	pub := dial(t, b2.addr, "pub-clean", connOpts{clean: true})
-	pub.publish("c/a", []byte("while away"), 1, false)
-	sub = dial(t, b2.addr, "sub-clean", connOpts{clean: true, expiry: 3600})
-	if sub.ca.SessionPresent {
+	pub := dial(t, b2.addr, "pub-clean", connOpts{Clean: true})
+	pub.Publish("c/a", []byte("while away"), 1, false)
+	sub = dial(t, b2.addr, "sub-clean", connOpts{Clean: true, Expiry: 3600})
+	if sub.Connack.SessionPresent {
 		t.Error("clean start: session present = true")
 	}
-	pub.publish("c/a", []byte("after clean start"), 1, false)
-	if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+	pub.Publish("c/a", []byte("after clean start"), 1, false)
+	if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("clean start: got %d messages: %s", len(got), summary(got))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -182,16 +182,16 @@ func TestQoS0SubscriptionReplaysOnce(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, nil)
-	sub := dial(t, b.addr, "sub-q0", connOpts{expiry: 3600})
-	sub.subscribe("z/#", 0)
-	sub.disconnect()
-	pub := dial(t, b.addr, "pub-q0", connOpts{clean: true})
+	sub := dial(t, b.addr, "sub-q0", connOpts{Expiry: 3600})
+	sub.Subscribe("z/#", 0)
+	sub.Disconnect()
+	pub := dial(t, b.addr, "pub-q0", connOpts{Clean: true})
 	want := numbered("z", 10)
 	for _, p := range want {
-		pub.publish("z/a", []byte(p), 1, false)
+		pub.Publish("z/a", []byte(p), 1, false)
 	}
-	sub = dial(t, b.addr, "sub-q0", connOpts{expiry: 3600})
-	got := sub.waitFor(10, 10*time.Second, 300*time.Millisecond)
+	sub = dial(t, b.addr, "sub-q0", connOpts{Expiry: 3600})
+	got := sub.WaitFor(10, 10*time.Second, 300*time.Millisecond)
 	if !equal(payloads(got), want) {
 		t.Fatalf("%s", diff(payloads(got), want))
 	}
@@ -200,9 +200,9 @@ func TestQoS0SubscriptionReplaysOnce(t *testing.T) {
 			t.Fatalf("QoS %d, want 0 (min of message and subscription)", p.QoS)
 		}
 	}
-	sub.disconnect()
-	sub = dial(t, b.addr, "sub-q0", connOpts{expiry: 3600})
-	if got := sub.waitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+	sub.Disconnect()
+	sub = dial(t, b.addr, "sub-q0", connOpts{Expiry: 3600})
+	if got := sub.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("next reconnect: %d again", len(got))
 	}
 }
@@ -212,26 +212,26 @@ func TestSharedQueueSubscription(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, nil)
-	pub := dial(t, b.addr, "pub-share", connOpts{clean: true})
+	pub := dial(t, b.addr, "pub-share", connOpts{Clean: true})
 	before := numbered("before", 20)
 	for _, p := range before {
-		pub.publish("queue/shared", []byte(p), 1, false)
+		pub.Publish("queue/shared", []byte(p), 1, false)
 	}
-	a := dial(t, b.addr, "share-a", connOpts{clean: true})
-	c := dial(t, b.addr, "share-b", connOpts{clean: true})
-	a.subscribe("$share/g/queue/shared", 1)
-	c.subscribe("$SHARE/g/queue/shared", 1) // mochi takes the prefix in any case
+	a := dial(t, b.addr, "share-a", connOpts{Clean: true})
+	c := dial(t, b.addr, "share-b", connOpts{Clean: true})
+	a.Subscribe("$share/g/queue/shared", 1)
+	c.Subscribe("$SHARE/g/queue/shared", 1) // mochi takes the prefix in any case
 	after := numbered("after", 80)
 	for _, p := range after {
-		pub.publish("queue/shared", []byte(p), 1, false)
+		pub.Publish("queue/shared", []byte(p), 1, false)
 	}
 	want := append(append([]string(nil), before...), after...)
 	deadline := time.Now().Add(20 * time.Second)
-	for len(a.received())+len(c.received()) < len(want) && time.Now().Before(deadline) {
+	for len(a.Received())+len(c.Received()) < len(want) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	all := append(payloads(a.received()), payloads(c.received())...)
+	all := append(payloads(a.Received()), payloads(c.Received())...)
 	if !equal(sorted(all), sorted(want)) {
 		t.Fatalf("%s", diff(all, want))
 	}
@@ -245,12 +245,12 @@ func TestClientState(t *testing.T) {
 	b := startBroker(t, r, &mochi.Options{Node: "node-7"}, nil)
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
-	c := dial(t, b.addr, "state-client", connOpts{clean: true})
+	c := dial(t, b.addr, "state-client", connOpts{Clean: true})
 	st, err := r.Client(ctx, "state-client")
 	if err != nil || !st.Online || st.Node != "node-7" || st.OnlineAt.Before(before) || st.PeerHost != "127.0.0.1" {
 		t.Fatalf("connected: %+v, %v", st, err)
 	}
-	c.disconnect()
+	c.Disconnect()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err = r.Client(ctx, "state-client")
@@ -294,10 +294,10 @@ func TestMQTT311ClientAcrossRestart(t *testing.T) {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	c.Disconnect(100)
-	pub := dial(t, b1.addr, "pub-v3", connOpts{clean: true})
+	pub := dial(t, b1.addr, "pub-v3", connOpts{Clean: true})
 	want := numbered("v", 50)
 	for _, p := range want {
-		pub.publish("v3/a", []byte(p), 1, false)
+		pub.Publish("v3/a", []byte(p), 1, false)
 	}
 	b1.close()
 	r2, _ := d.open(t)
@@ -359,20 +359,20 @@ func TestStoreFailureFallsBackToMemory(t *testing.T) {
 	d := sqliteDB(t)
 	r, s := d.open(t)
 	b := startBroker(t, r, nil, nil)
-	sub := dial(t, b.addr, "sub-fail", connOpts{expiry: 3600})
-	sub.subscribe("f/#", 1)
+	sub := dial(t, b.addr, "sub-fail", connOpts{Expiry: 3600})
+	sub.Subscribe("f/#", 1)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	pub := dial(t, b.addr, "pub-fail", connOpts{clean: true})
-	pub.publish("f/a", []byte("one"), 1, false)
-	if got := payloads(sub.waitFor(1, 5*time.Second, 200*time.Millisecond)); !equal(got, []string{"one"}) {
+	pub := dial(t, b.addr, "pub-fail", connOpts{Clean: true})
+	pub.Publish("f/a", []byte("one"), 1, false)
+	if got := payloads(sub.WaitFor(1, 5*time.Second, 200*time.Millisecond)); !equal(got, []string{"one"}) {
 		t.Fatalf("live with a failed store: %v", got)
 	}
-	sub.disconnect()
-	pub.publish("f/a", []byte("two"), 1, false)
-	sub = dial(t, b.addr, "sub-fail", connOpts{expiry: 3600})
-	if got := payloads(sub.waitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"two"}) {
+	sub.Disconnect()
+	pub.Publish("f/a", []byte("two"), 1, false)
+	sub = dial(t, b.addr, "sub-fail", connOpts{Expiry: 3600})
+	if got := payloads(sub.WaitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"two"}) {
 		t.Fatalf("offline with a failed store (mochi's memory): %v", got)
 	}
 	if st := b.hook.Stats(); st.Failed == 0 {
@@ -391,23 +391,23 @@ func TestStoreRejectsLongNames(t *testing.T) {
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, nil)
 	long := "long/" + strings.Repeat("x", 1100)
-	sub := dial(t, b.addr, "sub-long", connOpts{expiry: 3600})
-	sub.subscribe("ok/#", 1)
-	sub.subscribe(long+"/#", 1)
-	sub.disconnect()
-	pub := dial(t, b.addr, "pub-long", connOpts{clean: true})
+	sub := dial(t, b.addr, "sub-long", connOpts{Expiry: 3600})
+	sub.Subscribe("ok/#", 1)
+	sub.Subscribe(long+"/#", 1)
+	sub.Disconnect()
+	pub := dial(t, b.addr, "pub-long", connOpts{Clean: true})
 	want := numbered("ok", 5)
 	for _, p := range want {
-		pub.publish("ok/a", []byte(p), 1, false)
+		pub.Publish("ok/a", []byte(p), 1, false)
 	}
-	pub.publish(long+"/a", []byte("long"), 1, false)
-	sub = dial(t, b.addr, "sub-long", connOpts{expiry: 3600})
-	got := payloads(sub.waitFor(6, 10*time.Second, 300*time.Millisecond))
+	pub.Publish(long+"/a", []byte("long"), 1, false)
+	sub = dial(t, b.addr, "sub-long", connOpts{Expiry: 3600})
+	got := payloads(sub.WaitFor(6, 10*time.Second, 300*time.Millisecond))
 	if w := append(append([]string(nil), want...), "long"); !equal(sorted(got), sorted(w)) {
 		t.Fatalf("%s", diff(got, w))
 	}
-	pub.publish("ok/b", []byte("live"), 1, false)
-	if got := payloads(sub.waitFor(7, 5*time.Second, 200*time.Millisecond)); got[6] != "live" {
+	pub.Publish("ok/b", []byte("live"), 1, false)
+	if got := payloads(sub.WaitFor(7, 5*time.Second, 200*time.Millisecond)); got[6] != "live" {
 		t.Fatalf("live after a rejected filter: %v", got)
 	}
 	st := b.hook.Stats()
@@ -438,19 +438,19 @@ func TestInlineSubscriptionAndACL(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	reader := dial(t, b.addr, "reader", connOpts{expiry: 3600})
-	reader.subscribe("acl/#", 1)
-	pub := dial(t, b.addr, "pub-acl", connOpts{clean: true})
-	pub.publish("acl/open", []byte("open-live"), 1, false)
-	pub.publish("acl/secret", []byte("secret-live"), 1, false)
-	if got := payloads(reader.waitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"open-live"}) {
+	reader := dial(t, b.addr, "reader", connOpts{Expiry: 3600})
+	reader.Subscribe("acl/#", 1)
+	pub := dial(t, b.addr, "pub-acl", connOpts{Clean: true})
+	pub.Publish("acl/open", []byte("open-live"), 1, false)
+	pub.Publish("acl/secret", []byte("secret-live"), 1, false)
+	if got := payloads(reader.WaitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"open-live"}) {
 		t.Fatalf("live: reader got %v, want [open-live]", got)
 	}
-	reader.disconnect()
-	pub.publish("acl/secret", []byte("secret-stored"), 1, false)
-	pub.publish("acl/open", []byte("open-stored"), 1, false)
-	reader = dial(t, b.addr, "reader", connOpts{expiry: 3600})
-	if got := payloads(reader.waitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"open-stored"}) {
+	reader.Disconnect()
+	pub.Publish("acl/secret", []byte("secret-stored"), 1, false)
+	pub.Publish("acl/open", []byte("open-stored"), 1, false)
+	reader = dial(t, b.addr, "reader", connOpts{Expiry: 3600})
+	if got := payloads(reader.WaitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"open-stored"}) {
 		t.Fatalf("replay: reader got %v, want [open-stored]", got)
 	}
 	mu.Lock()
