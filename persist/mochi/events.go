@@ -227,20 +227,7 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 		removed = append(removed, normFilter(f))
 	}
 	sort.Strings(removed)
-	ctx, cancel := h.call(nil)
-	err := h.store.Subscribed(ctx, cl.ID, nil, removed)
-	cancel()
-	if err != nil && len(removed) > 1 && errors.Is(err, persist.ErrInvalid) {
-		for _, f := range removed { // as in OnSubscribed
-			ctx, cancel := h.call(nil)
-			if err := h.store.Subscribed(ctx, cl.ID, nil, []string{f}); err != nil {
-				h.fail("Subscribed", cl.ID, f, err)
-			}
-			cancel()
-		}
-	} else if err != nil {
-		h.fail("Subscribed", cl.ID, strings.Join(removed, " "), err)
-	}
+	h.removeSubs(cl.ID, removed)
 }
 
 // OnSubscribe refreshes the broker's retained messages for each filter
@@ -353,20 +340,7 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 		removed[i] = normFilter(s.Filter)
 		h.setUnstored(cl.ID, removed[i], false)
 	}
-	ctx, cancel := h.call(nil)
-	err := h.store.Subscribed(ctx, cl.ID, nil, removed)
-	cancel()
-	if err != nil && len(removed) > 1 && errors.Is(err, persist.ErrInvalid) {
-		for _, f := range removed { // as in OnSubscribed
-			ctx, cancel := h.call(nil)
-			if err := h.store.Subscribed(ctx, cl.ID, nil, []string{f}); err != nil {
-				h.fail("Subscribed", cl.ID, f, err)
-			}
-			cancel()
-		}
-	} else if err != nil {
-		h.fail("Subscribed", cl.ID, strings.Join(removed, " "), err)
-	}
+	h.removeSubs(cl.ID, removed)
 }
 
 // OnPublish stores the message (before mochi acknowledges it to the
@@ -564,5 +538,25 @@ func (h *Hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
 	}
 	if c := h.connFor(cl); c != nil {
 		c.acked(pk.PacketID)
+	}
+}
+
+// removeSubs removes a client's stored subscriptions to filters; when the
+// store refuses the batch as invalid, each filter is tried on its own (as in
+// OnSubscribed) so one bad filter does not keep the others.
+func (h *Hook) removeSubs(clientID string, filters []string) {
+	ctx, cancel := h.call(nil)
+	err := h.store.Subscribed(ctx, clientID, nil, filters)
+	cancel()
+	if err != nil && len(filters) > 1 && errors.Is(err, persist.ErrInvalid) {
+		for _, f := range filters {
+			ctx, cancel := h.call(nil)
+			if err := h.store.Subscribed(ctx, clientID, nil, []string{f}); err != nil {
+				h.fail("Subscribed", clientID, f, err)
+			}
+			cancel()
+		}
+	} else if err != nil {
+		h.fail("Subscribed", clientID, strings.Join(filters, " "), err)
 	}
 }
