@@ -415,56 +415,79 @@ func (r *Router) Publish(ctx context.Context, msgs ...*Message) error {
 		}
 	}
 	now := time.Now()
-	type batch struct {
-		job
-		msgs []*Message
-		last int // index in msgs of the source of the batch's last message
-	}
-	var batches []*batch
-	byStore := make([]*batch, len(r.stores))
-	var buf [8]int
-	for mi, m := range msgs {
+	for _, m := range msgs {
 		fill(m, now)
-		if r.events&OnPublish == 0 {
-			continue
-		}
-		for _, ri := range r.match(m.Topic, OnPublish, buf[:0]) {
-			rt := r.rules[ri]
+	}
+	if r.events&OnPublish == 0 {
+		return nil
+	}
+	batches := batchByStore(r, msgs, OnPublish, func(m *Message) string { return m.Topic },
+		func(rt *route, m *Message) (*Message, bool) {
 			if m.QoS == 0 && !rt.QoS0 {
-				continue
+				return nil, false
 			}
-			rt.matched.Add(1)
 			c := *m
 			c.Mode = rt.Mode
 			if c.Expiry.IsZero() && rt.Expiry > 0 {
 				c.Expiry = c.Time.Add(rt.Expiry)
 			}
+			return &c, true
+		})
+	return runBatches(r, "Publish", batches, func(s Store, msgs []*Message) error { return s.Publish(ctx, msgs...) })
+}
+
+// storeBatch is the items of one call to one store.
+type storeBatch[T any] struct {
+	job
+	items []T
+	last  int // index in the input of the batch's last item
+}
+
+// batchByStore groups items by the stores of the rules with ev whose
+// filter matches topicOf(item), keeping the input order. pick returns the
+// item as a rule stores it, or false to skip that rule. An item that reaches
+// one store through several rules is added once, as the first of them
+// (rules are matched in order) picked it; every matching rule is counted.
+func batchByStore[T any](r *Router, items []T, ev Event, topicOf func(T) string, pick func(*route, T) (T, bool)) []*storeBatch[T] {
+	var batches []*storeBatch[T]
+	byStore := make([]*storeBatch[T], len(r.stores))
+	var buf [8]int
+	for i, it := range items {
+		for _, ri := range r.match(topicOf(it), ev, buf[:0]) {
+			rt := r.rules[ri]
+			v, ok := pick(rt, it)
+			if !ok {
+				continue
+			}
+			rt.matched.Add(1)
 			b := byStore[rt.store]
 			if b == nil {
-				b = &batch{job: job{store: rt.store}, last: -1}
+				b = &storeBatch[T]{job: job{store: rt.store}, last: -1}
 				byStore[rt.store] = b
 				batches = append(batches, b)
 			}
 			b.add(ri, 1)
-			if b.last == mi {
-				// Same message, same store, a later rule: the first rule
-				// (rules are matched in order) already decided how it is kept.
-				continue
+			if b.last != i {
+				b.items = append(b.items, v)
+				b.last = i
 			}
-			b.msgs = append(b.msgs, &c)
-			b.last = mi
 		}
 	}
+	return batches
+}
+
+// runBatches makes one call per batch (concurrently across stores).
+func runBatches[T any](r *Router, op string, batches []*storeBatch[T], call func(Store, []T) error) error {
 	if len(batches) == 0 {
 		return nil
 	}
 	jobs := make([]*job, len(batches))
 	for i, b := range batches {
-		store, msgs := r.stores[b.store], b.msgs
-		b.call = func() error { return store.Publish(ctx, msgs...) }
+		store, items := r.stores[b.store], b.items
+		b.call = func() error { return call(store, items) }
 		jobs[i] = &b.job
 	}
-	return r.run("Publish", jobs)
+	return r.run(op, jobs)
 }
 
 // Retain sends m to the stores of the rules with OnRetain whose filter
@@ -555,41 +578,9 @@ func (r *Router) Acked(ctx context.Context, clientID string, acks ...Ack) error 
 			return Errorf(ErrInvalid, "persist: Acked: ack %d (message %s): %w", i, a.ID, err)
 		}
 	}
-	type batch struct {
-		job
-		acks []Ack
-		last int
-	}
-	var batches []*batch
-	byStore := make([]*batch, len(r.stores))
-	var buf [8]int
-	for ai, a := range acks {
-		for _, ri := range r.match(a.Topic, OnAcked, buf[:0]) {
-			rt := r.rules[ri]
-			rt.matched.Add(1)
-			b := byStore[rt.store]
-			if b == nil {
-				b = &batch{job: job{store: rt.store}, last: -1}
-				byStore[rt.store] = b
-				batches = append(batches, b)
-			}
-			b.add(ri, 1)
-			if b.last != ai {
-				b.acks = append(b.acks, a)
-				b.last = ai
-			}
-		}
-	}
-	if len(batches) == 0 {
-		return nil
-	}
-	jobs := make([]*job, len(batches))
-	for i, b := range batches {
-		store, acks := r.stores[b.store], b.acks
-		b.call = func() error { return store.Acked(ctx, clientID, acks...) }
-		jobs[i] = &b.job
-	}
-	return r.run("Acked", jobs)
+	batches := batchByStore(r, acks, OnAcked, func(a Ack) string { return a.Topic },
+		func(_ *route, a Ack) (Ack, bool) { return a, true })
+	return runBatches(r, "Acked", batches, func(s Store, acks []Ack) error { return s.Acked(ctx, clientID, acks...) })
 }
 
 // Connected sends c to the store of every rule with OnConnected, each
