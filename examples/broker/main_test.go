@@ -524,13 +524,22 @@ func TestDefaultStore(t *testing.T) {
 func TestLoadNothingDropped(t *testing.T) {
 	eachStore(t, func(t *testing.T, storeURL string) {
 		b := startBroker(t, "-store", storeURL)
-		r, err := mqtttest.Load(t.Context(), mqtttest.LoadOptions{Addr: b.addr, Publishers: 10, Messages: 2000, QoS: 1, Payload: 64, Timeout: 90 * time.Second})
+		subID := testenv.FreshName("load-")
+		r, err := mqtttest.Load(t.Context(), mqtttest.LoadOptions{Addr: b.addr, Publishers: 10, Messages: 2000, QoS: 1, Payload: 64, Subscriber: subID, Timeout: 90 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s: %v", storeURL[:strings.Index(storeURL, ":")], r)
 		if r.Published != 20000 || r.Delivered != 20000 || r.Missing != 0 || r.Duplicates != 0 {
-			t.Fatalf("load through the broker: %v\nbroker log:\n%s", r, tail(b.errOut(), 30))
+			// Tell a stall from a loss: what does the store still hand the
+			// subscriber when it reconnects? Then the broker's counters.
+			again := mqtttest.Dial(t, b.addr, subID, session)
+			time.Sleep(20 * time.Second)
+			more := len(again.Received())
+			again.Disconnect()
+			b.stop()
+			t.Fatalf("load through the broker: %v; on reconnect the subscriber got %d more\nbroker:\n%s\nbroker log:\n%s",
+				r, more, tail(b.out(), 3), tail(b.errOut(), 30))
 		}
 		b.stop()
 		if strings.Contains(b.errOut(), "quota reached") {
