@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -650,10 +651,10 @@ func TestMosquittoCLI(t *testing.T) {
 		t.Skip("mosquitto_sub not found: run make services (it installs mosquitto-clients)")
 	}
 	script, _ := filepath.Abs("testdata/mosquitto.sh")
-	step := func(b *broker, name string) string {
+	step := func(b *broker, name string, more ...string) string {
 		t.Helper()
 		host, port, _ := strings.Cut(b.addr, ":")
-		cmd := exec.Command("bash", script, name, host, port)
+		cmd := exec.Command("bash", append([]string{script, name, host, port}, more...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr // mosquitto_sub says "Timed out" there
 		out, err := cmd.Output()
@@ -676,7 +677,7 @@ func TestMosquittoCLI(t *testing.T) {
 	// The retained publishes were published while it was away: it gets
 	// them as messages (the delete as an empty one), as MQTT says.
 	want = append(want, "cli/gone bye", "cli/gone ", "cli/state on")
-	got := strings.Split(step(b, "receive"), "\n")
+	got := strings.Split(step(b, "receive", strconv.Itoa(len(want))), "\n")
 	if d := mqtttest.Diff(got, want); d != "" {
 		t.Errorf("persistent subscriber after restart: %s", d)
 	}
