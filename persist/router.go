@@ -152,7 +152,8 @@ func (e *RuleError) Unwrap() error { return e.Err }
 type Router struct {
 	rules  []*route
 	index  *topic.Index[int]
-	stores []Store // distinct stores; route.store indexes it
+	given  []Store     // distinct stores as the rules give them; route.store indexes it
+	stores []*Pipeline // the pipeline each store is written through
 	events Event   // union of the rules' events
 	closed atomic.Bool
 }
@@ -246,17 +247,56 @@ func (r *Router) newRoute(i int, rule Rule) (*route, error) {
 		return nil, bad("store %T does not handle %v (it handles %v)", rule.Store, missing, supported)
 	}
 	rt.store = -1
-	for j, s := range r.stores {
+	for j, s := range r.given {
 		if sameStore(s, rule.Store) {
 			rt.store = j
 			break
 		}
 	}
 	if rt.store < 0 {
+		p, ok := rule.Store.(*Pipeline)
+		if !ok {
+			var err error
+			if p, err = NewPipeline(rule.Store, &PipelineOptions{Name: r.freeName(reflect.TypeOf(rule.Store).String())}); err != nil {
+				return nil, err
+			}
+		} else if r.pipeline(p.Name()) != nil {
+			return nil, bad("two stores are named %q (PipelineOptions.Name)", p.Name())
+		}
 		rt.store = len(r.stores)
-		r.stores = append(r.stores, rule.Store)
+		r.given = append(r.given, rule.Store)
+		r.stores = append(r.stores, p)
+	}
+	if p, ok := rule.Store.(*Pipeline); ok {
+		rt.Store = p.Store() // lookups read the store itself
 	}
 	return rt, nil
+}
+
+// freeName returns name, or name#2, name#3, ... when a store has it.
+func (r *Router) freeName(name string) string {
+	for i, n := 2, name; ; i++ {
+		if r.pipeline(n) == nil {
+			return n
+		}
+		n = name + "#" + strconv.Itoa(i)
+	}
+}
+
+func (r *Router) pipeline(name string) *Pipeline {
+	for _, p := range r.stores {
+		if p.Name() == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Pipelines returns the pipeline of each distinct store of the rules, in
+// the order the rules first name them: the Pipelines given as rules'
+// stores and the durable ones the Router made for the other stores.
+func (r *Router) Pipelines() []*Pipeline {
+	return append([]*Pipeline(nil), r.stores...)
 }
 
 // label names the rule in NewRouter errors: `rule 2 "name"`.
@@ -1056,7 +1096,7 @@ func (r *Router) Ping(ctx context.Context) error {
 	var pingers []Pinger
 	var rules [][]int
 	for si, s := range r.stores {
-		p, ok := s.(Pinger)
+		p, ok := s.Store().(Pinger)
 		if !ok {
 			continue
 		}

@@ -368,7 +368,13 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	if err != nil {
 		h.fail("Publish", cl.ID, pk.TopicName, err)
-		return pk, nil // mochi delivers it as usual, from memory
+		if pk.FixedHeader.Qos == 0 || h.opts.Fallback || errors.Is(err, persist.ErrInvalid) {
+			return pk, nil // mochi delivers it as usual, from memory
+		}
+		if pk.FixedHeader.Qos == 1 && cl.Properties.ProtocolVersion == 5 {
+			return pk, packets.ErrUnspecifiedError // a PUBACK saying so
+		}
+		return pk, packets.ErrRejectPacket // no acknowledgement: the client sends it again
 	}
 	if ok {
 		h.stored.Add(1)

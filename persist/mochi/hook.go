@@ -60,6 +60,15 @@ type Options struct {
 	// messages set on other nodes visible); StoredRetainedMessages still
 	// loads them at start.
 	NoRetainSync bool
+	// Fallback delivers a QoS 1 or 2 message the store failed to take
+	// from mochi's memory and acknowledges it, as mochi alone would (a
+	// restart then loses it). By default such a message is refused: an
+	// MQTT 5 publisher gets a PUBACK with reason Unspecified error (QoS 1)
+	// and a 3.1.1 publisher or a QoS 2 one gets no acknowledgement, so it
+	// sends the message again. Either way the failure is logged and
+	// counted. A message the store can never take (ErrInvalid, such as a
+	// topic longer than it allows) always falls back, as do QoS 0 ones.
+	Fallback bool
 	// ACL, when set, is asked whether a client may read a topic before a
 	// persisted message is delivered to it (live or from the store). Pass
 	// the OnACLCheck method of the server's auth hook to keep per-topic read
@@ -116,10 +125,6 @@ type Hook struct {
 	// unstored holds, per client, the filters of subscriptions the store
 	// did not take: mochi keeps them, and restoring does not drop them.
 	unstored map[string]map[string]bool
-
-	pmu   sync.Mutex // group commit of publishes
-	pq    []*pend
-	pbusy bool
 
 	stored, live, replayed, acked, spilled, failed atomic.Uint64
 }
@@ -271,78 +276,12 @@ func (h *Hook) Stats() Stats {
 	}
 }
 
-// pend is a publish waiting for its group commit.
-type pend struct {
-	m    *persist.Message
-	err  error
-	lead bool // flush the queue instead of waiting
-	done chan struct{}
-}
-
-// maxBatch bounds the messages of one group commit.
-const maxBatch = 1000
-
-// publish stores m. Concurrent publishes (from different clients) are
-// group-committed: one caller stores everything queued in one store call
-// and releases the others, then hands the queue that built up meanwhile to
-// the first of its publishers.
+// publish stores m: a Router writes it through its stores' pipelines
+// (group-committed with concurrent publishes, or queued in an outbox).
 func (h *Hook) publish(m *persist.Message) error {
-	p := &pend{m: m, done: make(chan struct{})}
-	h.pmu.Lock()
-	h.pq = append(h.pq, p)
-	if h.pbusy {
-		h.pmu.Unlock()
-		<-p.done
-		if !p.lead {
-			return p.err
-		}
-	} else {
-		h.pbusy = true
-		p.lead = true
-		h.pmu.Unlock()
-	}
-	h.pmu.Lock()
-	n := min(len(h.pq), maxBatch)
-	batch := h.pq[:n:n]
-	h.pq = h.pq[n:]
-	h.pmu.Unlock()
-	msgs := make([]*persist.Message, len(batch))
-	for i, q := range batch {
-		msgs[i] = q.m
-	}
 	ctx, cancel := h.call(nil)
-	err := h.store.Publish(ctx, msgs...)
-	cancel()
-	var errs []error // per message, when the batch was rejected
-	if err != nil && len(batch) > 1 && errors.Is(err, persist.ErrInvalid) {
-		// One bad message (a topic the store cannot take) rejects the
-		// batch: store the others one by one.
-		errs = make([]error, len(batch))
-		for i, q := range batch {
-			ctx, cancel := h.call(nil)
-			errs[i] = h.store.Publish(ctx, q.m)
-			cancel()
-		}
-	}
-	h.pmu.Lock()
-	if len(h.pq) > 0 {
-		next := h.pq[0]
-		next.lead = true
-		close(next.done)
-	} else {
-		h.pbusy = false
-	}
-	h.pmu.Unlock()
-	for i, q := range batch {
-		q.err = err
-		if errs != nil {
-			q.err = errs[i]
-		}
-		if q != p {
-			close(q.done)
-		}
-	}
-	return p.err
+	defer cancel()
+	return h.store.Publish(ctx, m)
 }
 
 // call returns a context for one store call.

@@ -353,12 +353,12 @@ func TestBadOptions(t *testing.T) {
 	}
 }
 
-// When the store fails, the broker goes on as mochi alone would: live
-// delivery works, and each failure is counted.
+// With Options.Fallback, when the store fails the broker goes on as mochi
+// alone would: live delivery works, and each failure is counted.
 func TestStoreFailureFallsBackToMemory(t *testing.T) {
 	d := sqliteDB(t)
 	r, s := d.open(t)
-	b := startBroker(t, r, nil, nil)
+	b := startBroker(t, r, &mochi.Options{Fallback: true}, nil)
 	sub := dial(t, b.addr, "sub-fail", connOpts{Expiry: 3600})
 	sub.Subscribe("f/#", 1)
 	if err := s.Close(); err != nil {
@@ -380,6 +380,34 @@ func TestStoreFailureFallsBackToMemory(t *testing.T) {
 	}
 	if _, err := r.Client(context.Background(), "x"); !errors.Is(err, persist.ErrClosed) {
 		t.Fatalf("store not closed: %v", err)
+	}
+}
+
+// By default a QoS 1 message the store failed to take is refused: the
+// MQTT 5 publisher gets a PUBACK with an error reason, and no subscriber
+// gets the message; QoS 0 still goes through mochi's memory.
+func TestStoreFailureRefusesPublish(t *testing.T) {
+	d := sqliteDB(t)
+	r, s := d.open(t)
+	b := startBroker(t, r, &mochi.Options{Timeout: time.Second}, nil)
+	sub := dial(t, b.addr, "sub-refused", connOpts{Expiry: 3600})
+	sub.Subscribe("f/#", 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, b.addr, "pub-refused", connOpts{Clean: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := pub.PC.Publish(ctx, &paho.Publish{Topic: "f/a", Payload: []byte("one"), QoS: 1})
+	if err == nil && (resp == nil || resp.ReasonCode < 0x80) {
+		t.Fatalf("publish with a failed store acknowledged: %+v", resp)
+	}
+	pub.Publish("f/zero", []byte("zero"), 0, false)
+	if got := payloads(sub.WaitFor(1, 5*time.Second, 300*time.Millisecond)); !equal(got, []string{"zero"}) {
+		t.Fatalf("subscriber got %v; want only the QoS 0 message", got)
+	}
+	if st := b.hook.Stats(); st.Failed == 0 {
+		t.Errorf("stats %+v: no failure counted", st)
 	}
 }
 
