@@ -47,7 +47,10 @@ svc_packages() {
 }
 
 svc_env() {
+	local bin
 	env_line MQTTPERSIST_POSTGRES_URL "postgres://$PG_USER:$PG_PASS@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"
+	# For tests that run a server of their own (testenv.StartPostgres).
+	if bin="$(pg_bindir)"; then env_line MQTTPERSIST_POSTGRES_BIN "$bin"; fi
 }
 
 # app_psql ARGS...: psql as the test user over TCP.

@@ -19,6 +19,8 @@ svc_packages() { redis_packages; }
 
 svc_env() {
 	env_line MQTTPERSIST_REDIS_URL "redis://127.0.0.1:$REDIS_PORT/0"
+	# For tests that run a server of their own (testenv.StartRedis).
+	if redis_bins; then env_line MQTTPERSIST_REDIS_SERVER "$REDIS_SERVER"; fi
 }
 
 svc_status() { redis_ping "$REDIS_PORT"; }
