@@ -192,7 +192,8 @@ type Pipeline struct {
 	gbusy bool
 
 	// async
-	box *outbox
+	box     *outbox
+	dropLog time.Time // last log of dropped records; box.mu
 
 	written, failed, retried, dropped atomic.Uint64
 	down                              atomic.Bool
@@ -703,8 +704,8 @@ func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
 		case <-ch:
 		case <-ctx.Done():
 			b.mu.Lock()
-			return Wrap("persist: pipeline "+p.opts.Name, "enqueue", ErrUnavailable,
-				fmt.Errorf("outbox full (%d bytes): %w", p.opts.OutboxBytes, ctx.Err()), true)
+			return &Error{Store: "persist: pipeline " + p.opts.Name, Op: "enqueue", Kind: ErrUnavailable, Retryable: true,
+				Err: fmt.Errorf("outbox full (%d bytes): %w", p.opts.OutboxBytes, ctx.Err())}
 		}
 		b.mu.Lock()
 	}
@@ -738,8 +739,11 @@ func (p *Pipeline) dropOldest(size int64) {
 		n++
 	}
 	b.remove(n)
-	p.dropped.Add(uint64(items))
-	p.log.Warn("mqttpersist: outbox full; dropped the oldest records", "records", n, "items", items, "topics", topics)
+	total := p.dropped.Add(uint64(items))
+	if now := time.Now(); now.Sub(p.dropLog) >= time.Second { // once a second at most
+		p.dropLog = now
+		p.log.Warn("mqttpersist: outbox full; dropping the oldest records", "items", items, "topics", topics, "dropped_total", total)
+	}
 }
 
 // batch is the records of one async store call.
@@ -748,6 +752,21 @@ type batch struct {
 	client string // opAcked
 	msgs   []*Message
 	acks   []Ack
+	sizes  []int // items of each record
+}
+
+// trim drops the items of the first n records.
+func (bt *batch) trim(n int) {
+	k := 0
+	for _, s := range bt.sizes[:n] {
+		k += s
+	}
+	bt.sizes = bt.sizes[n:]
+	if bt.op == opAcked {
+		bt.acks = bt.acks[k:]
+	} else {
+		bt.msgs = bt.msgs[k:]
+	}
 }
 
 func (bt *batch) items() int {
@@ -849,6 +868,7 @@ func (p *Pipeline) take() (*batch, int) {
 		default:
 			bt.msgs = append(bt.msgs, r.Msg)
 		}
+		bt.sizes = append(bt.sizes, r.items())
 		n++
 		items += r.items()
 		size += len(data)
@@ -878,8 +898,8 @@ func (p *Pipeline) write(start uint64, bt *batch) bool {
 		if !IsRetryable(err) && !errors.Is(err, context.DeadlineExceeded) {
 			if bt.op == opPublish && len(bt.msgs) > 1 {
 				// Find the message the store refuses; write the others.
-				for _, m := range bt.msgs {
-					if !p.write(start, &batch{op: opPublish, msgs: []*Message{m}}) {
+				for i, m := range bt.msgs { // one record each
+					if !p.write(start+uint64(i), &batch{op: opPublish, msgs: []*Message{m}, sizes: []int{1}}) {
 						return false
 					}
 				}
@@ -895,10 +915,15 @@ func (p *Pipeline) write(start uint64, bt *batch) bool {
 		}
 		backoff = min(2*backoff, p.opts.MaxBackoff)
 		p.box.mu.Lock()
-		gone := p.box.first > start
+		if first := p.box.first; first > start {
+			// Records were dropped from the full outbox meanwhile
+			// (counted there): retry the rest.
+			bt.trim(min(int(first-start), len(bt.sizes)))
+			start = first
+		}
 		p.box.mu.Unlock()
-		if gone {
-			return true // dropped from the full outbox meanwhile (counted there)
+		if len(bt.sizes) == 0 {
+			return true
 		}
 	}
 }
