@@ -154,7 +154,7 @@ type Router struct {
 	index  *topic.Index[int]
 	given  []Store     // distinct stores as the rules give them; route.store indexes it
 	stores []*Pipeline // the pipeline each store is written through
-	events Event   // union of the rules' events
+	events Event       // union of the rules' events
 	closed atomic.Bool
 }
 
