@@ -17,6 +17,11 @@ import (
 // stops the broker at start instead of being ignored:
 //
 //	node: edge-1
+//	mode: async                  # durable (default) | async (-mode)
+//	outbox: ./data/outbox        # async outbox, a subdirectory per store (-outbox)
+//	outbox_bytes: 268435456      # bound of each store's outbox (-outbox-bytes)
+//	overflow: block              # block | drop-oldest, when an outbox is full (-overflow)
+//	metrics: 127.0.0.1:9100      # serve /metrics there (-metrics; default off)
 //	stores:                      # name → URL (sqlite://, postgres://, mysql://)
 //	  main: sqlite://./data/mqtt.db
 //	rules:                       # in order: for one store, the first matching rule decides
@@ -33,10 +38,16 @@ import (
 //	    filter: "#"
 //
 // Without rules, the default rules apply: queue/# as a queue, # as fanout.
+// A flag given on the command line wins over the same key in the file.
 type Config struct {
-	Node   string            `yaml:"node"`
-	Stores map[string]string `yaml:"stores"`
-	Rules  []RuleConfig      `yaml:"rules"`
+	Node        string            `yaml:"node"`
+	Mode        string            `yaml:"mode"`
+	Outbox      string            `yaml:"outbox"`
+	OutboxBytes *int64            `yaml:"outbox_bytes"`
+	Overflow    string            `yaml:"overflow"`
+	Metrics     string            `yaml:"metrics"`
+	Stores      map[string]string `yaml:"stores"`
+	Rules       []RuleConfig      `yaml:"rules"`
 }
 
 // RuleConfig is one rule of a Config; see persist.Rule for the meaning.
@@ -138,7 +149,7 @@ func (c *Config) rules(stores *openedStores) ([]persist.Rule, error) {
 		r := persist.Rule{
 			Name:    rc.Name,
 			Filter:  rc.Filter,
-			Store:   s.store,
+			Store:   s.pipe,
 			QoS0:    rc.QoS0,
 			Expiry:  time.Duration(rc.Expiry),
 			History: rc.History,

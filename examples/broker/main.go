@@ -6,13 +6,29 @@
 //	go run ./examples/broker                      # :1883, SQLite in ./data/mqtt.db
 //	go run ./examples/broker -store postgres://user:pass@localhost/mqtt
 //	go run ./examples/broker -config rules.yaml   # stores and rules from YAML
+//	go run ./examples/broker -mode async -metrics :9100
 //
 // With only -store, topics under queue/ are one-to-one queues (each message
 // goes to one consumer) and every other topic is fanout (each subscriber
 // gets every message). See config.go for the YAML format.
 //
+// Every store is written through a persist.Pipeline. -mode durable (the
+// default) acknowledges a QoS 1/2 publish once its stores have it,
+// group-committing concurrent publishes; -mode async acknowledges it once it
+// is in the store's on-disk outbox (-outbox DIR/NAME, bounded by
+// -outbox-bytes, full: -overflow block|drop-oldest) and writes it in
+// batches, retrying while the database is down; the outbox survives a
+// restart. The broker logs when a store goes down and comes back.
+// -metrics ADDR serves Prometheus metrics at /metrics (persist/metrics, and
+// the hook's counters as mqttpersist_broker_*_total).
+//
+// On SIGINT or SIGTERM it stops the listener and the hook, lets the
+// pipelines drain (what is left stays in the outbox for the next start),
+// then closes the stores.
+//
 // It is a program to copy: everything it does is a few calls into
-// mqttpersist (persist.NewRouter, sqlstore.Open, mochi.New).
+// mqttpersist (persist.NewRouter, persist.NewPipeline, sqlstore.Open,
+// mochi.New, metrics.Register).
 package main
 
 import (
@@ -22,6 +38,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -31,14 +49,21 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/metrics"
 	"github.com/mqttpersist/mqttpersist/persist/mochi"
 )
 
 // DefaultStore is where the broker persists when neither -store nor a
 // config file says otherwise: an embedded SQLite file.
 const DefaultStore = "sqlite://./data/mqtt.db"
+
+// DefaultOutbox is the directory of the async outboxes (-mode async), a
+// subdirectory per store.
+const DefaultOutbox = "./data/outbox"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,14 +78,23 @@ func main() {
 
 // run starts the broker with args and serves until ctx is done, then shuts
 // down: the listener closes, the hook finishes its deliveries and records
-// their acks, and the stores are closed.
+// their acks, the pipelines drain, and the stores are closed.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	listen := fs.String("listen", ":1883", "`address` the MQTT listener (TCP) binds")
 	node := fs.String("node", "", "`name` of this broker node in stored state (default: the host name)")
 	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, redis://…, redis+sentinel://…, redis+cluster://…, or none (default "+DefaultStore+")")
-	configFile := fs.String("config", "", "YAML `file` with stores and rules (see examples/broker/config.go)")
+	configFile := fs.String("config", "", "YAML `file` with stores, rules and settings such as mode (see examples/broker/config.go); flags win over it")
+	mode := fs.String("mode", "durable", "`durable|async`: how stores are written: durable (a QoS 1/2 publish is acknowledged once stored; concurrent ones share a write) or async (acknowledged once in the on-disk outbox; written in batches, retried while the database is down)")
+	outbox := fs.String("outbox", DefaultOutbox, "`directory` of the async outboxes, a subdirectory per store")
+	outboxBytes := fs.Int64("outbox-bytes", persist.DefaultOutboxBytes, "most `bytes` waiting in each store's outbox")
+	overflow := fs.String("overflow", "block", "`block|drop-oldest`: what a full outbox does: block (publishers wait) or drop-oldest (counted and logged)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`address`/metrics (empty: off)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,12 +118,58 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
 	}
+	// A flag given on the command line wins over the config file.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// pick returns the setting called name and where it came from, for
+	// error messages.
+	pick := func(name, flagValue, configValue string) (string, string) {
+		if given[name] || configValue == "" {
+			return flagValue, "-" + name
+		}
+		return configValue, "-config " + *configFile + ": " + strings.ReplaceAll(name, "-", "_")
+	}
+	ws := writeSettings{outboxBytes: *outboxBytes}
+	ws.outbox, _ = pick("outbox", *outbox, cfg.Outbox)
+	v, from := pick("mode", *mode, cfg.Mode)
+	if ws.mode, err = persist.ParseWriteMode(v); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	v, from = pick("overflow", *overflow, cfg.Overflow)
+	if ws.overflow, err = persist.ParseOverflow(v); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	from = "-outbox-bytes"
+	if !given["outbox-bytes"] && cfg.OutboxBytes != nil {
+		ws.outboxBytes, from = *cfg.OutboxBytes, "-config "+*configFile+": outbox_bytes"
+	}
+	if ws.outboxBytes < 0 {
+		return fmt.Errorf("%s %d: want a number of bytes ≥ 0 (0 means %d)", from, ws.outboxBytes, persist.DefaultOutboxBytes)
+	}
+	if ws.outbox == "" {
+		ws.outbox = DefaultOutbox
+	}
+
+	// Bind the metrics address first: a bad one stops the broker at once.
+	var reg *prometheus.Registry
+	if addr, from := pick("metrics", *metricsAddr, cfg.Metrics); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", from, addr, err)
+		}
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		srv := &http.Server{Handler: metricsHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", displayAddr(ln.Addr()))
+	}
 
 	if *storeURL == "none" {
 		if *configFile != "" {
 			return fmt.Errorf("-store none: no store, but -config %s names stores and rules", *configFile)
 		}
-		return serve(ctx, stdout, log, *listen, cfg.Node, nil)
+		return serve(ctx, stdout, log, *listen, cfg.Node, nil, reg, nil)
 	}
 
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -99,6 +179,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stores.Close()
+	if err := stores.startPipelines(ws, log); err != nil {
+		return err
+	}
+	defer stores.closePipelines(log) // on an early return; Close twice is a no-op
 	rules, err := cfg.rules(stores)
 	if err != nil {
 		return err
@@ -108,20 +192,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	defer router.Close()
+	if reg != nil {
+		if err := metrics.Register(reg, router); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
 
 	for _, s := range stores.list {
-		fmt.Fprintf(stdout, "store %s: %s\n", s.name, s.display)
+		fmt.Fprintf(stdout, "store %s: %s (%s)\n", s.name, s.display, s.mode())
 	}
 	for _, r := range rules {
 		fmt.Fprintf(stdout, "rule %s: %s → %s (%s; %v)\n", r.Name, r.Filter, cfg.storeOf(r.Name), r.Mode, eventsOf(r))
 	}
 	go stores.expireLoop(ctx, log)
-	return serve(ctx, stdout, log, *listen, cfg.Node, router)
+	// After the broker and its hook stopped, the pipelines drain (what is
+	// left stays in the outbox), then the router and the stores close.
+	return serve(ctx, stdout, log, *listen, cfg.Node, router, reg, func() { stores.closePipelines(log) })
 }
+
+const usage = `usage: broker [flags]
+
+An MQTT broker that keeps client state, subscriptions, messages for offline
+clients, retained messages and acks in a database.
+
+  broker                                    # :1883, SQLite in ./data/mqtt.db
+  broker -store postgres://user:pass@localhost/mqtt
+  broker -mode async -metrics :9100         # outbox in ./data/outbox, /metrics on :9100
+  broker -config rules.yaml                 # stores, rules and settings from YAML
+
+Flags:
+`
 
 // serve runs a mochi broker on listen, persisting in store (nil: a plain
 // broker that remembers nothing, to compare against), until ctx is done.
-func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node string, store persist.Store) error {
+// With reg, it registers the hook's counters there. After the broker and
+// its hook stopped, it calls drain (when not nil).
+func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node string, store persist.Store, reg *prometheus.Registry, drain func()) error {
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
 		return err
@@ -131,6 +237,11 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node
 		hook = mochi.New(server, store, &mochi.Options{Node: node, Logger: log})
 		if err := server.AddHook(hook, nil); err != nil {
 			return fmt.Errorf("persistence hook: %w", err)
+		}
+		if reg != nil {
+			if err := registerHook(reg, hook); err != nil {
+				return fmt.Errorf("metrics: %w", err)
+			}
 		}
 	} else {
 		fmt.Fprintln(stdout, "store none: nothing is persisted")
@@ -147,6 +258,9 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node
 	fmt.Fprintln(stdout, "mqttpersist broker: shutting down")
 	if err := server.Close(); err != nil {
 		log.Warn("close server", "error", err)
+	}
+	if drain != nil {
+		drain()
 	}
 	if hook == nil {
 		fmt.Fprintln(stdout, "mqttpersist broker: stopped")

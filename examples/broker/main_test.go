@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -458,7 +461,7 @@ func TestQueue(t *testing.T) {
 	})
 }
 
-// TestBadFlags: a bad -store URL or -config file stops the broker at start
+// TestBadFlags: a bad flag, -store URL or -config file stops the broker at start
 // with a message that names the bad value.
 func TestBadFlags(t *testing.T) {
 	dir := t.TempDir()
@@ -469,6 +472,12 @@ func TestBadFlags(t *testing.T) {
 		}
 		return p
 	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().String()
 	tests := []struct {
 		name string
 		args []string
@@ -483,6 +492,17 @@ func TestBadFlags(t *testing.T) {
 		{"bad mode", []string{"-config", write("mode.yaml", "rules:\n  - name: m\n    mode: broadcast\n"), "-store", "sqlite://" + filepath.Join(dir, "y.db")}, []string{`rule 0 (m)`, `"broadcast"`}},
 		{"unknown store", []string{"-config", write("store.yaml", "stores: {main: \"sqlite://"+filepath.Join(dir, "z.db")+"\"}\nrules:\n  - name: r\n    store: other\n")}, []string{`unknown store "other"`}},
 		{"bad duration", []string{"-config", write("dur.yaml", "rules:\n  - name: d\n    expiry: soon\n")}, []string{`bad duration "soon"`}},
+		{"bad write mode", []string{"-mode", "fast"}, []string{"-mode", `"fast"`}},
+		{"bad write mode in config", []string{"-config", write("wmode.yaml", "mode: later\n")}, []string{"wmode.yaml: mode", `"later"`}},
+		{"bad overflow", []string{"-mode", "async", "-overflow", "x"}, []string{"-overflow", `"x"`}},
+		{"bad overflow in config", []string{"-config", write("over.yaml", "overflow: spill\n")}, []string{"over.yaml: overflow", `"spill"`}},
+		{"negative outbox bytes in config", []string{"-config", write("bytes.yaml", "outbox_bytes: -5\n")}, []string{"bytes.yaml: outbox_bytes -5"}},
+		{"flag wins over config", []string{"-config", write("win.yaml", "mode: async\n"), "-mode", "soon"}, []string{"-mode", `"soon"`}},
+		{"negative outbox bytes", []string{"-outbox-bytes", "-1"}, []string{"-outbox-bytes -1"}},
+		{"outbox bytes not a number", []string{"-outbox-bytes", "lots"}, []string{`"lots"`, "-outbox-bytes"}},
+		{"bad metrics address", []string{"-metrics", "nohost"}, []string{"-metrics nohost", "missing port"}},
+		{"metrics port in use", []string{"-metrics", busy}, []string{"-metrics " + busy}},
+		{"store name not a directory", []string{"-mode", "async", "-config", write("name.yaml", "stores: {\"../up\": \"sqlite://"+filepath.Join(dir, "n.db")+"\"}\n")}, []string{`"../up"`}},
 	}
 	for _, tt := range tests {
 		cmd := exec.Command(brokerBin, append([]string{"-listen", "127.0.0.1:0"}, tt.args...)...)
@@ -687,4 +707,147 @@ func TestMosquittoCLI(t *testing.T) {
 	if ret := step(b, "retained"); ret != "cli/state on 1" {
 		t.Errorf("new reader got %q, want only the retained cli/state", ret)
 	}
+}
+
+// scrape fetches the broker's /metrics and returns each sample line as
+// `name{labels}` → value.
+func (b *broker) scrape(t *testing.T) map[string]float64 {
+	t.Helper()
+	_, rest, ok := strings.Cut(b.out(), "metrics on ")
+	if !ok {
+		t.Fatalf("broker does not say where it serves metrics:\n%s", b.out())
+	}
+	url, _, _ := strings.Cut(rest, "\n")
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v\n%s", url, resp.Status, err, body)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("%s: bad sample %q", url, line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestAsyncMetrics: with -mode async (over a config that says durable) and
+// -metrics, N QoS 1 messages to an offline persistent subscriber go
+// through the outbox into SQLite, and /metrics shows it: the store wrote N,
+// nothing is queued, the rule matched N. Then M more are published and the
+// broker is stopped at once: shutdown drains the outbox into the database.
+// A new broker process on the same database and outbox delivers the N+M
+// to the subscriber, once, in order.
+func TestAsyncMetrics(t *testing.T) {
+	const n, m = 200, 100
+	dir := t.TempDir()
+	storeURL := "sqlite://" + filepath.Join(dir, "mqtt.db")
+	outbox := filepath.Join(dir, "outbox")
+	config := filepath.Join(dir, "broker.yaml")
+	// The sessions rule keeps client state and subscriptions; telemetry,
+	// on its own, counts only the messages (and later their acks).
+	yaml := "mode: durable\noutbox: " + outbox + "\nrules:\n" +
+		"  - name: sessions\n    events: [client.connected, session.subscribed]\n" +
+		"  - name: telemetry\n    filter: t/#\n    events: [message.publish, message.acked, message.fetch, message.retain]\n"
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-store", storeURL, "-config", config, "-mode", "async", "-metrics", "127.0.0.1:0"}
+	b1 := startBroker(t, args...)
+	if want := "store default: " + storeURL + " (async, outbox " + filepath.Join(outbox, "default") + ")"; !strings.Contains(b1.out(), want) {
+		t.Errorf("startup lines do not say %q:\n%s", want, b1.out())
+	}
+	sub := mqtttest.Dial(t, b1.addr, "sub", session)
+	sub.Subscribe("t/#", 1)
+	sub.Disconnect()
+
+	pub := mqtttest.Dial(t, b1.addr, "pub", mqtttest.Options{Clean: true})
+	want := mqtttest.Numbered("m", n+m)
+	for _, p := range want[:n] {
+		pub.Publish("t/x", []byte(p), 1, false)
+	}
+	const store = `{mode="async",store="default"}`
+	var got map[string]float64
+	deadline := time.Now().Add(waitLong)
+	for {
+		got = b1.scrape(t)
+		if got["mqttpersist_store_written_total"+store] >= n && got["mqttpersist_store_queued"+store] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox was not written in %v: written %v, queued %v",
+				waitLong, got["mqttpersist_store_written_total"+store], got["mqttpersist_store_queued"+store])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for key, want := range map[string]float64{
+		"mqttpersist_store_written_total" + store:          n,
+		"mqttpersist_store_queued" + store:                 0,
+		"mqttpersist_store_outbox_bytes" + store:           0,
+		"mqttpersist_store_failed_total" + store:           0,
+		"mqttpersist_store_dropped_total" + store:          0,
+		"mqttpersist_store_up" + store:                     1,
+		"mqttpersist_store_batch_size_sum" + store:         n,
+		`mqttpersist_rule_matched_total{rule="telemetry"}`: n,
+		`mqttpersist_rule_written_total{rule="telemetry"}`: n,
+		`mqttpersist_rule_failed_total{rule="telemetry"}`:  0,
+		"mqttpersist_broker_stored_total":                  n,
+		"mqttpersist_broker_failed_total":                  0,
+	} {
+		if v, ok := got[key]; !ok {
+			t.Errorf("/metrics has no %s", key)
+		} else if v != want {
+			t.Errorf("%s = %v, want %v", key, v, want)
+		}
+	}
+	if c := got["mqttpersist_store_batch_size_count"+store]; c < 1 || c > n {
+		t.Errorf("%v store calls for %d messages", c, n)
+	}
+	if got["mqttpersist_store_write_seconds_count"+store] != got["mqttpersist_store_batch_size_count"+store] {
+		t.Errorf("write_seconds_count %v != batch_size_count %v",
+			got["mqttpersist_store_write_seconds_count"+store], got["mqttpersist_store_batch_size_count"+store])
+	}
+	if got[`mqttpersist_rule_matched_total{rule="sessions"}`] < 3 {
+		t.Errorf("sessions rule matched %v (connects and a subscription)", got[`mqttpersist_rule_matched_total{rule="sessions"}`])
+	}
+
+	// M more, then stop at once: Close drains the outbox into the database.
+	for _, p := range want[n:] {
+		pub.Publish("t/x", []byte(p), 1, false)
+	}
+	pub.Disconnect()
+	b1.stop()
+	if rows := query(t, storeURL, "select count(*) from mqtt_msg"); rows[0][0] != strconv.Itoa(n+m) {
+		t.Errorf("after shutdown mqtt_msg has %s rows, want %d (the outbox drains on shutdown)\nbroker log:\n%s", rows[0][0], n+m, tail(b1.errOut(), 10))
+	}
+	if strings.Contains(b1.errOut(), "left in the outbox") {
+		t.Errorf("shutdown left records in the outbox:\n%s", tail(b1.errOut(), 10))
+	}
+
+	b2 := startBroker(t, args...)
+	sub = mqtttest.Dial(t, b2.addr, "sub", session)
+	msgs := sub.WaitFor(n+m, waitLong, quiet)
+	if d := mqtttest.Diff(mqtttest.Payloads(msgs), want); d != "" {
+		t.Fatalf("after restart: %s", d)
+	}
+	got = b2.scrape(t)
+	if v := got["mqttpersist_broker_replayed_total"]; v != n+m {
+		t.Errorf("mqttpersist_broker_replayed_total = %v, want %d", v, n+m)
+	}
+	if v := got["mqttpersist_store_queued"+store]; v != 0 {
+		t.Errorf("after restart mqttpersist_store_queued = %v, want 0", v)
+	}
+	sub.Disconnect()
+	b2.stop()
 }

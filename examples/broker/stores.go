@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -15,11 +16,14 @@ import (
 	"github.com/mqttpersist/mqttpersist/sqlstore"
 )
 
-// openedStore is one store of the config, open and migrated.
+// openedStore is one store of the config, open and migrated, and the
+// pipeline the rules write to it through.
 type openedStore struct {
 	name    string
 	display string // URL without password
 	store   persist.Store
+	pipe    *persist.Pipeline
+	outbox  string // the async pipeline's outbox directory
 }
 
 type openedStores struct {
@@ -76,6 +80,70 @@ func openStore(ctx context.Context, u string) (persist.Store, error) {
 		return redisstore.Open(ctx, rest, &redisstore.Options{Prefix: prefix})
 	}
 	return nil, fmt.Errorf("%s: unknown scheme %q (want sqlite, postgres, mysql, redis, redis+sentinel, redis+cluster)", redact(u), scheme)
+}
+
+// writeSettings are how the stores are written: the -mode, -outbox,
+// -outbox-bytes and -overflow flags (or config keys).
+type writeSettings struct {
+	mode        persist.WriteMode
+	outbox      string // directory; each store gets the subdirectory of its name
+	outboxBytes int64
+	overflow    persist.Overflow
+}
+
+// startPipelines puts every store behind a persist.Pipeline written as ws
+// says, which the rules name instead of the store: an async pipeline keeps
+// its outbox in ws.outbox/NAME, and each pipeline pings its store every 2 s
+// and logs when it goes down and comes back. On error, the pipelines
+// already started are closed.
+func (o *openedStores) startPipelines(ws writeSettings, log *slog.Logger) error {
+	for _, s := range o.list {
+		opts := &persist.PipelineOptions{
+			Name:        s.name,
+			Mode:        ws.mode,
+			OutboxBytes: ws.outboxBytes,
+			Overflow:    ws.overflow,
+			Health:      2 * time.Second,
+			Logger:      log,
+		}
+		if ws.mode == persist.Async {
+			if s.name == "." || s.name == ".." || strings.ContainsAny(s.name, `/\`) {
+				o.closePipelines(log)
+				return fmt.Errorf("store %q: the name cannot be an outbox directory (no / \\, . or ..)", s.name)
+			}
+			opts.Outbox = filepath.Join(ws.outbox, s.name)
+			s.outbox = opts.Outbox
+		}
+		p, err := persist.NewPipeline(s.store, opts)
+		if err != nil {
+			o.closePipelines(log)
+			return fmt.Errorf("store %q: %w", s.name, err)
+		}
+		s.pipe = p
+	}
+	return nil
+}
+
+// closePipelines closes every pipeline: each writes what it has queued
+// for up to its drain deadline; what is left stays in its outbox for the
+// next start (the pipeline logs how much).
+func (o *openedStores) closePipelines(log *slog.Logger) {
+	for _, s := range o.list {
+		if s.pipe == nil {
+			continue
+		}
+		if err := s.pipe.Close(); err != nil {
+			log.Warn("close pipeline", "store", s.name, "error", err)
+		}
+	}
+}
+
+// mode describes how a store is written, for the startup lines.
+func (s *openedStore) mode() string {
+	if s.pipe == nil || s.pipe.Mode() == persist.Durable {
+		return "durable"
+	}
+	return "async, outbox " + s.outbox
 }
 
 func (o *openedStores) names() string {
