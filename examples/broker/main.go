@@ -95,12 +95,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	outboxBytes := fs.Int64("outbox-bytes", persist.DefaultOutboxBytes, "most `bytes` waiting in each store's outbox")
 	overflow := fs.String("overflow", "block", "`block|drop-oldest`: what a full outbox does: block (publishers wait) or drop-oldest (counted and logged)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`address`/metrics (empty: off)")
+	wait := fs.Duration("wait", 0, "how long to keep trying, at start, a database that cannot be reached (0: fail at once)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if *wait < 0 {
+		return fmt.Errorf("-wait %v: negative", *wait)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -172,9 +176,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, stdout, log, *listen, cfg.Node, nil, reg, nil)
 	}
 
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second+*wait)
 	defer cancel()
-	stores, err := openStores(openCtx, cfg.Stores)
+	stores, err := openStores(openCtx, cfg.Stores, *wait, log)
 	if err != nil {
 		return err
 	}

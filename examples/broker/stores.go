@@ -32,8 +32,11 @@ type openedStores struct {
 }
 
 // openStores opens and migrates every store of the config; an error names
-// the store and its URL (without password), and closes what was opened.
-func openStores(ctx context.Context, urls map[string]string) (*openedStores, error) {
+// the store and its URL (without password), and closes what was opened. A
+// database that cannot be reached yet is tried again, every second, until
+// wait has passed (0: not at all).
+func openStores(ctx context.Context, urls map[string]string, wait time.Duration, log *slog.Logger) (*openedStores, error) {
+	deadline := time.Now().Add(wait)
 	names := make([]string, 0, len(urls))
 	for name := range urls {
 		names = append(names, name)
@@ -42,6 +45,18 @@ func openStores(ctx context.Context, urls map[string]string) (*openedStores, err
 	out := &openedStores{byName: map[string]*openedStore{}}
 	for _, name := range names {
 		s, err := openStore(ctx, urls[name])
+		for logged := false; err != nil && persist.IsRetryable(err) && time.Now().Before(deadline); {
+			if !logged {
+				log.Warn("store unreachable; trying again every second", "store", name, "wait", wait, "error", err)
+				logged = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			s, err = openStore(ctx, urls[name])
+		}
 		if err != nil {
 			out.Close()
 			return nil, fmt.Errorf("store %q: %w", name, err)
