@@ -78,6 +78,12 @@ func openOutbox(dir string) (*outbox, error) {
 	}
 	o.cut, o.first, o.next = first, first, last+1
 	o.mark, err = os.OpenFile(filepath.Join(dir, markName), os.O_RDWR|os.O_CREATE, 0o640)
+	if err == nil {
+		if err = lockFile(o.mark); err != nil {
+			o.mark.Close()
+			err = fmt.Errorf("in use by another process (%w)", err)
+		}
+	}
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("outbox %s: %w", dir, err)

@@ -587,16 +587,14 @@ func (p *Pipeline) retry(msgs []*Message) error {
 			p.written.Add(uint64(len(msgs)))
 			return nil
 		}
-		if !IsRetryable(err) || ctx.Err() != nil {
+		if IsRetryable(err) {
+			p.setDown(err)
+		}
+		if !IsRetryable(err) || ctx.Err() != nil || !sleep(ctx, jitter(backoff)) {
 			p.failed.Add(uint64(len(msgs)))
 			return err
 		}
 		p.retried.Add(uint64(len(msgs)))
-		p.setDown(err)
-		if !sleep(ctx, jitter(backoff)) {
-			p.failed.Add(uint64(len(msgs)))
-			return err
-		}
 		backoff = min(2*backoff, p.opts.MaxBackoff)
 	}
 }
@@ -908,11 +906,11 @@ func (p *Pipeline) write(start uint64, bt *batch) bool {
 			p.refused(bt, err)
 			return true
 		}
-		p.retried.Add(uint64(bt.items()))
 		p.setDown(err)
 		if !sleep(p.base, jitter(backoff)) {
 			return false
 		}
+		p.retried.Add(uint64(bt.items()))
 		backoff = min(2*backoff, p.opts.MaxBackoff)
 		p.box.mu.Lock()
 		if first := p.box.first; first > start {

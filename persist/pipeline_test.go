@@ -452,3 +452,19 @@ func TestRouterWithPipeline(t *testing.T) {
 		t.Fatalf("pipelines %q %q", ps[0].Name(), ps[1].Name())
 	}
 }
+
+// Two pipelines never share an outbox: the second is refused while the
+// first has it open.
+func TestPipelineOutboxInUse(t *testing.T) {
+	dir := t.TempDir()
+	s := sqlite(t)
+	p1 := pipeline(t, s, persist.PipelineOptions{Mode: persist.Async, Outbox: dir})
+	_, err := persist.NewPipeline(s, &persist.PipelineOptions{Mode: persist.Async, Outbox: dir})
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second pipeline on one outbox: %v", err)
+	}
+	if err := p1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pipeline(t, s, persist.PipelineOptions{Mode: persist.Async, Outbox: dir})
+}
