@@ -1,8 +1,9 @@
 // Package persist holds the core of mqttpersist: the stored types (Message,
 // Client, Subscription, Ack), the Store interface every database backend
 // implements, its small companion interfaces, errors, sortable message IDs,
-// the Router that sends a broker's events to stores by rules, and ${name}
-// templates for raw actions.
+// the Router that sends a broker's events to stores by rules, the Pipeline
+// that decides how writes reach each store, and ${name} templates for raw
+// actions.
 //
 // # Stores
 //
@@ -26,6 +27,33 @@
 // topic.Index; subscriptions and fetches, which carry filters, go to the
 // rules whose filters overlap theirs. A queue fetch claims what it returns,
 // so the Router never drops a claimed message (see Router.FetchOffline).
+//
+// # Pipeline
+//
+// The Router writes every store through a Pipeline: the ones given as a
+// rule's Store, or a durable one it makes. A Durable pipeline returns from
+// Publish once the store has the messages; concurrent calls are
+// group-committed (one store call carries everything queued while the
+// previous one ran, with no timer, so a lone publisher is never delayed),
+// and retryable errors are retried within Timeout. An Async pipeline
+// returns once the write (Publish, Retain, Acked) is in its outbox — a
+// write-ahead log on disk (github.com/tidwall/wal, chosen over a file format
+// of our own) that survives a crash of the process and is replayed in order
+// at the next start — and one worker per store writes it in batches
+// (MaxBatch, MaxBatchBytes, Interval), retrying retryable errors
+// (IsRetryable) with backoff and jitter for as long as the store is down.
+// Permanent errors are counted, logged with the store, topic and client,
+// and handed to DeadLetter when set. OutboxBytes bounds the outbox;
+// Overflow says whether a full one blocks writers or drops the oldest
+// records (counted). Close drains within Drain. Stores take a message ID
+// twice as once, and acks and retained messages replayed in order end
+// where they were, so a replay after a crash writes nothing twice.
+// PipelineStats and Router.Stats feed persist/metrics.
+//
+// Connected and Subscribed are passed through in both modes. In async
+// mode, FetchOffline first waits for the records queued before it, so a
+// client that reconnects sees what was published before; while the store is
+// down it fails as the store does.
 //
 // # Templates
 //
