@@ -711,7 +711,7 @@ func TestMosquittoCLI(t *testing.T) {
 
 // scrape fetches the broker's /metrics and returns each sample line as
 // `name{labels}` → value.
-func (b *broker) scrape(t *testing.T) map[string]float64 {
+func (b *broker) scrape(t testing.TB) map[string]float64 {
 	t.Helper()
 	_, rest, ok := strings.Cut(b.out(), "metrics on ")
 	if !ok {
