@@ -193,6 +193,8 @@ type Pipeline struct {
 
 	// async
 	box     *outbox
+	ahead   []decoded // the worker's decoded records; ahead[0] has index aheadAt
+	aheadAt uint64
 	dropLog time.Time // last log of dropped records; box.mu
 
 	written, failed, retried, dropped atomic.Uint64
@@ -809,7 +811,12 @@ func (p *Pipeline) run() {
 			}
 			b.mu.Lock()
 		}
+		p.readAhead()
 		start := b.first
+		if start != p.aheadAt { // dropped while decoding
+			b.mu.Unlock()
+			continue
+		}
 		bt, n := p.take()
 		b.mu.Unlock()
 		ok := bt == nil || p.write(start, bt)
@@ -824,37 +831,69 @@ func (p *Pipeline) run() {
 	}
 }
 
-// take decodes the records at the outbox's front that make one store call
-// (consecutive records of one kind, within MaxBatch and MaxBatchBytes) and
-// returns them with how many records they span; box.mu is held. A record
-// that cannot be read is counted as failed and skipped.
-func (p *Pipeline) take() (*batch, int) {
+// decoded is an outbox record read and decoded by the worker.
+type decoded struct {
+	r    record
+	size int
+	err  error
+}
+
+// readAhead reads (box.mu held) and decodes (without it) the records after
+// those already in p.ahead, up to MaxBatch records in all, so that
+// publishers are not held up by decoding.
+func (p *Pipeline) readAhead() {
 	b := p.box
+	start := b.first
+	if p.aheadAt < start { // dropped from a full outbox meanwhile
+		p.ahead = p.ahead[min(int(start-p.aheadAt), len(p.ahead)):]
+	}
+	if len(p.ahead) == 0 || p.aheadAt < start {
+		p.aheadAt = start
+	}
+	var raw [][]byte
+	var errs []error
+	for i := p.aheadAt + uint64(len(p.ahead)); i < b.next && len(p.ahead)+len(raw) < p.opts.MaxBatch; i++ {
+		data, err := b.read(i)
+		raw = append(raw, data)
+		errs = append(errs, err)
+	}
+	b.mu.Unlock()
+	defer b.mu.Lock()
+	for k, data := range raw {
+		d := decoded{size: len(data), err: errs[k]}
+		if d.err == nil {
+			d.err = json.Unmarshal(data, &d.r)
+		}
+		if d.err == nil && d.r.Op != opPublish && d.r.Op != opRetain && d.r.Op != opAcked {
+			d.err = fmt.Errorf("unknown operation %q", d.r.Op)
+		}
+		if d.err == nil && d.r.Op != opAcked && d.r.Msg == nil {
+			d.err = errors.New("no message")
+		}
+		p.ahead = append(p.ahead, d)
+	}
+}
+
+// take returns the records at the front of p.ahead that make one store call
+// (consecutive records of one kind, within MaxBatch and MaxBatchBytes), with
+// how many records they span, and takes them off p.ahead. A record that
+// cannot be read is counted as failed and skipped.
+func (p *Pipeline) take() (*batch, int) {
 	var bt *batch
 	n, items, size := 0, 0, 0
-	for i := b.first; i < b.next; i++ {
-		data, err := b.read(i)
-		var r record
-		if err == nil {
-			err = json.Unmarshal(data, &r)
-		}
-		if err == nil && r.Op != opPublish && r.Op != opRetain && r.Op != opAcked {
-			err = fmt.Errorf("unknown operation %q", r.Op)
-		}
-		if err == nil && r.Op != opAcked && r.Msg == nil {
-			err = errors.New("no message")
-		}
-		if err != nil {
+	for _, d := range p.ahead {
+		r := &d.r
+		if d.err != nil {
 			if bt != nil {
 				break // end the batch before it; the next take skips it
 			}
 			p.failed.Add(1)
-			p.log.Error("mqttpersist: unreadable outbox record skipped", "index", i, "error", err)
+			p.log.Error("mqttpersist: unreadable outbox record skipped", "index", p.aheadAt+uint64(n), "error", d.err)
 			n++
 			continue
 		}
 		if bt != nil && (r.Op != bt.op || r.Op == opRetain || r.Op == opAcked && r.Client != bt.client ||
-			items+r.items() > p.opts.MaxBatch || size+len(data) > p.opts.MaxBatchBytes) {
+			items+r.items() > p.opts.MaxBatch || size+d.size > p.opts.MaxBatchBytes) {
 			break
 		}
 		if bt == nil {
@@ -869,8 +908,11 @@ func (p *Pipeline) take() (*batch, int) {
 		bt.sizes = append(bt.sizes, r.items())
 		n++
 		items += r.items()
-		size += len(data)
+		size += d.size
 	}
+	clear(p.ahead[:n])
+	p.ahead = p.ahead[n:]
+	p.aheadAt += uint64(n)
 	return bt, n
 }
 
