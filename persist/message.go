@@ -92,6 +92,10 @@ type Message struct {
 	// sets it from the rule that stored the message.
 	Mode  Mode
 	Props Properties
+
+	// rule names the Router rule that sent this copy to a store, for the
+	// logs of an async Pipeline.
+	rule string
 }
 
 // Expired reports whether m has an expiry at or before now.

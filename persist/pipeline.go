@@ -424,7 +424,7 @@ func (p *Pipeline) Publish(ctx context.Context, msgs ...*Message) error {
 	if p.box != nil {
 		recs := make([]record, len(msgs))
 		for i, m := range msgs {
-			recs[i] = record{Op: opPublish, Msg: m}
+			recs[i] = record{Op: opPublish, Msg: m, Rule: m.rule}
 		}
 		return p.enqueue(ctx, recs)
 	}
@@ -444,7 +444,7 @@ func (p *Pipeline) Retain(ctx context.Context, m *Message) error {
 	}
 	fill(m, time.Now())
 	if p.box != nil {
-		return p.enqueue(ctx, []record{{Op: opRetain, Msg: m}})
+		return p.enqueue(ctx, []record{{Op: opRetain, Msg: m, Rule: m.rule}})
 	}
 	return p.direct(ctx, 1, func(ctx context.Context) error { return p.store.Retain(ctx, m) })
 }
@@ -664,6 +664,7 @@ const (
 type record struct {
 	Op     byte     `json:"o"`
 	Msg    *Message `json:"m,omitempty"`
+	Rule   string   `json:"u,omitempty"` // Msg's rule (unexported there)
 	Client string   `json:"c,omitempty"`
 	Acks   []Ack    `json:"a,omitempty"`
 }
@@ -870,6 +871,9 @@ func (p *Pipeline) readAhead() {
 		if d.err == nil && d.r.Op != opAcked && d.r.Msg == nil {
 			d.err = errors.New("no message")
 		}
+		if d.err == nil && d.r.Msg != nil {
+			d.r.Msg.rule = d.r.Rule
+		}
 		p.ahead = append(p.ahead, d)
 	}
 }
@@ -994,6 +998,9 @@ func (p *Pipeline) refused(bt *batch, err error) {
 		args = append(args, "op", "Publish")
 	}
 	m := bt.msgs[0]
+	if m.rule != "" {
+		args = append(args, "rule", m.rule)
+	}
 	p.log.Error("mqttpersist: store refused a message", append(args, "topic", m.Topic, "client", m.From, "id", m.ID)...)
 	if p.opts.DeadLetter == nil {
 		return

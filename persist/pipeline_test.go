@@ -1,9 +1,11 @@
 package persist_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -364,13 +366,16 @@ func TestPipelineOverflow(t *testing.T) {
 func TestPipelineDeadLetter(t *testing.T) {
 	s := sqlite(t)
 	dead := newRec("dead")
-	p := pipeline(t, s, persist.PipelineOptions{Mode: persist.Async, Outbox: t.TempDir(), DeadLetter: dead, Interval: 50 * time.Millisecond})
+	var logs syncBuffer
+	p := pipeline(t, s, persist.PipelineOptions{Name: "main", Mode: persist.Async, Outbox: t.TempDir(), DeadLetter: dead,
+		Interval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	r := mustRouter(t, persist.Rule{Name: "telemetry", Store: p})
 	long := "x/" + strings.Repeat("l", 1100) // longer than sqlstore takes
-	publishAll(t, p, "x/a", []string{"one"})
-	if err := p.Publish(context.Background(), &persist.Message{Topic: long, Payload: []byte("refused"), QoS: 1}); err != nil {
+	publishAll(t, r, "x/a", []string{"one"})
+	if err := r.Publish(context.Background(), &persist.Message{Topic: long, Payload: []byte("refused"), QoS: 1, From: "pub-7"}); err != nil {
 		t.Fatal(err)
 	}
-	publishAll(t, p, "x/a", []string{"two"})
+	publishAll(t, r, "x/a", []string{"two"})
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -383,6 +388,29 @@ func TestPipelineDeadLetter(t *testing.T) {
 	if st := p.Stats(); st.Failed != 1 || st.Written != 2 {
 		t.Errorf("stats %+v", st)
 	}
+	for _, want := range []string{"store refused a message", "store=main", "rule=telemetry", "client=pub-7", "topic=" + long[:20]} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log does not say %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestNewPipelineRejects(t *testing.T) {

@@ -468,6 +468,7 @@ func (r *Router) Publish(ctx context.Context, msgs ...*Message) error {
 			}
 			c := *m
 			c.Mode = rt.Mode
+			c.rule = rt.name
 			if c.Expiry.IsZero() && rt.Expiry > 0 {
 				c.Expiry = c.Time.Add(rt.Expiry)
 			}
@@ -554,6 +555,7 @@ func (r *Router) Retain(ctx context.Context, m *Message) error {
 		j := byStore[rt.store]
 		if j == nil {
 			store, c := r.stores[rt.store], *m
+			c.rule = rt.name
 			j = &job{store: rt.store, call: func() error { return store.Retain(ctx, &c) }}
 			byStore[rt.store] = j
 			jobs = append(jobs, j)
