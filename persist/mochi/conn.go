@@ -78,6 +78,7 @@ type conn struct {
 	mem    []*item
 	events []event
 	kicks  uint64
+	unsure map[string]bool // filters subscribed to but not stored yet: not fetched
 
 	// Owned by run.
 	window     int
@@ -153,6 +154,26 @@ func (c *conn) kickCount() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.kicks
+}
+
+// storing marks the filters of a SUBSCRIBE as being stored (on) or
+// stored (off, which also kicks the delivery to fetch for them).
+func (c *conn) storing(subs []packets.Subscription, on bool) {
+	c.mu.Lock()
+	if c.unsure == nil {
+		c.unsure = map[string]bool{}
+	}
+	for _, s := range subs {
+		if on {
+			c.unsure[normFilter(s.Filter)] = true
+		} else {
+			delete(c.unsure, normFilter(s.Filter))
+		}
+	}
+	c.mu.Unlock()
+	if !on {
+		c.kick()
+	}
 }
 
 // acked passes on the client's PUBACK or PUBREC of packet pid.
@@ -474,9 +495,16 @@ func (c *conn) fetch() ([]*persist.Message, error) {
 		return nil, nil
 	}
 	filters := make([]string, 0, len(c.subs))
+	c.mu.Lock()
 	for f := range c.subs {
-		filters = append(filters, normFilter(f))
+		if f = normFilter(f); !c.unsure[f] {
+			filters = append(filters, f)
+		}
 	}
+	c.mu.Unlock()
+	// A filter not (yet) stored has no start in the store (a fetch would
+	// replay the topic's history); mochi delivers its messages live.
+	filters = slices.DeleteFunc(filters, func(f string) bool { return c.h.isUnstored(c.id, f) })
 	slices.Sort(filters)
 	opt := persist.Fetch{
 		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.held) + len(c.unsent),

@@ -234,6 +234,13 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 // from the store before mochi sends them to the subscriber, so retained
 // messages set or deleted on other nodes (or before a restart) are seen.
 func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if c := h.connFor(cl); c != nil && !cl.Net.Inline {
+		// mochi adds the subscriptions to the session before OnSubscribed
+		// stores them: until then the delivery must not fetch for them (a
+		// fetch for a filter with no stored subscription has no start and
+		// would replay the topic's whole history to a new subscriber).
+		c.storing(pk.Filters, true)
+	}
 	if h.opts.NoRetainSync || h.retainLookup == nil || h.closed.Load() ||
 		h.server.Options.Capabilities.RetainAvailable == 0 {
 		return pk
@@ -298,6 +305,10 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 			subs = append(subs, subscription(s, maxQoS))
 		}
 	}
+	c := h.connFor(cl)
+	if c != nil {
+		defer c.storing(pk.Filters, false) // and kick: fetch for them now
+	}
 	if len(subs) == 0 {
 		return
 	}
@@ -323,9 +334,6 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 		for _, s := range subs {
 			h.setUnstored(cl.ID, s.Filter, err != nil)
 		}
-	}
-	if c := h.connFor(cl); c != nil {
-		c.kick()
 	}
 }
 
