@@ -98,6 +98,7 @@ type conn struct {
 	backoff    time.Duration
 	ackRetryAt time.Time
 	pruned     time.Time
+	pid        uint32           // the last packet ID given to a delivery
 	bad        map[string]error // filters the store rejects
 }
 
@@ -661,6 +662,37 @@ func (c *conn) sendMem() bool {
 	return sent
 }
 
+// Packet IDs of deliveries: the upper half of the ID space.
+const (
+	firstPID = 1 << 15
+	lastPID  = 1<<16 - 1
+)
+
+// nextPacketID returns a free packet ID for a delivery, counting up from
+// firstPID. mochi refuses a client's SUBSCRIBE, UNSUBSCRIBE or QoS 2
+// PUBLISH whose packet ID is that of a message in flight to the client
+// ("Packet Identifier in use"), though each side numbers its own packets
+// [MQTT-2.2.1-2]; clients number theirs from 1, and mochi its own
+// deliveries too, so a reconnecting client whose stored messages start
+// flowing right after the CONNACK would get its first SUBSCRIBE refused if
+// the deliveries took IDs from 1 as well.
+func (c *conn) nextPacketID() (uint32, error) {
+	c.cl.Lock()
+	defer c.cl.Unlock()
+	inf := c.cl.State.Inflight
+	for range lastPID - firstPID + 1 {
+		if c.pid < firstPID || c.pid >= lastPID {
+			c.pid = firstPID
+		} else {
+			c.pid++
+		}
+		if _, used := inf.Get(uint16(c.pid)); !used {
+			return c.pid, nil
+		}
+	}
+	return 0, packets.ErrQuotaExceeded
+}
+
 // send writes a PUBLISH to the client, tracking it in mochi's inflight
 // messages (QoS 1 and 2) or recording it delivered at once (QoS 0).
 func (c *conn) send(pk packets.Packet, e *entry) bool {
@@ -670,7 +702,7 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 	pk.PacketID = 0
 	inf := c.cl.State.Inflight
 	if pk.FixedHeader.Qos > 0 {
-		pid, err := c.cl.NextPacketID()
+		pid, err := c.nextPacketID()
 		if err != nil {
 			c.h.log.Warn("mqttpersist: no free packet ID; the store delivers the message later", "client", c.id, "topic", e.topic)
 			return false

@@ -3,8 +3,11 @@ package mochi_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/mqttpersist/mqttpersist/persist"
 )
@@ -50,5 +53,39 @@ func TestNewSubscriptionGetsNoHistoryWhileStoring(t *testing.T) {
 	got := payloads(sub.WaitFor(2, 10*time.Second, 500*time.Millisecond))
 	if !equal(sorted(got), []string{"new", "q"}) {
 		t.Fatalf("new subscriber got %v; want only the queue message and the one published after it subscribed", got)
+	}
+}
+
+// A client whose stored messages are in flight to it (unacknowledged) can
+// still subscribe: mochi refuses a SUBSCRIBE whose packet ID is that of a
+// message in flight to the client, and clients number their packets from 1,
+// so deliveries take their IDs from the upper half.
+func TestSubscribeWhileStoredMessagesInFlight(t *testing.T) {
+	d := sqliteDB(t)
+	r, _ := d.open(t)
+	b := startBroker(t, r, nil, nil)
+	sub := dial(t, b.addr, "sub-pid", connOpts{Expiry: 3600})
+	sub.Subscribe("pid/#", 1)
+	sub.Disconnect()
+	pub := dial(t, b.addr, "pub-pid", connOpts{Clean: true})
+	for _, p := range numbered("m", 20) {
+		pub.Publish("pid/x", []byte(p), 1, false)
+	}
+	release := make(chan struct{})
+	hold := func(*paho.Publish) { <-release } // no PUBACK until the SUBSCRIBE is answered
+	sub = dial(t, b.addr, "sub-pid", connOpts{Expiry: 3600, Handler: hold})
+	defer close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for atomic.LoadInt64(&b.server.Info.Inflight) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ack, err := sub.PC.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "other/#", QoS: 1}}})
+	if err != nil {
+		t.Fatalf("subscribe with stored messages in flight: %v", err)
+	}
+	if len(ack.Reasons) != 1 || ack.Reasons[0] >= 0x80 {
+		t.Fatalf("subscribe with stored messages in flight refused: reason codes %v", ack.Reasons)
 	}
 }
