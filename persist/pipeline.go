@@ -182,6 +182,7 @@ type Pipeline struct {
 	base   context.Context // canceled when Close gives up draining
 	cancel context.CancelFunc
 	closed atomic.Bool
+	active sync.RWMutex  // read-held by each write under way
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the background goroutines end
 	wg     sync.WaitGroup
@@ -316,6 +317,8 @@ func (p *Pipeline) Close() error {
 	close(p.stop)
 	t := time.AfterFunc(p.opts.Drain, p.cancel)
 	defer t.Stop()
+	p.active.Lock() // the writes under way end (durable ones within Timeout)
+	p.active.Unlock()
 	<-p.done
 	p.cancel()
 	if p.box == nil {
@@ -332,6 +335,18 @@ func (p *Pipeline) Close() error {
 		p.log.Warn("mqttpersist: closed with records left in the outbox; they are written after the next start", "records", left, "bytes", bytes, "outbox", p.opts.Outbox)
 	}
 	return err
+}
+
+// enter starts a write, or returns ErrClosed; the caller runs
+// p.active.RUnlock when the write is done. Close waits for the writes
+// under way.
+func (p *Pipeline) enter(op string) error {
+	p.active.RLock()
+	if p.closed.Load() {
+		p.active.RUnlock()
+		return p.errClosed(op)
+	}
+	return nil
 }
 
 func (p *Pipeline) errClosed(op string) error {
@@ -403,9 +418,10 @@ func (p *Pipeline) waitFor(ctx context.Context) error {
 // Nil messages and invalid topic names are errors matching ErrInvalid,
 // and nothing is stored then.
 func (p *Pipeline) Publish(ctx context.Context, msgs ...*Message) error {
-	if p.closed.Load() {
-		return p.errClosed("Publish")
+	if err := p.enter("Publish"); err != nil {
+		return err
 	}
+	defer p.active.RUnlock()
 	for i, m := range msgs {
 		if m == nil {
 			return Errorf(ErrInvalid, "persist: Publish: message %d is nil", i)
@@ -433,9 +449,10 @@ func (p *Pipeline) Publish(ctx context.Context, msgs ...*Message) error {
 
 // Retain sets or deletes the retained message of m.Topic (see Store).
 func (p *Pipeline) Retain(ctx context.Context, m *Message) error {
-	if p.closed.Load() {
-		return p.errClosed("Retain")
+	if err := p.enter("Retain"); err != nil {
+		return err
 	}
+	defer p.active.RUnlock()
 	if m == nil {
 		return Errorf(ErrInvalid, "persist: Retain: nil message")
 	}
@@ -451,9 +468,10 @@ func (p *Pipeline) Retain(ctx context.Context, m *Message) error {
 
 // Acked records a client's acks (see Store).
 func (p *Pipeline) Acked(ctx context.Context, clientID string, acks ...Ack) error {
-	if p.closed.Load() {
-		return p.errClosed("Acked")
+	if err := p.enter("Acked"); err != nil {
+		return err
 	}
+	defer p.active.RUnlock()
 	if len(acks) == 0 {
 		return nil
 	}
@@ -703,6 +721,9 @@ func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
 		b.mu.Unlock()
 		select {
 		case <-ch:
+		case <-p.stop:
+			b.mu.Lock()
+			return p.errClosed("enqueue")
 		case <-ctx.Done():
 			b.mu.Lock()
 			return &Error{Store: "persist: pipeline " + p.opts.Name, Op: "enqueue", Kind: ErrUnavailable, Retryable: true,

@@ -496,3 +496,34 @@ func TestPipelineOutboxInUse(t *testing.T) {
 	}
 	pipeline(t, s, persist.PipelineOptions{Mode: persist.Async, Outbox: dir})
 }
+
+// Close waits for the durable writes under way (it does not cancel them),
+// and refuses new ones.
+func TestPipelineCloseWaitsForWrites(t *testing.T) {
+	s := newRec("gated")
+	s.gate = make(chan struct{})
+	p, err := persist.NewPipeline(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan error, 1)
+	go func() { published <- p.Publish(context.Background(), &persist.Message{Topic: "c/x", QoS: 1}) }()
+	time.Sleep(100 * time.Millisecond) // the write reaches the store and waits at its gate
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a write was under way", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(s.gate)
+	if err := <-published; err != nil {
+		t.Fatalf("the write under way at Close: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), &persist.Message{Topic: "c/x", QoS: 1}); !errors.Is(err, persist.ErrClosed) {
+		t.Fatalf("publish after Close: %v", err)
+	}
+}
