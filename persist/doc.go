@@ -25,7 +25,9 @@
 //
 // Messages, acks and retained messages are matched by topic name with a
 // topic.Index; subscriptions and fetches, which carry filters, go to the
-// rules whose filters overlap theirs. A queue fetch claims what it returns,
+// rules whose filters overlap theirs. A queue fetch claims what it returns
+// (a consumer's own unacked claims are returned again, with a new lease,
+// so a consumer that reconnects need not wait for its lease to run out),
 // so the Router never drops a claimed message (see Router.FetchOffline).
 //
 // # Pipeline

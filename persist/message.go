@@ -171,7 +171,9 @@ type Fetch struct {
 	// now (time_range); 0 means no time limit.
 	Since time.Duration
 	// Lease is how long a queue claim lasts before the message is handed
-	// out again if it was not acked; 0 means DefaultLease.
+	// out to another consumer if it was not acked; 0 means DefaultLease.
+	// The consumer holding the claim gets the message again at any fetch,
+	// which renews the lease.
 	Lease time.Duration
 }
 

@@ -69,13 +69,17 @@ type Store interface {
 	//     subscription starts at the moment it was stored, or at the oldest
 	//     message with Subscription.History; with no stored subscription to
 	//     filter there is no start bound);
-	//   - Queue: unclaimed (or lease-expired) messages, atomically claimed
-	//     for clientID so that no other consumer gets them.
+	//   - Queue: unclaimed (or lease-expired) messages and the messages
+	//     clientID has claimed already (a consumer that reconnects gets its
+	//     unacked messages again at once, not when its lease runs out),
+	//     atomically claimed for clientID — a new lease from now — so that
+	//     no other consumer gets them while the claim lasts.
 	// A fanout fetch returns only Fanout messages and changes nothing (it
 	// returns the same messages again until they are acked); a queue fetch
-	// returns only Queue messages, and claims only those it returns. Limit
-	// keeps the first messages in ID order; Since is measured against
-	// Message.Time. Expired messages are never returned. A filter starting
+	// returns only Queue messages, and claims (or renews the claim of) only
+	// those it returns: a queue message claimed by another client whose
+	// lease has not run out is never returned. Limit keeps the first
+	// messages in ID order; Since is measured against Message.Time. Expired messages are never returned. A filter starting
 	// with a wildcard matches no topic starting with '$' [MQTT-4.7.2-1].
 	// An invalid filter returns an error matching ErrInvalid.
 	FetchOffline(ctx context.Context, clientID, filter string, opt Fetch) ([]*Message, error)

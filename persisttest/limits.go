@@ -58,7 +58,8 @@ func (s *suite) testLimits(t *testing.T) {
 			all := withMode(mode, p1, p2, p3, r)
 			publish(t, st, all...)
 			if mode == persist.Queue {
-				// Claims are taken, so each message can be fetched once.
+				// Claims are taken, so each message can be fetched by one
+				// client only.
 				sameIDs(t, "Since 10m", fetch(t, st, "c1", "since/t", persist.Fetch{Mode: mode, Since: 10 * time.Minute}), msgs(r))
 				sameIDs(t, "Since 1h", fetch(t, st, "c2", "since/t", persist.Fetch{Mode: mode, Since: time.Hour}), msgs(p3))
 				sameIDs(t, "Since 0 (no time limit)", fetch(t, st, "c3", "since/t", persist.Fetch{Mode: mode}), msgs(p1, p2))

@@ -329,8 +329,9 @@ func (s *memStore) FetchOffline(ctx context.Context, clientID, filter string, op
 			if m.ID <= s.cursors[id][key] || m.ID <= start {
 				continue
 			}
-		} else if c, ok := s.claims[m.ID]; ok && now.Before(c.until) && !s.bugs["double claim"] {
-			continue
+		} else if c, ok := s.claims[m.ID]; ok && now.Before(c.until) && !s.bugs["double claim"] &&
+			(c.client != id || s.bugs["own claims skipped"]) {
+			continue // claimed by another whose lease still runs
 		}
 		out = append(out, m)
 	}
@@ -355,6 +356,9 @@ func (s *memStore) FetchOffline(ctx context.Context, clientID, filter string, op
 			lease := opt.LeaseOrDefault()
 			if s.bugs["endless lease"] {
 				lease = time.Hour
+			}
+			if c, ok := s.claims[m.ID]; ok && c.client == id && now.Before(c.until) && s.bugs["own claim keeps lease"] {
+				lease = c.until.Sub(now)
 			}
 			s.claims[m.ID] = claim{client: id, until: now.Add(lease)}
 		}

@@ -146,6 +146,8 @@ var mutants = []struct {
 	{"racy claim", "Queue", []string{"Queue/ExactlyOnce"}},
 	{"claim past limit", "Queue", []string{"Queue/LimitClaims"}},
 	{"endless lease", "Queue", []string{"Queue/Lease"}},
+	{"own claims skipped", "Queue", []string{"Queue/OwnClaimsAgain", "Queue/OwnClaimRenewsLease"}},
+	{"own claim keeps lease", "Queue", []string{"Queue/OwnClaimRenewsLease"}},
 	{"retain keeps empty", "Retained", []string{"Retained/SetReplaceDelete"}},
 	{"retain skips expired", "Retained", []string{"Retained/ReplaceWithExpired"}},
 	{"retain keeps first", "Retained", []string{"Retained/SetReplaceDelete"}},

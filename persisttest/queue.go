@@ -2,6 +2,7 @@ package persisttest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,9 +35,64 @@ func (s *suite) testQueue(t *testing.T) {
 		c1, c2 := s.uniq("c1"), s.uniq("c2")
 		sameIDs(t, "c1 claims", fetch(t, st, c1, "q/once", que), m)
 		sameIDs(t, "c2 while c1 holds the claims", fetch(t, st, c2, "q/#", que), nil)
-		sameIDs(t, "c1 again while it holds the claims", fetch(t, st, c1, "q/once", que), nil)
 		ack(t, st, c1, m...)
 		sameIDs(t, "c2 after c1 acked", fetch(t, st, c2, "q/once", que), nil)
+	})
+	t.Run("OwnClaimsAgain", func(t *testing.T) {
+		// A consumer that fetches again (it reconnected, here or on
+		// another node) gets the messages it claimed and did not ack at
+		// once, not when its lease runs out; nobody else gets them.
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		m := series(persist.Queue, "q/own", 3)
+		publish(t, st, m...)
+		a, b := s.uniq("a"), s.uniq("b")
+		sameIDs(t, "a claims", fetch(t, st, a, "q/own", que), m)
+		sameIDs(t, "b while a holds the claims", fetch(t, st, b, "q/own", que), nil)
+		// Client IDs compare byte for byte: these are other clients.
+		sameIDs(t, "a's ID in upper case", fetch(t, st, strings.ToUpper(a), "q/own", que), nil)
+		sameIDs(t, "a's ID with a trailing space", fetch(t, st, a+" ", "q/own", que), nil)
+		sameIDs(t, "a again (its own claims, each once)", fetch(t, st, a, "q/own", que), m)
+		sameIDs(t, "a again with a wildcard filter", fetch(t, st, a, "q/+", que), m)
+		sameIDs(t, "b after a fetched again", fetch(t, st, b, "q/#", que), nil)
+		// A new message after a's claims: a gets it with its claims, in
+		// ID order.
+		m4 := NewMessage("q/own", []byte("fourth"))
+		m4.Mode = persist.Queue
+		publish(t, st, m4)
+		sameIDs(t, "a with Limit 2 (its own claims count)", fetch(t, st, a, "q/own", persist.Fetch{Mode: persist.Queue, Limit: 2}), m[:2])
+		sameIDs(t, "b takes what a was not given", fetch(t, st, b, "q/own", que), msgs(m4))
+		sameIDs(t, "a after b claimed the new one", fetch(t, st, a, "q/own", que), m)
+		ack(t, st, a, m[0])
+		sameIDs(t, "a after acking the first", fetch(t, st, a, "q/own", que), m[1:])
+		sameIDs(t, "b after a acked the first", fetch(t, st, b, "q/own", que), msgs(m4))
+		ack(t, st, a, m[1:]...)
+		ack(t, st, b, m4)
+		sameIDs(t, "a after it acked all", fetch(t, st, a, "q/own", que), nil)
+		sameIDs(t, "b after every ack", fetch(t, st, b, "q/#", que), nil)
+		sameIDs(t, "a newcomer after every ack", fetch(t, st, s.uniq("c"), "q/#", que), nil)
+	})
+	t.Run("OwnClaimRenewsLease", func(t *testing.T) {
+		// Fetching its own claim again renews the lease: the message is
+		// not handed to another consumer when the first lease would have
+		// run out.
+		t.Parallel()
+		s.needQueue(t)
+		st := s.store(t)
+		m := series(persist.Queue, "q/renew", 2)
+		publish(t, st, m...)
+		a, b := s.uniq("a"), s.uniq("b")
+		short := persist.Fetch{Mode: persist.Queue, Lease: 3 * time.Second}
+		claimed := time.Now()
+		sameIDs(t, "a claims with a 3s lease", fetch(t, st, a, "q/renew", short), m)
+		sleepUntil(claimed.Add(time.Second))
+		sameIDs(t, "a again, one message, with a 1m lease", fetch(t, st, a, "q/renew", persist.Fetch{Mode: persist.Queue, Lease: time.Minute, Limit: 1}), m[:1])
+		// Past the first lease (and a second more: stores may keep whole
+		// seconds).
+		sleepUntil(claimed.Add(short.Lease + 1200*time.Millisecond))
+		sameIDs(t, "b after a's first lease ran out (only the message a did not fetch again)", fetch(t, st, b, "q/renew", que), m[1:])
+		sameIDs(t, "a (its renewed claim, and no longer the one b holds)", fetch(t, st, a, "q/renew", que), m[:1])
 	})
 	t.Run("LimitClaims", func(t *testing.T) {
 		t.Parallel()
@@ -87,6 +143,11 @@ func (s *suite) testQueue(t *testing.T) {
 		sleepUntil(claimed.Add(lease.Lease + 1200*time.Millisecond))
 		sameIDs(t, "c2 after c1's lease ran out", fetch(t, st, c2, "q/lease", persist.Fetch{Mode: persist.Queue}), m[1:])
 		sameIDs(t, "c3 while c2 holds the new claims", fetch(t, st, c3, "q/lease", lease), nil)
+		// c1 lost its claims to c2: it no longer gets them, nor can it
+		// ack them.
+		sameIDs(t, "c1 after c2 took over its claims", fetch(t, st, c1, "q/lease", lease), nil)
+		ack(t, st, c1, m[1:]...)
+		sameIDs(t, "c2 after c1 acked what c2 holds", fetch(t, st, c2, "q/lease", lease), m[1:])
 		ack(t, st, c2, m[1:]...)
 		sameIDs(t, "c3 after c2 acked", fetch(t, st, c3, "q/lease", lease), nil)
 	})

@@ -102,9 +102,11 @@
 // client's cursors and the subscription's start, orders the IDs and reads the messages FetchChunk
 // at a time until Limit is reached. A fanout fetch writes nothing. A queue
 // fetch claims each message with a script on its hash that checks, in one
-// step, that it is a queue message, unclaimed or with its lease run out,
-// not expired and recent enough for Since, and then records the claim
-// (claimed_by, claim_until) and returns the message. Acked runs a script on
+// step, that it is a queue message, unclaimed, with its lease run out or
+// claimed by the fetching client already (a consumer that reconnects gets
+// its unacked messages again at once), not expired and recent enough for
+// Since, and then records the claim (claimed_by, claim_until: a new lease)
+// and returns the message. Acked runs a script on
 // each acked message's hash that deletes a queue message claimed by the
 // acking client (its ID then leaves the index); every other ack moves the
 // client's cursor of the ack's topic with a script that never moves it

@@ -33,14 +33,15 @@ return 1
 `)
 
 // claimScript claims a queue message (KEYS[1], its hash) for a client
-// (ARGV[1]) for a lease of ARGV[2] milliseconds, if the message exists, is
-// a queue message, is not claimed by a lease that still runs, has not
+// (ARGV[1]) for a lease of ARGV[2] milliseconds from now, if the message
+// exists, is a queue message, is not claimed by another client with a
+// lease that still runs (the client's own claim is renewed), has not
 // expired and arrived at or after ARGV[3] (milliseconds; 0: any time). It
 // returns the message's fields, or false.
 var claimScript = redis.NewScript(luaNow + `
-local f = redis.call('HMGET', KEYS[1], 'mode', 'claim_until', 'expiry_ms', 'ts_ms')
+local f = redis.call('HMGET', KEYS[1], 'mode', 'claim_until', 'expiry_ms', 'ts_ms', 'claimed_by')
 if f[1] ~= 'queue' then return false end
-if f[2] and tonumber(f[2]) and tonumber(f[2]) > now then return false end
+if f[2] and tonumber(f[2]) and tonumber(f[2]) > now and f[5] ~= ARGV[1] then return false end
 if f[3] and tonumber(f[3]) and tonumber(f[3]) <= now then return false end
 local since = tonumber(ARGV[3])
 if since > 0 and not (f[4] and tonumber(f[4]) and tonumber(f[4]) >= since) then return false end

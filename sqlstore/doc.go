@@ -130,9 +130,13 @@
 // COMMITTED transaction, then UPDATE claimed_by and claim_until (the lease)
 // of the rows it returns; on SQLite, which has one writer, the store
 // serializes its writes and claims with an UPDATE … RETURNING that checks
-// again that each row is unclaimed, so two processes on one file never
-// hand out a message twice. A message whose lease ran out is handed out
-// again; an ack deletes it only when the acking client holds the claim.
+// again that each row is still unclaimed (or the client's own), so two
+// processes on one file never hand out a message to two clients. Candidates are the rows unclaimed
+// (claim_until NULL), with the lease run out, or claimed by the fetching
+// client already (claimed_by = the client, bound as a parameter): a
+// consumer that reconnects gets its unacked messages again at once, with a
+// new lease. A message whose lease ran out is handed out again; an ack
+// deletes it only when the acking client holds the claim.
 //
 // Values from clients are always bound parameters; only the validated
 // table names are formatted into SQL.

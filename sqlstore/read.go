@@ -240,12 +240,14 @@ type dbtx interface {
 	execer
 }
 
-// claim hands out unclaimed (or lease-expired) queue messages to clientID.
+// claim hands out to clientID the queue messages that are unclaimed,
+// lease-expired or claimed by clientID already (their lease is renewed).
 // PostgreSQL and MySQL lock the candidates with FOR UPDATE SKIP LOCKED in a
 // READ COMMITTED transaction (no gap locks that would stall publishers),
 // so concurrent consumers never see the same rows. SQLite has one writer:
 // the candidates are claimed by an UPDATE that checks again that they are
-// unclaimed, and only the rows it returns are handed out.
+// unclaimed or the client's own, and only the rows it returns are handed
+// out.
 func (s *Store) claim(ctx context.Context, clientID, inner string, opt persist.Fetch) ([]*persist.Message, error) {
 	if s.d.name() == "sqlite" {
 		unlock := s.lockWrites()
@@ -274,8 +276,8 @@ func (s *Store) claimPages(ctx context.Context, db dbtx, clientID, inner string,
 		var args []any
 		q.WriteString("SELECT " + msgColsM + " FROM " + msg + " m WHERE m.mode = 1 AND " + nw.sql)
 		args = append(args, nw.args...)
-		q.WriteString(" AND (m.claim_until IS NULL OR m.claim_until <= ?)")
-		args = append(args, d.timeArg(now))
+		q.WriteString(" AND (m.claim_until IS NULL OR m.claim_until <= ? OR m.claimed_by = ?)")
+		args = append(args, d.timeArg(now), clientID)
 		args = s.common(&q, args, now, opt.Since, after)
 		q.WriteString(" ORDER BY m.msgid")
 		page := pageSize(opt.Limit, len(out), nw.exact)
@@ -310,15 +312,15 @@ func (s *Store) claimPages(ctx context.Context, db dbtx, clientID, inner string,
 
 // mark claims msgs for clientID until the lease ends and returns those it
 // claimed: all of them when they are locked, else (guarded) those still
-// unclaimed.
+// unclaimed or claimed by clientID.
 func (s *Store) mark(ctx context.Context, db dbtx, msgs []*persist.Message, clientID string, now, until time.Time, guarded bool) ([]*persist.Message, error) {
 	d := s.d
-	args := make([]any, 0, len(msgs)+3)
+	args := make([]any, 0, len(msgs)+4)
 	args = append(args, clientID, d.timeArg(until))
 	q := "UPDATE " + d.quote(s.t.msg) + " SET claimed_by = ?, claim_until = ? WHERE "
 	if guarded {
-		q += "mode = 1 AND (claim_until IS NULL OR claim_until <= ?) AND "
-		args = append(args, d.timeArg(now))
+		q += "mode = 1 AND (claim_until IS NULL OR claim_until <= ? OR claimed_by = ?) AND "
+		args = append(args, d.timeArg(now), clientID)
 	}
 	q += "msgid IN " + placeholders(len(msgs))
 	for _, m := range msgs {
