@@ -83,6 +83,7 @@ type conn struct {
 	// Owned by run.
 	window     int
 	db         bool // replaying the store; else sending from memory
+	caughtUp   bool // the backlog is all the store holds: live after it
 	seenKicks  uint64
 	pending    map[uint16]*entry   // sent, waiting for PUBACK/PUBREC
 	open       map[string][]string // topic → IDs of pending fanout deliveries
@@ -289,6 +290,7 @@ func (c *conn) intake() {
 	if kicks != c.seenKicks {
 		c.seenKicks = kicks
 		c.db = true
+		c.caughtUp = false
 	}
 	if now := time.Now(); len(c.known) > 4096 && now.Sub(c.pruned) > time.Second {
 		c.pruned = now
@@ -465,7 +467,11 @@ func (c *conn) step() bool {
 		}
 		c.record(true, false) // the store moves the cursors before the fetch
 		k := c.kickCount()
-		msgs, err := c.fetch()
+		msgs, full, err := c.fetch()
+		// Caught up: the store gave everything it holds for the client
+		// and no message was spilled meanwhile, so what it publishes from
+		// now on is in memory: after this backlog, live.
+		c.caughtUp = err == nil && !full && c.kickCount() == k
 		c.backlog = msgs
 		c.fetchedAt = time.Now()
 		if err != nil {
@@ -478,22 +484,30 @@ func (c *conn) step() bool {
 			if err != nil {
 				return false
 			}
-			if c.kickCount() == k {
+			if c.caughtUp {
 				c.db = false // the store holds nothing more: live from now on
 			}
 			return true
 		}
 	}
-	return c.sendBacklog()
+	sent := c.sendBacklog()
+	if len(c.backlog) == 0 && c.caughtUp {
+		// Not another fetch, which under a steady stream would always find
+		// the messages just published (they are in memory too) and never
+		// let the delivery go live again.
+		c.db = false
+	}
+	return sent
 }
 
 // fetch returns the stored messages for the client's subscriptions that
 // it was not sent yet, in ID order: at most a window more than it has in
-// flight, for each subscription.
-func (c *conn) fetch() ([]*persist.Message, error) {
+// flight, for each subscription; full reports that a subscription's fetch
+// reached that limit (the store may hold more).
+func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 	c.subs = c.cl.State.Subscriptions.GetAll()
 	if len(c.subs) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	filters := make([]string, 0, len(c.subs))
 	c.mu.Lock()
@@ -512,16 +526,16 @@ func (c *conn) fetch() ([]*persist.Message, error) {
 		Since: c.h.opts.Fetch.Since,
 		Lease: c.h.opts.Fetch.Lease,
 	}
-	var out []*persist.Message
 	var errs []error
 	seen := map[string]bool{}
 	for _, f := range filters {
 		ctx, cancel := c.h.call(c.ctx)
 		msgs, err := c.h.store.FetchOffline(ctx, c.id, f, opt)
 		cancel()
+		full = full || len(msgs) >= opt.Limit
 		if err != nil {
 			if c.ctx.Err() != nil {
-				return out, err
+				return out, full, err
 			}
 			if permanent(err) {
 				// The store cannot take this client or filter (too long,
@@ -547,7 +561,7 @@ func (c *conn) fetch() ([]*persist.Message, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b *persist.Message) int { return strings.Compare(a.ID, b.ID) })
-	return out, errors.Join(errs...)
+	return out, full, errors.Join(errs...)
 }
 
 // room is how many more QoS 1 and 2 messages the client may have in flight.
