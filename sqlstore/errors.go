@@ -81,3 +81,17 @@ func classify(err error) (kind error, retryable bool) {
 	}
 	return nil, false
 }
+
+// isDeadlock reports whether err is the database rolling back a transaction
+// to break a deadlock or a serialization conflict (which changed nothing).
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40P01" || pe.Code == "40001"
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213
+	}
+	return false
+}

@@ -255,11 +255,20 @@ func (s *Store) claim(ctx context.Context, clientID, inner string, opt persist.F
 		return s.claimPages(ctx, s.db, clientID, inner, opt, true)
 	}
 	var out []*persist.Message
-	err := s.inTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(tx *sql.Tx) error {
-		var err error
-		out, err = s.claimPages(ctx, tx, clientID, inner, opt, false)
-		return err
-	})
+	var err error
+	// Two claims can deadlock on InnoDB (SKIP LOCKED skips locked index
+	// entries, not the wait for the row behind one) and the database then
+	// rolls one back: that claim, which changed nothing, runs again.
+	for try := 0; try < 3; try++ {
+		err = s.inTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(tx *sql.Tx) error {
+			var err error
+			out, err = s.claimPages(ctx, tx, clientID, inner, opt, false)
+			return err
+		})
+		if !isDeadlock(err) {
+			break
+		}
+	}
 	return out, err
 }
 
