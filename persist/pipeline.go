@@ -422,20 +422,8 @@ func (p *Pipeline) Publish(ctx context.Context, msgs ...*Message) error {
 		return err
 	}
 	defer p.active.RUnlock()
-	for i, m := range msgs {
-		if m == nil {
-			return Errorf(ErrInvalid, "persist: Publish: message %d is nil", i)
-		}
-		if err := topic.ValidateName(m.Topic); err != nil {
-			return Errorf(ErrInvalid, "persist: Publish: message %d: %w", i, err)
-		}
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	now := time.Now()
-	for _, m := range msgs {
-		fill(m, now)
+	if err := prepare(msgs); err != nil || len(msgs) == 0 {
+		return err
 	}
 	if p.box != nil {
 		recs := make([]record, len(msgs))

@@ -421,6 +421,24 @@ func (r *Router) ruleError(op string, rules []int, err error) error {
 	return &RuleError{Rules: names, Op: op, Err: err}
 }
 
+// prepare checks a Publish batch (no nil message, valid topic names) and
+// fills in missing IDs and Times.
+func prepare(msgs []*Message) error {
+	for i, m := range msgs {
+		if m == nil {
+			return Errorf(ErrInvalid, "persist: Publish: message %d is nil", i)
+		}
+		if err := topic.ValidateName(m.Topic); err != nil {
+			return Errorf(ErrInvalid, "persist: Publish: message %d: %w", i, err)
+		}
+	}
+	now := time.Now()
+	for _, m := range msgs {
+		fill(m, now)
+	}
+	return nil
+}
+
 // fill gives m an ID and a Time when it has none.
 func fill(m *Message, now time.Time) {
 	if m.Time.IsZero() {
@@ -446,17 +464,8 @@ func (r *Router) Publish(ctx context.Context, msgs ...*Message) error {
 	if r.closed.Load() {
 		return r.errClosed("Publish")
 	}
-	for i, m := range msgs {
-		if m == nil {
-			return Errorf(ErrInvalid, "persist: Publish: message %d is nil", i)
-		}
-		if err := topic.ValidateName(m.Topic); err != nil {
-			return Errorf(ErrInvalid, "persist: Publish: message %d: %w", i, err)
-		}
-	}
-	now := time.Now()
-	for _, m := range msgs {
-		fill(m, now)
+	if err := prepare(msgs); err != nil {
+		return err
 	}
 	if r.events&OnPublish == 0 {
 		return nil
