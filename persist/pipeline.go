@@ -936,12 +936,27 @@ func (p *Pipeline) take() (*batch, int) {
 func (p *Pipeline) write(start uint64, bt *batch) bool {
 	backoff := p.opts.MinBackoff
 	for {
+		// Records dropped from the full outbox since the batch was taken
+		// (counted there) are not written.
+		if start = p.trimDropped(start, bt); len(bt.sizes) == 0 {
+			return true
+		}
 		ctx, cancel := context.WithTimeout(p.base, p.opts.Timeout)
 		t0 := time.Now()
 		err := p.call(ctx, bt)
 		cancel()
 		p.observe(bt.items(), t0, err)
 		if err == nil {
+			// Records dropped during the call were written after all.
+			p.box.mu.Lock()
+			if k := min(int(p.box.first-min(p.box.first, start)), len(bt.sizes)); k > 0 {
+				items := 0
+				for _, n := range bt.sizes[:k] {
+					items += n
+				}
+				p.dropped.Add(-uint64(items))
+			}
+			p.box.mu.Unlock()
 			p.written.Add(uint64(bt.items()))
 			return true
 		}
@@ -967,18 +982,19 @@ func (p *Pipeline) write(start uint64, bt *batch) bool {
 		}
 		p.retried.Add(uint64(bt.items()))
 		backoff = min(2*backoff, p.opts.MaxBackoff)
-		p.box.mu.Lock()
-		if first := p.box.first; first > start {
-			// Records were dropped from the full outbox meanwhile
-			// (counted there): retry the rest.
-			bt.trim(min(int(first-start), len(bt.sizes)))
-			start = first
-		}
-		p.box.mu.Unlock()
-		if len(bt.sizes) == 0 {
-			return true
-		}
 	}
+}
+
+// trimDropped takes off bt the records (from index start) that were dropped
+// from the outbox, and returns the index of bt's first record.
+func (p *Pipeline) trimDropped(start uint64, bt *batch) uint64 {
+	p.box.mu.Lock()
+	defer p.box.mu.Unlock()
+	if first := p.box.first; first > start {
+		bt.trim(min(int(first-start), len(bt.sizes)))
+		return first
+	}
+	return start
 }
 
 func (p *Pipeline) call(ctx context.Context, bt *batch) error {
