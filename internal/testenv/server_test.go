@@ -213,14 +213,7 @@ func TestMissingServerBinary(t *testing.T) {
 					start(tb)
 					t.Errorf("started a server without its binary")
 				})
-				if f.failed != tc.wantFail || f.skipped == tc.wantFail {
-					t.Errorf("failed=%v skipped=%v, want failed=%v (message %q)", f.failed, f.skipped, tc.wantFail, f.msg)
-				}
-				for _, want := range []string{env, "make services"} {
-					if !strings.Contains(f.msg, want) {
-						t.Errorf("message %q does not name %q", f.msg, want)
-					}
-				}
+				wantMissing(t, f, env, tc.wantFail)
 			})
 		}
 	}

@@ -293,15 +293,23 @@ func TestMissingServer(t *testing.T) {
 					get(tb)
 					t.Errorf("returned a URL for a missing server")
 				})
-				if f.failed != tc.wantFail || f.skipped == tc.wantFail {
-					t.Errorf("failed=%v skipped=%v, want failed=%v (message %q)", f.failed, f.skipped, tc.wantFail, f.msg)
-				}
-				for _, want := range []string{env, "make services"} {
-					if !strings.Contains(f.msg, want) {
-						t.Errorf("message %q does not name %q", f.msg, want)
-					}
-				}
+				wantMissing(t, f, env, tc.wantFail)
 			})
+		}
+	}
+}
+
+// wantMissing checks how a helper that found no server ended: failed (in CI
+// or when servers are required) or skipped, with a message naming the
+// variable and the setup command.
+func wantMissing(t *testing.T, f *fakeTB, env string, wantFail bool) {
+	t.Helper()
+	if f.failed != wantFail || f.skipped == wantFail {
+		t.Errorf("failed=%v skipped=%v, want failed=%v (message %q)", f.failed, f.skipped, wantFail, f.msg)
+	}
+	for _, want := range []string{env, "make services"} {
+		if !strings.Contains(f.msg, want) {
+			t.Errorf("message %q does not name %q", f.msg, want)
 		}
 	}
 }
