@@ -31,6 +31,9 @@ type Error struct {
 	Store string
 	// Op names the operation, such as "Publish".
 	Op string
+	// What names what the operation was about, such as `client "c"`
+	// or `message 2 (topic "a/+")`; it may be empty.
+	What string
 	// Kind is a sentinel error, or nil.
 	Kind error
 	// Err is the underlying (driver) error, or nil.
@@ -39,7 +42,8 @@ type Error struct {
 	Retryable bool
 }
 
-// Error returns "store: op: err".
+// Error returns "store: op what: err", leaving out the parts that are
+// empty, such as `redisstore: FetchOffline client "c": invalid filter …`.
 func (e *Error) Error() string {
 	msg := ""
 	switch {
@@ -54,6 +58,12 @@ func (e *Error) Error() string {
 			prefix += ": "
 		}
 		prefix += e.Op
+	}
+	if e.What != "" {
+		if prefix != "" {
+			prefix += " "
+		}
+		prefix += e.What
 	}
 	if prefix == "" {
 		return msg
