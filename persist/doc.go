@@ -1,9 +1,9 @@
 // Package persist holds the core of mqttpersist: the stored types (Message,
 // Client, Subscription, Ack), the Store interface every database backend
 // implements, its small companion interfaces, errors, sortable message IDs,
-// the Router that sends a broker's events to stores by rules, the Pipeline
-// that decides how writes reach each store, and ${name} templates for raw
-// actions.
+// the Router that sends a broker's events to stores by rules, and the
+// Pipeline that decides how writes reach each store. Raw actions (${name}
+// templates of SQL, CQL and Redis commands) are in package persist/action.
 //
 // # Stores
 //
@@ -56,15 +56,6 @@
 // mode, FetchOffline first waits for the records queued before it, so a
 // client that reconnects sees what was published before; while the store is
 // down it fails as the store does.
-//
-// # Templates
-//
-// ParseTemplate and ParseCommand build the seeds' raw "sql", "cql" and
-// "commands" actions. Values are always bound: Template.SQL makes ? or $n
-// placeholders and Template.Args the values in order; Command.Args keeps
-// each value inside its one argument. Unknown ${name}s fail when the action
-// is built. MessageVars, ClientVars, SubscriptionVars and AckVars give the
-// variables of each event, and VarNames their names.
 //
 // # Errors
 //

@@ -65,35 +65,3 @@ func ExampleNewRouter() {
 	// rule metrics: matched 1, written 1
 	// persist: rule 0 "clients": store *persist_test.memWriter does not handle client.connected (it handles message.publish)
 }
-
-func ExampleParseTemplate() {
-	t, err := persist.ParseTemplate("insert into mqtt_msg(msgid, topic, payload) values(${msgid}, ${topic}, ${payload})",
-		persist.VarNames(persist.OnPublish)...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	query, names := t.SQL(persist.PlaceholderDollar)
-	fmt.Println(query)
-	fmt.Println(names)
-	m := &persist.Message{ID: "01HX", Topic: "a'; DROP TABLE mqtt_msg; --", Payload: []byte("hi")}
-	fmt.Printf("%q\n", t.Args(persist.MessageVars(m))) // pass to db.ExecContext(ctx, query, args...)
-
-	_, err = persist.ParseTemplate("insert into conn(clientid) values(${clientId})", persist.VarNames(persist.OnConnected)...)
-	fmt.Println(err)
-	// Output:
-	// insert into mqtt_msg(msgid, topic, payload) values($1, $2, $3)
-	// [msgid topic payload]
-	// ["01HX" "a'; DROP TABLE mqtt_msg; --" "hi"]
-	// persist: template "insert into conn(clientid) values(${clientId})": unknown variable ${clientId} (allowed: clientid, username, peerhost, node, state, online_at, offline_at, timestamp)
-}
-
-func ExampleParseCommand() {
-	cmd, err := persist.ParseCommand("HSET mqtt:sub:${clientid} ${topic} ${qos}", persist.VarNames(persist.OnSubscribed)...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	args := cmd.Args(persist.SubscriptionVars("x\r\nFLUSHALL", persist.Subscription{Filter: "a b/+", QoS: 1}))
-	fmt.Printf("%d arguments: %q\n", len(args), args) // each one bulk string, e.g. rdb.Do(ctx, args...)
-	// Output:
-	// 4 arguments: ["HSET" "mqtt:sub:x\r\nFLUSHALL" "a b/+" "1"]
-}

@@ -7,15 +7,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/action"
 )
 
 // Action is a list of raw Redis commands that run on one of the seeds'
 // hooks, such as {Hook: "client.connected", Commands: []string{"SET conn:${clientid} ${clientid}"}}.
 // A command is split into arguments at spaces when it is compiled
-// (persist.ParseCommand: double quotes group an argument with spaces);
+// (action.ParseCommand: double quotes group an argument with spaces);
 // each ${name} is then replaced inside its one argument, so a value with
 // spaces, quotes or CR LF never becomes another argument or command.
-// persist.VarNames lists the names each hook has.
+// action.VarNames lists the names each hook has.
 type Action struct {
 	// Hook is one of client.connected, client.disconnected,
 	// session.subscribed, session.unsubscribed, message.publish,
@@ -35,13 +36,13 @@ type Action struct {
 // Events), for a persist.Rule; the other verbs return errors matching
 // persist.ErrUnsupported.
 type Actions struct {
-	*persist.HookActions
+	*action.HookActions
 	s     *Store
 	hooks map[string][]compiledAction
 }
 
 type compiledAction struct {
-	cmds     []*persist.Command
+	cmds     []*action.Command
 	pipeline bool
 }
 
@@ -57,7 +58,7 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 	a := &Actions{s: s, hooks: map[string][]compiledAction{}}
 	var events persist.Event
 	for i, act := range actions {
-		ev, err := persist.ActionHook(act.Hook)
+		ev, err := action.HookEvent(act.Hook)
 		if err != nil {
 			return nil, invalid(op, "action %d: %v", i, err)
 		}
@@ -66,7 +67,7 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 		}
 		ca := compiledAction{pipeline: act.Pipeline}
 		for j, text := range act.Commands {
-			c, err := persist.ParseCommand(text, persist.VarNames(ev)...)
+			c, err := action.ParseCommand(text, action.VarNames(ev)...)
 			if err != nil {
 				return nil, invalid(op, "action %d (%s) command %d: %v", i, act.Hook, j, err)
 			}
@@ -75,12 +76,12 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 		a.hooks[act.Hook] = append(a.hooks[act.Hook], ca)
 		events |= ev
 	}
-	a.HookActions = persist.NewHookActions(events, a.run)
+	a.HookActions = action.NewHookActions(events, a.run)
 	return a, nil
 }
 
 // args returns the arguments of c for vars, as go-redis takes them.
-func args(c *persist.Command, vars persist.Vars) []any {
+func args(c *action.Command, vars action.Vars) []any {
 	strs := c.Args(vars)
 	out := make([]any, len(strs))
 	for i, s := range strs {
@@ -90,7 +91,7 @@ func args(c *persist.Command, vars persist.Vars) []any {
 }
 
 // run runs the actions of hook once per vars.
-func (a *Actions) run(ctx context.Context, op, hook string, vars []persist.Vars) error {
+func (a *Actions) run(ctx context.Context, op, hook string, vars []action.Vars) error {
 	s := a.s
 	if err := s.enter(ctx, op); err != nil {
 		return err

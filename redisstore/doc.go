@@ -124,7 +124,7 @@
 //	})
 //
 // into a persist.Store for a persist.Rule. A command is split into
-// arguments once, when compiled (persist.ParseCommand); each ${name} is then
+// arguments once, when compiled (action.ParseCommand); each ${name} is then
 // replaced inside its one argument, so a client ID such as x\r\nFLUSHALL is
 // stored as data and never becomes a command. Action.Pipeline sends all
 // commands of a call in one pipeline.

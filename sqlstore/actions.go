@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/action"
 )
 
 // Action is raw SQL that runs on one of the seeds' hooks, such as
 // {Hook: "client.connected", SQL: []string{"insert into conn(clientid) values(${clientid})"}}.
 // Every ${name} becomes a bound parameter of the statement (never text of
-// it); persist.VarNames lists the names each hook has.
+// it); action.VarNames lists the names each hook has.
 type Action struct {
 	// Hook is one of client.connected, client.disconnected,
 	// session.subscribed, session.unsubscribed, message.publish,
@@ -27,14 +28,14 @@ type Action struct {
 // persist.ErrUnsupported. All statements of one call run in one
 // transaction, so a call either runs them all or none.
 type Actions struct {
-	*persist.HookActions
+	*action.HookActions
 	s     *Store
 	hooks map[string][]compiled
 }
 
 type compiled struct {
 	query string
-	t     *persist.Template
+	t     *action.Template
 }
 
 // Actions compiles actions for the store's database: an unknown hook or
@@ -47,7 +48,7 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 	a := &Actions{s: s, hooks: map[string][]compiled{}}
 	var events persist.Event
 	for i, act := range actions {
-		ev, err := persist.ActionHook(act.Hook)
+		ev, err := action.HookEvent(act.Hook)
 		if err != nil {
 			return nil, s.invalid("Actions", "action %d: %v", i, err)
 		}
@@ -55,25 +56,25 @@ func (s *Store) Actions(actions ...Action) (*Actions, error) {
 			return nil, s.invalid("Actions", "action %d (%s): no SQL", i, act.Hook)
 		}
 		for j, text := range act.SQL {
-			t, err := persist.ParseTemplate(text, persist.VarNames(ev)...)
+			t, err := action.ParseTemplate(text, action.VarNames(ev)...)
 			if err != nil {
 				return nil, s.invalid("Actions", "action %d (%s) statement %d: %v", i, act.Hook, j, err)
 			}
-			placeholder := persist.PlaceholderQuestion
+			placeholder := action.PlaceholderQuestion
 			if s.d.name() == "postgres" {
-				placeholder = persist.PlaceholderDollar
+				placeholder = action.PlaceholderDollar
 			}
 			query, _ := t.SQL(placeholder)
 			a.hooks[act.Hook] = append(a.hooks[act.Hook], compiled{query: query, t: t})
 		}
 		events |= ev
 	}
-	a.HookActions = persist.NewHookActions(events, a.run)
+	a.HookActions = action.NewHookActions(events, a.run)
 	return a, nil
 }
 
 // run runs the statements of hook once per vars, all in one transaction.
-func (a *Actions) run(ctx context.Context, op, hook string, vars []persist.Vars) error {
+func (a *Actions) run(ctx context.Context, op, hook string, vars []action.Vars) error {
 	s := a.s
 	if err := s.enter(ctx, op); err != nil {
 		return err

@@ -158,7 +158,7 @@
 // Each ${name} is a bound parameter ($1 on PostgreSQL, ? elsewhere), never
 // text of the statement, so a client ID such as a'; DROP TABLE mqtt_msg; --
 // is stored as data. An unknown ${name} fails when the action is compiled;
-// persist.VarNames lists the names of each hook. All statements of one call
+// action.VarNames lists the names of each hook. All statements of one call
 // (a whole Publish batch) run in one transaction.
 //
 // # Errors

@@ -1,36 +1,22 @@
-package persist
+package action
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Raw actions (the seeds' "sql", "cql" and "commands" actions) are written
-// as text with ${name} variables, such as
-//
-//	insert into conn(clientid) values(${clientid})
-//	HSET mqtt:sub:${clientid} ${topic} ${qos}
-//
-// A variable is never spliced into the text that reaches the database:
-// Template.SQL turns each variable into a bind placeholder and Template.Args
-// gives the values in the same order; ParseCommand splits a command into
-// arguments once, when it is parsed, and Command.Args puts each value inside
-// the one argument it was written in. A value such as
-// "a'; DROP TABLE mqtt_msg; --" or "x\r\nFLUSHALL" therefore stays data.
-//
-// Variable names are letters, digits and underscores. Every variable is
-// checked when the text is parsed: an unknown name is an error. Write $${
-// for a literal "${"; every other "$" is literal text.
+	"github.com/mqttpersist/mqttpersist/persist"
+)
 
 // Vars are the values of template variables by name. MessageVars,
 // ClientVars, SubscriptionVars and AckVars build them for the broker's
 // events; a name that is missing has the value nil.
 type Vars map[string]any
 
-// Variable names of the events (the seeds' "SQL Parameters Description" and
-// "Redis Command Line Parameters", plus a few more fields).
+// Variable names of the events: the parameters the reference backends give
+// their SQL and Redis actions (see "Schema names" in package persist), plus
+// a few more fields.
 var (
 	messageVarNames      = []string{"msgid", "topic", "payload", "qos", "retain", "clientid", "username", "peerhost", "node", "timestamp", "expiry", "mode"}
 	clientVarNames       = []string{"clientid", "username", "peerhost", "node", "state", "online_at", "offline_at", "timestamp"}
@@ -41,9 +27,9 @@ var (
 // VarNames returns the variable names available to actions of the events
 // in e: client variables for OnConnected, subscription variables for
 // OnSubscribed, message variables for OnPublish, OnRetain and OnFetch, and
-// ack variables for OnAcked and OnDelivered. VarNames(AllEvents) is every
-// name the package knows.
-func VarNames(e Event) []string {
+// ack variables for OnAcked and OnDelivered (events of package persist).
+// VarNames(persist.AllEvents) is every name the package knows.
+func VarNames(e persist.Event) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(names []string) {
@@ -54,16 +40,16 @@ func VarNames(e Event) []string {
 			}
 		}
 	}
-	if e&(OnPublish|OnRetain|OnFetch) != 0 {
+	if e&(persist.OnPublish|persist.OnRetain|persist.OnFetch) != 0 {
 		add(messageVarNames)
 	}
-	if e&OnConnected != 0 {
+	if e&persist.OnConnected != 0 {
 		add(clientVarNames)
 	}
-	if e&OnSubscribed != 0 {
+	if e&persist.OnSubscribed != 0 {
 		add(subscriptionVarNames)
 	}
-	if e&(OnAcked|OnDelivered) != 0 {
+	if e&(persist.OnAcked|persist.OnDelivered) != 0 {
 		add(ackVarNames)
 	}
 	return out
@@ -74,7 +60,7 @@ func VarNames(e Event) []string {
 // 1), clientid (the publisher), username, peerhost, node, timestamp
 // (time.Time the message arrived, nil when unset), expiry (time.Time, nil
 // for never) and mode ("queue" or "fanout").
-func MessageVars(m *Message) Vars {
+func MessageVars(m *persist.Message) Vars {
 	payload := m.Payload
 	if payload == nil {
 		payload = []byte{}
@@ -99,7 +85,7 @@ func MessageVars(m *Message) Vars {
 // username, peerhost, node, state (int 1 online, 0 offline), online_at and
 // offline_at (time.Time, nil when unset) and timestamp (online_at for a
 // connect, offline_at for a disconnect).
-func ClientVars(c *Client) Vars {
+func ClientVars(c *persist.Client) Vars {
 	ts := c.OfflineAt
 	if c.Online {
 		ts = c.OnlineAt
@@ -118,13 +104,13 @@ func ClientVars(c *Client) Vars {
 
 // SubscriptionVars returns the variables of a subscribe or unsubscribe:
 // clientid, topic (the filter) and qos (int).
-func SubscriptionVars(clientID string, s Subscription) Vars {
+func SubscriptionVars(clientID string, s persist.Subscription) Vars {
 	return Vars{"clientid": clientID, "topic": s.Filter, "qos": int(s.QoS)}
 }
 
 // AckVars returns the variables of an ack (or delivery): clientid, msgid
 // and topic.
-func AckVars(clientID string, a Ack) Vars {
+func AckVars(clientID string, a persist.Ack) Vars {
 	return Vars{"clientid": clientID, "msgid": a.ID, "topic": a.Topic}
 }
 
@@ -168,14 +154,14 @@ func parseParts(text string, allowed []string, what string) ([]part, error) {
 		case strings.HasPrefix(text[i:], "${"):
 			end := strings.IndexByte(text[i+2:], '}')
 			if end < 0 {
-				return nil, Errorf(ErrInvalid, "persist: %s: unterminated ${ at offset %d (write $${ for a literal ${)", what, i)
+				return nil, persist.Errorf(persist.ErrInvalid, "action: %s: unterminated ${ at offset %d (write $${ for a literal ${)", what, i)
 			}
 			name := text[i+2 : i+2+end]
 			if !validVarName(name) {
-				return nil, Errorf(ErrInvalid, "persist: %s: bad variable name ${%s} at offset %d (want letters, digits and _)", what, name, i)
+				return nil, persist.Errorf(persist.ErrInvalid, "action: %s: bad variable name ${%s} at offset %d (want letters, digits and _)", what, name, i)
 			}
 			if !contains(allowed, name) {
-				return nil, Errorf(ErrInvalid, "persist: %s: unknown variable ${%s} (allowed: %s)", what, name, strings.Join(allowed, ", "))
+				return nil, persist.Errorf(persist.ErrInvalid, "action: %s: unknown variable ${%s} (allowed: %s)", what, name, strings.Join(allowed, ", "))
 			}
 			flush()
 			parts = append(parts, part{name: name})
@@ -213,7 +199,7 @@ func contains(list []string, s string) bool {
 
 func allowedOrAll(allowed []string) []string {
 	if len(allowed) == 0 {
-		return VarNames(AllEvents | OnDelivered)
+		return VarNames(persist.AllEvents | persist.OnDelivered)
 	}
 	return allowed
 }
@@ -227,11 +213,11 @@ type Template struct {
 
 // ParseTemplate parses text, whose variables must be among allowed (all
 // names VarNames knows when allowed is empty). An unknown or malformed
-// ${name} and an unterminated ${ are errors matching ErrInvalid.
+// ${name} and an unterminated ${ are errors matching persist.ErrInvalid.
 //
-// Write variables bare, as in the seeds (values(${clientid})), not inside
-// quotes: each becomes a bind placeholder, and '?' inside quotes is a
-// string, not a placeholder.
+// Write variables bare, as the reference backends do
+// (values(${clientid})), not inside quotes: each becomes a bind
+// placeholder, and '?' inside quotes is a string, not a placeholder.
 func ParseTemplate(text string, allowed ...string) (*Template, error) {
 	parts, err := parseParts(text, allowedOrAll(allowed), "template "+strconv.Quote(text))
 	if err != nil {
@@ -304,9 +290,9 @@ type Command struct {
 // names VarNames knows when allowed is empty). Double quotes group literal
 // text with spaces into one argument ("a b", with \" and \\ inside quotes);
 // "" is an empty argument; variables inside quotes are still variables,
-// and the offsets in errors count from the start of the argument. An empty command, an unterminated quote, an
-// unknown or malformed ${name} and an unterminated ${ are errors matching
-// ErrInvalid.
+// and the offsets in errors count from the start of the argument. An
+// empty command, an unterminated quote, an unknown or malformed ${name}
+// and an unterminated ${ are errors matching persist.ErrInvalid.
 func ParseCommand(text string, allowed ...string) (*Command, error) {
 	allowed = allowedOrAll(allowed)
 	var words []string
@@ -337,13 +323,13 @@ func ParseCommand(text string, allowed ...string) (*Command, error) {
 		}
 	}
 	if inQuote {
-		return nil, Errorf(ErrInvalid, "persist: command %q: unterminated quote at offset %d", text, quoteAt)
+		return nil, persist.Errorf(persist.ErrInvalid, "action: command %q: unterminated quote at offset %d", text, quoteAt)
 	}
 	if inWord {
 		words = append(words, cur.String())
 	}
 	if len(words) == 0 {
-		return nil, Errorf(ErrInvalid, "persist: empty command %q", text)
+		return nil, persist.Errorf(persist.ErrInvalid, "action: empty command %q", text)
 	}
 	cmd := &Command{text: text, args: make([][]part, len(words))}
 	for i, w := range words {
@@ -407,8 +393,8 @@ func (c *Command) Args(vars Vars) []string {
 
 // FormatArg formats a variable's value as a command argument: strings and
 // []byte as they are (bytes round-trip exactly), numbers in decimal, bools
-// as "true" or "false", a time.Time as Unix seconds (the seeds' ts), nil
-// as "", and anything else with fmt.Sprint.
+// as "true" or "false", a time.Time as Unix seconds (as the reference
+// backends store ts), nil as "", and anything else with fmt.Sprint.
 func FormatArg(v any) string {
 	switch x := v.(type) {
 	case nil:

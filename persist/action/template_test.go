@@ -1,4 +1,4 @@
-package persist_test
+package action_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	_ "github.com/glebarez/go-sqlite"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/action"
 )
 
 var hostile = []string{
@@ -35,20 +36,20 @@ func TestTemplateSQLPlaceholders(t *testing.T) {
 	}{
 		{
 			text:        "insert into conn(clientid) values(${clientid})",
-			placeholder: persist.PlaceholderQuestion,
+			placeholder: action.PlaceholderQuestion,
 			want:        "insert into conn(clientid) values(?)",
 			names:       []string{"clientid"},
 		},
 		{
 			text:        "insert into msg(msgid, topic) values(${msgid}, ${topic})",
-			placeholder: persist.PlaceholderDollar,
+			placeholder: action.PlaceholderDollar,
 			want:        "insert into msg(msgid, topic) values($1, $2)",
 			names:       []string{"msgid", "topic"},
 		},
 		{
 			// A name used twice gets two placeholders, numbered in order.
 			text:        "update t set a = ${topic}, b = ${clientid} where c = ${topic}",
-			placeholder: persist.PlaceholderDollar,
+			placeholder: action.PlaceholderDollar,
 			want:        "update t set a = $1, b = $2 where c = $3",
 			names:       []string{"topic", "clientid", "topic"},
 		},
@@ -61,19 +62,19 @@ func TestTemplateSQLPlaceholders(t *testing.T) {
 		{
 			// Variables next to each other and to text; $$ and a lone $ stay.
 			text:        "select ${msgid}${topic}x, '$$' , $, $${literal}",
-			placeholder: persist.PlaceholderDollar,
+			placeholder: action.PlaceholderDollar,
 			want:        "select $1$2x, '$$' , $, ${literal}",
 			names:       []string{"msgid", "topic"},
 		},
 		{
 			text:        "delete from mqtt_retain",
-			placeholder: persist.PlaceholderDollar,
+			placeholder: action.PlaceholderDollar,
 			want:        "delete from mqtt_retain",
 			names:       nil,
 		},
 	}
 	for _, tt := range tests {
-		tpl, err := persist.ParseTemplate(tt.text)
+		tpl, err := action.ParseTemplate(tt.text)
 		if err != nil {
 			t.Fatalf("ParseTemplate(%q): %v", tt.text, err)
 		}
@@ -91,19 +92,19 @@ func TestTemplateSQLPlaceholders(t *testing.T) {
 }
 
 func TestTemplateArgsOrder(t *testing.T) {
-	tpl, err := persist.ParseTemplate("insert into x values(${topic}, ${qos}, ${payload}, ${topic}, ${retain}, ${timestamp})")
+	tpl, err := action.ParseTemplate("insert into x values(${topic}, ${qos}, ${payload}, ${topic}, ${retain}, ${timestamp})")
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	m := &persist.Message{ID: "01J", Topic: "a/b", QoS: 2, Retain: true, Payload: []byte{0, 1, 2}, Time: at}
-	args := tpl.Args(persist.MessageVars(m))
+	args := tpl.Args(action.MessageVars(m))
 	want := []any{"a/b", 2, []byte{0, 1, 2}, "a/b", 1, at}
 	if !reflect.DeepEqual(args, want) {
 		t.Fatalf("Args = %#v, want %#v", args, want)
 	}
 	// A nil payload is bound as an empty, non-nil []byte.
-	args = tpl.Args(persist.MessageVars(&persist.Message{Topic: "t"}))
+	args = tpl.Args(action.MessageVars(&persist.Message{Topic: "t"}))
 	if p, ok := args[2].([]byte); !ok || p == nil || len(p) != 0 {
 		t.Errorf("nil payload bound as %#v, want []byte{}", args[2])
 	}
@@ -119,7 +120,7 @@ func TestTemplateErrors(t *testing.T) {
 		want    []string // substrings of the error
 	}{
 		{"insert into t values(${nosuch})", nil, []string{"unknown variable ${nosuch}", "allowed:", "clientid", "msgid"}},
-		{"insert into t values(${payload})", persist.VarNames(persist.OnConnected), []string{"unknown variable ${payload}", "allowed: clientid, username, peerhost, node, state, online_at, offline_at, timestamp"}},
+		{"insert into t values(${payload})", action.VarNames(persist.OnConnected), []string{"unknown variable ${payload}", "allowed: clientid, username, peerhost, node, state, online_at, offline_at, timestamp"}},
 		{"insert into t values(${clientid)", nil, []string{"unterminated ${ at offset 21"}},
 		{"x ${", nil, []string{"unterminated ${"}},
 		{"x ${}", nil, []string{"bad variable name ${}"}},
@@ -127,7 +128,7 @@ func TestTemplateErrors(t *testing.T) {
 		{"x ${1abc}", nil, []string{"bad variable name ${1abc}"}},
 	}
 	for _, tt := range tests {
-		_, err := persist.ParseTemplate(tt.text, tt.allowed...)
+		_, err := action.ParseTemplate(tt.text, tt.allowed...)
 		if err == nil {
 			t.Errorf("ParseTemplate(%q) succeeded, want an error", tt.text)
 			continue
@@ -145,13 +146,13 @@ func TestTemplateErrors(t *testing.T) {
 
 func TestTemplateAllowedNames(t *testing.T) {
 	// Names of one event are accepted, names of another are not.
-	if _, err := persist.ParseTemplate("insert into sub(topic, qos) values(${topic}, ${qos})", persist.VarNames(persist.OnSubscribed)...); err != nil {
+	if _, err := action.ParseTemplate("insert into sub(topic, qos) values(${topic}, ${qos})", action.VarNames(persist.OnSubscribed)...); err != nil {
 		t.Errorf("subscription variables: %v", err)
 	}
-	if _, err := persist.ParseTemplate("insert into sub(x) values(${payload})", persist.VarNames(persist.OnSubscribed)...); err == nil {
+	if _, err := action.ParseTemplate("insert into sub(x) values(${payload})", action.VarNames(persist.OnSubscribed)...); err == nil {
 		t.Errorf("${payload} accepted for a subscription template")
 	}
-	if _, err := persist.ParseTemplate("select ${anything}", "anything"); err != nil {
+	if _, err := action.ParseTemplate("select ${anything}", "anything"); err != nil {
 		t.Errorf("custom allowed name: %v", err)
 	}
 }
@@ -168,27 +169,27 @@ func TestTemplateSQLite(t *testing.T) {
 	if _, err := db.Exec("create table mqtt_msg(msgid text, topic text, sender text, payload blob, qos int, retain int)"); err != nil {
 		t.Fatal(err)
 	}
-	ins, err := persist.ParseTemplate("insert into mqtt_msg(msgid, topic, sender, payload, qos, retain) values(${msgid}, ${topic}, ${clientid}, ${payload}, ${qos}, ${retain})",
-		persist.VarNames(persist.OnPublish)...)
+	ins, err := action.ParseTemplate("insert into mqtt_msg(msgid, topic, sender, payload, qos, retain) values(${msgid}, ${topic}, ${clientid}, ${payload}, ${qos}, ${retain})",
+		action.VarNames(persist.OnPublish)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sel, err := persist.ParseTemplate("select topic, sender, payload, qos, retain from mqtt_msg where msgid = ${msgid}", persist.VarNames(persist.OnPublish)...)
+	sel, err := action.ParseTemplate("select topic, sender, payload, qos, retain from mqtt_msg where msgid = ${msgid}", action.VarNames(persist.OnPublish)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ph := range []func(int) string{persist.PlaceholderQuestion, persist.PlaceholderDollar} {
+	for _, ph := range []func(int) string{action.PlaceholderQuestion, action.PlaceholderDollar} {
 		insQ, _ := ins.SQL(ph)
 		selQ, _ := sel.SQL(ph)
 		for i, h := range hostile {
 			m := &persist.Message{ID: fmt.Sprintf("%s-%d", ph(1), i), Topic: h, From: h, Payload: []byte(h), QoS: 1, Retain: i%2 == 0}
-			if _, err := db.Exec(insQ, ins.Args(persist.MessageVars(m))...); err != nil {
+			if _, err := db.Exec(insQ, ins.Args(action.MessageVars(m))...); err != nil {
 				t.Fatalf("insert %q with %s: %v", h, insQ, err)
 			}
 			var topic, sender string
 			var payload []byte
 			var qos, retain int
-			if err := db.QueryRow(selQ, sel.Args(persist.MessageVars(m))...).Scan(&topic, &sender, &payload, &qos, &retain); err != nil {
+			if err := db.QueryRow(selQ, sel.Args(action.MessageVars(m))...).Scan(&topic, &sender, &payload, &qos, &retain); err != nil {
 				t.Fatalf("select %q: %v", h, err)
 			}
 			wantRetain := 0
@@ -212,19 +213,19 @@ func TestTemplateSQLite(t *testing.T) {
 func TestCommandArgs(t *testing.T) {
 	tests := []struct {
 		text string
-		vars persist.Vars
+		vars action.Vars
 		want []string
 	}{
-		{"SET conn:${clientid} clientid", persist.Vars{"clientid": "c1"}, []string{"SET", "conn:c1", "clientid"}},
-		{"HSET mqtt:sub:${clientid} ${topic} ${qos}", persist.SubscriptionVars("c1", persist.Subscription{Filter: "a/+", QoS: 1}), []string{"HSET", "mqtt:sub:c1", "a/+", "1"}},
-		{"  RPUSH\tpub:${topic}\r\n ${msgid}  ", persist.AckVars("c", persist.Ack{ID: "01X", Topic: "t"}), []string{"RPUSH", "pub:t", "01X"}},
-		{`SET "a key with spaces" "" "say \"hi\" \\ ${clientid}"`, persist.Vars{"clientid": "c 2"}, []string{"SET", "a key with spaces", "", `say "hi" \ c 2`}},
+		{"SET conn:${clientid} clientid", action.Vars{"clientid": "c1"}, []string{"SET", "conn:c1", "clientid"}},
+		{"HSET mqtt:sub:${clientid} ${topic} ${qos}", action.SubscriptionVars("c1", persist.Subscription{Filter: "a/+", QoS: 1}), []string{"HSET", "mqtt:sub:c1", "a/+", "1"}},
+		{"  RPUSH\tpub:${topic}\r\n ${msgid}  ", action.AckVars("c", persist.Ack{ID: "01X", Topic: "t"}), []string{"RPUSH", "pub:t", "01X"}},
+		{`SET "a key with spaces" "" "say \"hi\" \\ ${clientid}"`, action.Vars{"clientid": "c 2"}, []string{"SET", "a key with spaces", "", `say "hi" \ c 2`}},
 		{`SET k "x"y$${clientid}`, nil, []string{"SET", "k", "xy${clientid}"}},
-		{"SET k ${payload}", persist.MessageVars(&persist.Message{Payload: []byte{0, 0xff, '\r', '\n'}}), []string{"SET", "k", "\x00\xff\r\n"}},
-		{"SET k ${username}", persist.Vars{}, []string{"SET", "k", ""}},
+		{"SET k ${payload}", action.MessageVars(&persist.Message{Payload: []byte{0, 0xff, '\r', '\n'}}), []string{"SET", "k", "\x00\xff\r\n"}},
+		{"SET k ${username}", action.Vars{}, []string{"SET", "k", ""}},
 	}
 	for _, tt := range tests {
-		c, err := persist.ParseCommand(tt.text)
+		c, err := action.ParseCommand(tt.text)
 		if err != nil {
 			t.Fatalf("ParseCommand(%q): %v", tt.text, err)
 		}
@@ -238,7 +239,7 @@ func TestCommandArgs(t *testing.T) {
 }
 
 func TestCommandHostileValuesStayOneArgument(t *testing.T) {
-	c, err := persist.ParseCommand("HSET mqtt:retain:${topic} topic ${topic} from ${clientid}", persist.VarNames(persist.OnRetain)...)
+	c, err := action.ParseCommand("HSET mqtt:retain:${topic} topic ${topic} from ${clientid}", action.VarNames(persist.OnRetain)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestCommandHostileValuesStayOneArgument(t *testing.T) {
 		t.Errorf("Names() = %q", got)
 	}
 	for _, h := range hostile {
-		args := c.Args(persist.MessageVars(&persist.Message{Topic: h, From: h}))
+		args := c.Args(action.MessageVars(&persist.Message{Topic: h, From: h}))
 		want := []string{"HSET", "mqtt:retain:" + h, "topic", h, "from", h}
 		if !reflect.DeepEqual(args, want) {
 			t.Errorf("value %q: args %q, want %q", h, args, want)
@@ -267,7 +268,7 @@ func TestCommandErrors(t *testing.T) {
 		{"SET ${client id} x", []string{"unterminated ${"}}, // the space splits the argument
 	}
 	for _, tt := range tests {
-		_, err := persist.ParseCommand(tt.text, persist.VarNames(persist.OnConnected)...)
+		_, err := action.ParseCommand(tt.text, action.VarNames(persist.OnConnected)...)
 		if err == nil {
 			t.Errorf("ParseCommand(%q) succeeded, want an error", tt.text)
 			continue
@@ -287,16 +288,16 @@ func TestVars(t *testing.T) {
 	on := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	off := on.Add(time.Hour)
 	c := &persist.Client{ID: "c1", Username: "u", PeerHost: "10.0.0.1", Node: "n1", Online: false, OnlineAt: on, OfflineAt: off}
-	v := persist.ClientVars(c)
+	v := action.ClientVars(c)
 	if v["state"] != 0 || v["timestamp"] != off || v["online_at"] != on || v["clientid"] != "c1" || v["node"] != "n1" {
 		t.Errorf("ClientVars(offline) = %v", v)
 	}
 	c.Online, c.OfflineAt = true, time.Time{}
-	v = persist.ClientVars(c)
+	v = action.ClientVars(c)
 	if v["state"] != 1 || v["timestamp"] != on || v["offline_at"] != nil {
 		t.Errorf("ClientVars(online) = %v", v)
 	}
-	cmd, err := persist.ParseCommand("HSET mqtt:node:${node} ${clientid} ${timestamp}")
+	cmd, err := action.ParseCommand("HSET mqtt:node:${node} ${clientid} ${timestamp}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,13 +305,13 @@ func TestVars(t *testing.T) {
 		t.Errorf("time as command argument: %q", got)
 	}
 	// Every name VarNames offers for an event is set by that event's Vars.
-	for e, vars := range map[persist.Event]persist.Vars{
-		persist.OnPublish:    persist.MessageVars(&persist.Message{}),
-		persist.OnConnected:  persist.ClientVars(&persist.Client{}),
-		persist.OnSubscribed: persist.SubscriptionVars("c", persist.Subscription{}),
-		persist.OnAcked:      persist.AckVars("c", persist.Ack{}),
+	for e, vars := range map[persist.Event]action.Vars{
+		persist.OnPublish:    action.MessageVars(&persist.Message{}),
+		persist.OnConnected:  action.ClientVars(&persist.Client{}),
+		persist.OnSubscribed: action.SubscriptionVars("c", persist.Subscription{}),
+		persist.OnAcked:      action.AckVars("c", persist.Ack{}),
 	} {
-		names := persist.VarNames(e)
+		names := action.VarNames(e)
 		if len(names) != len(vars) {
 			t.Errorf("VarNames(%v) = %q but its Vars has %d names", e, names, len(vars))
 		}
@@ -332,7 +333,7 @@ func TestFormatArg(t *testing.T) {
 		{uint8(2), "2"}, {1.5, "1.5"}, {true, "true"}, {at, "1482976411"}, {time.Second, "1s"},
 	}
 	for _, tt := range tests {
-		if got := persist.FormatArg(tt.v); got != tt.want {
+		if got := action.FormatArg(tt.v); got != tt.want {
 			t.Errorf("FormatArg(%#v) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
