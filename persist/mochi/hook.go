@@ -11,71 +11,9 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/storage"
 
 	"github.com/mqttpersist/mqttpersist/persist"
 )
-
-// Defaults of Options.
-const (
-	DefaultTimeout = 5 * time.Second
-	DefaultWindow  = 256
-	DefaultBuffer  = 1024
-	DefaultPage    = 256
-)
-
-// Options configure a Hook. The zero value (or nil) gives the defaults.
-type Options struct {
-	// Node names this broker node in client state and stored messages;
-	// "" means the host name.
-	Node string
-	// Timeout bounds every store call; 0 means DefaultTimeout.
-	Timeout time.Duration
-	// Logger receives store failures (with client, topic and operation);
-	// nil means the logger mochi gives the hook.
-	Logger *slog.Logger
-	// Fetch holds the Since and Lease of every FetchOffline call (the
-	// seeds' offline_opts time_range and the queue lease); its Mode and
-	// Limit are ignored: the Router's rules decide the mode and the Hook
-	// pages by Window.
-	Fetch persist.Fetch
-	// Window is the most persisted messages in flight to one client
-	// (sent, not yet acknowledged); it is further capped by the client's
-	// Receive Maximum and half of the server's MaximumInflight. 0 means
-	// DefaultWindow.
-	Window int
-	// Page is how many messages one FetchOffline call asks for (on top of
-	// those in flight); a client replays a page through its Window. Queue
-	// messages are claimed a page at a time. 0 means DefaultPage.
-	Page int
-	// Buffer is the most live messages held in memory for one client that
-	// cannot take them yet; beyond it they are dropped from memory and
-	// delivered from the store instead. 0 means DefaultBuffer.
-	Buffer int
-	// QoS0 stores QoS 0 publishes too when the store is not a Router (a
-	// Router decides by its rules' QoS0).
-	QoS0 bool
-	// NoRetainSync turns off refreshing the broker's retained messages
-	// from the store for every new subscription (which makes retained
-	// messages set on other nodes visible); StoredRetainedMessages still
-	// loads them at start.
-	NoRetainSync bool
-	// Fallback delivers a QoS 1 or 2 message the store failed to take
-	// from mochi's memory and acknowledges it, as mochi alone would (a
-	// restart then loses it). By default such a message is refused: an
-	// MQTT 5 publisher gets a PUBACK with reason Unspecified error (QoS 1)
-	// and a 3.1.1 publisher or a QoS 2 one gets no acknowledgement, so it
-	// sends the message again. Either way the failure is logged and
-	// counted. A message the store can never take (ErrInvalid, such as a
-	// topic longer than it allows) always falls back, as do QoS 0 ones.
-	Fallback bool
-	// ACL, when set, is asked whether a client may read a topic before a
-	// persisted message is delivered to it (live or from the store). Pass
-	// the OnACLCheck method of the server's auth hook to keep per-topic read
-	// rules; nil allows every delivery to a subscription the broker
-	// accepted.
-	ACL func(cl *mqtt.Client, topic string, write bool) bool
-}
 
 // Stats are a Hook's counters since New.
 type Stats struct {
@@ -347,52 +285,4 @@ func (h *Hook) isUnstored(client, filter string) bool {
 // canRead applies Options.ACL.
 func (h *Hook) canRead(cl *mqtt.Client, topic string) bool {
 	return h.opts.ACL == nil || h.opts.ACL(cl, topic, false)
-}
-
-// StoredRetainedMessages returns the store's retained messages (every
-// topic matching "#") for mochi to load at start.
-func (h *Hook) StoredRetainedMessages() ([]storage.Message, error) {
-	if h.retainLookup == nil {
-		return nil, nil
-	}
-	ctx, cancel := h.call(nil)
-	defer cancel()
-	msgs, err := h.retainLookup.Retained(ctx, "#")
-	if err != nil {
-		h.fail("Retained", "", "#", err)
-		return nil, err
-	}
-	now := time.Now()
-	out := make([]storage.Message, 0, len(msgs))
-	for _, m := range msgs {
-		if m == nil || m.Expired(now) || len(m.Payload) == 0 {
-			continue
-		}
-		pk := retainedPacket(m)
-		sm := storage.Message{
-			ID:          "mqttpersist_retained_" + m.Topic,
-			T:           storage.RetainedKey,
-			FixedHeader: pk.FixedHeader,
-			TopicName:   m.Topic,
-			Payload:     m.Payload,
-			Origin:      m.From,
-			Created:     pk.Created,
-			Properties: storage.MessageProperties{
-				PayloadFormat:     pk.Properties.PayloadFormat,
-				PayloadFormatFlag: pk.Properties.PayloadFormatFlag,
-				ContentType:       pk.Properties.ContentType,
-				ResponseTopic:     pk.Properties.ResponseTopic,
-				CorrelationData:   pk.Properties.CorrelationData,
-				User:              pk.Properties.User,
-			},
-		}
-		if pk.Expiry > 0 {
-			// storage.Message has no absolute expiry: give the interval
-			// left now (it does not count down in mochi's memory; the
-			// next subscription to the topic refreshes it from the store).
-			sm.Properties.MessageExpiryInterval = uint32(max(1, pk.Expiry-now.Unix()))
-		}
-		out = append(out, sm)
-	}
-	return out, nil
 }

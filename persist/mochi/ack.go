@@ -1,0 +1,274 @@
+package mochi
+
+import (
+	"slices"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// event is an ack of a packet ID (e nil) or a resend by mochi of a delivery
+// made on an earlier connection.
+type event struct {
+	pid uint16
+	e   *entry
+}
+
+// settle is how long a delivered message's ID is remembered after its ack
+// was recorded, to recognise a live copy routed after the store already
+// delivered it.
+const settle = 30 * time.Second
+
+// Acks are recorded in batches: when ackBatch are ready, when the oldest
+// ready one waited ackDelay, before every fetch and at the end.
+const (
+	ackBatch = 256
+	ackDelay = 20 * time.Millisecond
+)
+
+// maxUnsent bounds the acks kept for another try while the store fails;
+// older ones are given up (those messages are delivered again later).
+const maxUnsent = 100_000
+
+// OnQosPublish recognises, among the messages mochi resends to a client
+// that took over a session, deliveries the Hook made on the old connection:
+// the new connection tracks their acks.
+func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if !pk.FixedHeader.Dup || pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	t, ok := parseTag(pk.Connect.ClientIdentifier)
+	if !ok {
+		return
+	}
+	if c := h.connFor(cl); c != nil {
+		c.resent(pk.PacketID, &entry{id: t.id, topic: pk.TopicName, mode: t.mode})
+	}
+}
+
+// OnPacketProcessed passes the client's PUBACK and PUBREC packets to its
+// delivery (without waiting for the store: acks are recorded off the
+// client's read path).
+func (h *Hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec:
+	default:
+		return
+	}
+	if c := h.connFor(cl); c != nil {
+		c.acked(pk.PacketID)
+	}
+}
+
+// acked passes on the client's PUBACK or PUBREC of packet pid.
+func (c *conn) acked(pid uint16) {
+	c.mu.Lock()
+	c.events = append(c.events, event{pid: pid})
+	c.mu.Unlock()
+	c.signal()
+}
+
+// resent records that mochi resent delivery e as packet pid.
+func (c *conn) resent(pid uint16, e *entry) {
+	c.mu.Lock()
+	c.events = append(c.events, event{pid: pid, e: e})
+	c.mu.Unlock()
+	c.signal()
+}
+
+// intake applies the queued acks and resends.
+func (c *conn) intake() {
+	c.mu.Lock()
+	evs := c.events
+	c.events = nil
+	kicks := c.kicks
+	c.mu.Unlock()
+	for _, ev := range evs {
+		if ev.e != nil {
+			if old, ok := c.pending[ev.pid]; ok {
+				c.delOpen(old)
+			}
+			c.pending[ev.pid] = ev.e
+			c.known[ev.e.id] = 0
+			c.addOpen(ev.e)
+			continue
+		}
+		e, ok := c.pending[ev.pid]
+		if !ok {
+			continue // an ack of a message the Hook did not send
+		}
+		delete(c.pending, ev.pid)
+		c.delOpen(e)
+		c.finished(e)
+	}
+	if kicks != c.seenKicks {
+		c.seenKicks = kicks
+		c.db = true
+		c.caughtUp = false
+	}
+	if now := time.Now(); len(c.known) > 4096 && now.Sub(c.pruned) > time.Second {
+		c.pruned = now
+		old := now.Add(-settle).UnixNano()
+		for id, at := range c.known {
+			if at != 0 && at < old {
+				delete(c.known, id)
+			}
+		}
+	}
+}
+
+// finished queues e's ack for recording.
+func (c *conn) finished(e *entry) {
+	if len(c.ready) == 0 {
+		c.readySince = time.Now()
+	}
+	c.ready = append(c.ready, e)
+}
+
+func (c *conn) addOpen(e *entry) {
+	if e.mode == persist.Fanout {
+		c.open[e.topic] = append(c.open[e.topic], e.id)
+	}
+}
+
+func (c *conn) delOpen(e *entry) {
+	if e.mode != persist.Fanout {
+		return
+	}
+	ids := c.open[e.topic]
+	if i := slices.Index(ids, e.id); i >= 0 {
+		ids = slices.Delete(ids, i, i+1)
+	}
+	if len(ids) == 0 {
+		delete(c.open, e.topic)
+	} else {
+		c.open[e.topic] = ids
+	}
+}
+
+// blocked reports whether recording e would move the client's cursor for
+// its topic past a delivery that is not acknowledged yet.
+func (c *conn) blocked(e *entry) bool {
+	if e.mode != persist.Fanout {
+		return false
+	}
+	for _, id := range c.open[e.topic] {
+		if id < e.id {
+			return true
+		}
+	}
+	return false
+}
+
+// record sends the acks that may be recorded to the store, in one call:
+// when forced, or when enough of them waited (see ackBatch).
+func (c *conn) record(force, final bool) {
+	if len(c.ready) == 0 && len(c.unsent) == 0 && len(c.held) == 0 {
+		return
+	}
+	if !force && len(c.unsent) == 0 && len(c.ready) < ackBatch && time.Since(c.readySince) < ackDelay {
+		return
+	}
+	if len(c.held) > 0 {
+		keep := c.held[:0]
+		for _, e := range c.held {
+			if c.blocked(e) {
+				keep = append(keep, e)
+			} else {
+				c.ready = append(c.ready, e)
+			}
+		}
+		clear(c.held[len(keep):])
+		c.held = keep
+	}
+	var batch []*entry
+	for _, e := range c.ready {
+		if c.blocked(e) {
+			c.held = append(c.held, e)
+		} else {
+			batch = append(batch, e)
+		}
+	}
+	clear(c.ready)
+	c.ready = c.ready[:0]
+	if len(c.unsent) > 0 {
+		if !final && !force && time.Now().Before(c.ackRetryAt) {
+			c.unsent = append(c.unsent, batch...)
+			return
+		}
+		batch = append(c.unsent, batch...)
+		c.unsent = nil
+	}
+	if len(batch) == 0 {
+		return
+	}
+	acks := make([]persist.Ack, len(batch))
+	for i, e := range batch {
+		acks[i] = persist.Ack{ID: e.id, Topic: e.topic}
+	}
+	parent := c.ctx
+	if final {
+		parent = c.h.base
+	}
+	ctx, cancel := c.h.call(parent)
+	err := c.h.store.Acked(ctx, c.id, acks...)
+	cancel()
+	if err != nil && permanent(err) {
+		// One bad ack (a topic the store cannot take) fails the batch:
+		// record them one by one and give up only the bad ones (their
+		// messages may come again).
+		var kept []*entry
+		for i, a := range acks {
+			ctx, cancel := c.h.call(parent)
+			e1 := c.h.store.Acked(ctx, c.id, a)
+			cancel()
+			if e1 == nil || permanent(e1) {
+				if e1 != nil {
+					c.h.fail("Acked", c.id, a.Topic, e1)
+				}
+				kept = append(kept, batch[i])
+				continue
+			}
+			err = e1
+			batch = batch[i:]
+			break
+		}
+		c.forget(kept)
+		if err == nil || permanent(err) {
+			return
+		}
+	}
+	if err != nil {
+		if !final && c.ctx.Err() != nil {
+			c.unsent = batch // stopping: the final record tries again
+			return
+		}
+		c.h.fail("Acked", c.id, batch[0].topic, err)
+		if len(batch) > maxUnsent {
+			for _, e := range batch[:len(batch)-maxUnsent] {
+				delete(c.known, e.id)
+			}
+			batch = batch[len(batch)-maxUnsent:]
+		}
+		c.unsent = batch
+		c.ackRetryAt = time.Now().Add(time.Second)
+		return
+	}
+	c.forget(batch)
+}
+
+// forget marks the entries recorded.
+func (c *conn) forget(batch []*entry) {
+	now := time.Now().UnixNano()
+	for _, e := range batch {
+		if e.stored {
+			c.known[e.id] = now
+		} else {
+			delete(c.known, e.id)
+		}
+	}
+	c.h.acked.Add(uint64(len(batch)))
+}

@@ -1,0 +1,188 @@
+package mochi
+
+import (
+	"math/rand/v2"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// item is a live message waiting in memory for its client.
+type item struct {
+	pk   packets.Packet
+	id   string
+	mode persist.Mode
+}
+
+// OnPublished delivers a tagged message (which mochi ignored): it keeps it
+// as retained when asked and hands it to each connected subscriber's
+// delivery. Offline subscribers get it from the store when they connect.
+func (h *Hook) OnPublished(_ *mqtt.Client, pk packets.Packet) {
+	t, ok := parseTag(pk.Connect.ClientIdentifier)
+	if !ok || t.kind != kindLive {
+		return
+	}
+	if pk.FixedHeader.Retain && h.server.Options.Capabilities.RetainAvailable != 0 {
+		r := pk.Copy(false)
+		r.Connect.ClientIdentifier = ""
+		r.Ignore = false
+		h.server.Topics.RetainMessage(r)
+		atomic.StoreInt64(&h.server.Info.Retained, int64(h.server.Topics.Retained.Len()))
+	}
+	h.route(pk, t)
+}
+
+// route hands a tagged message to the connected subscribers, as mochi's
+// publishToSubscribers would send it.
+func (h *Hook) route(pk packets.Packet, t tag) {
+	pk.Ignore = false
+	if pk.Created == 0 {
+		pk.Created = time.Now().Unix()
+	}
+	subs := h.server.Topics.Subscribers(pk.TopicName)
+	// One member of each shared group, preferring a connected one.
+	for _, members := range subs.Shared {
+		ids := make([]string, 0, len(members))
+		for id := range members {
+			ids = append(ids, id)
+		}
+		rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		pick := ids[0]
+		for _, id := range ids {
+			if cl, ok := h.server.Clients.Get(id); ok && !cl.Closed() {
+				pick = id
+				break
+			}
+		}
+		sub := members[pick]
+		if cur, ok := subs.Subscriptions[pick]; ok {
+			sub = cur.Merge(sub)
+		}
+		subs.Subscriptions[pick] = sub
+	}
+	if len(subs.InlineSubscriptions) > 0 && h.inline != nil {
+		in := pk.Copy(false)
+		in.Connect.ClientIdentifier = ""
+		for _, s := range subs.InlineSubscriptions {
+			s.Handler(h.inline, s.Subscription, in)
+		}
+	}
+	maxQoS := h.server.Options.Capabilities.MaximumQos
+	for id, sub := range subs.Subscriptions {
+		if sub.NoLocal && pk.Origin == id {
+			continue // [MQTT-3.8.3-3]
+		}
+		cl, ok := h.server.Clients.Get(id)
+		if !ok || cl.Closed() {
+			continue // offline: the store delivers it on the next connection
+		}
+		c := h.connFor(cl)
+		if c == nil {
+			continue
+		}
+		if t.mode == persist.Queue {
+			c.kick() // consumers claim queue messages from the store
+			continue
+		}
+		if !h.canRead(cl, pk.TopicName) {
+			continue
+		}
+		out := pk.Copy(false)
+		out.Connect.ClientIdentifier = ""
+		if cl.Properties.ProtocolVersion < 5 || !sub.RetainAsPublished {
+			out.FixedHeader.Retain = false // [MQTT-3.3.1-12]
+		}
+		var ids []int
+		for _, v := range sub.Identifiers {
+			if v > 0 {
+				ids = append(ids, v)
+			}
+		}
+		if len(ids) == 0 && sub.Identifier > 0 {
+			ids = append(ids, sub.Identifier)
+		}
+		sort.Ints(ids)
+		out.Properties.SubscriptionIdentifier = ids // [MQTT-3.3.4-3]
+		out.FixedHeader.Qos = min(out.FixedHeader.Qos, sub.Qos, maxQoS)
+		c.push(&item{pk: out, id: t.id, mode: t.mode})
+	}
+}
+
+// push queues a live message. When memory is full, the messages the store
+// can deliver are dropped from it and the delivery goes back to the store.
+func (c *conn) push(it *item) {
+	c.mu.Lock()
+	if len(c.mem) >= c.h.opts.Buffer {
+		subs := c.cl.State.Subscriptions.GetAll()
+		covered := func(x *item) bool {
+			_, ok := matchSubs(subs, x.pk.TopicName, false)
+			return ok
+		}
+		keep := c.mem[:0]
+		var spilled uint64
+		for _, x := range c.mem {
+			if covered(x) {
+				spilled++
+			} else {
+				keep = append(keep, x)
+			}
+		}
+		clear(c.mem[len(keep):])
+		c.mem = keep
+		if covered(it) {
+			spilled++
+			it = nil
+		}
+		if spilled > 0 {
+			c.kicks++
+			c.h.spilled.Add(spilled)
+		}
+	}
+	if it != nil {
+		c.mem = append(c.mem, it)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *conn) sendMem() bool {
+	sent := false
+	for c.ctx.Err() == nil && c.room() > 0 {
+		c.mu.Lock()
+		if c.kicks != c.seenKicks {
+			// Messages were spilled (or a subscription or queue message
+			// came) since the store was last read: memory may now hold
+			// messages newer than spilled ones of the same topic, which
+			// the store must deliver first. Sending one here would break
+			// the order and its ack would move the topic's cursor past
+			// the spilled ones, which then were never delivered. Back to
+			// intake, which turns to the store.
+			c.mu.Unlock()
+			return true
+		}
+		if len(c.mem) == 0 {
+			c.mu.Unlock()
+			return sent
+		}
+		it := c.mem[0]
+		c.mem[0] = nil
+		c.mem = c.mem[1:]
+		c.mu.Unlock()
+		sent = true
+		if _, ok := c.known[it.id]; ok {
+			continue // the store delivered it already
+		}
+		if it.pk.Expiry > 0 && it.pk.Expiry < time.Now().Unix() {
+			continue
+		}
+		if c.send(it.pk, &entry{id: it.id, topic: it.pk.TopicName, mode: it.mode}) {
+			c.h.live.Add(1)
+		}
+	}
+	return sent
+}

@@ -1,0 +1,139 @@
+package mochi
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// fetch returns the stored messages for the client's subscriptions that
+// it was not sent yet, in ID order: at most a window more than it has in
+// flight, for each subscription; full reports that a subscription's fetch
+// reached that limit (the store may hold more).
+func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
+	c.subs = c.cl.State.Subscriptions.GetAll()
+	if len(c.subs) == 0 {
+		return nil, false, nil
+	}
+	filters := make([]string, 0, len(c.subs))
+	c.mu.Lock()
+	for f := range c.subs {
+		if f = normFilter(f); !c.unsure[f] {
+			filters = append(filters, f)
+		}
+	}
+	c.mu.Unlock()
+	// A filter not (yet) stored has no start in the store (a fetch would
+	// replay the topic's history); mochi delivers its messages live.
+	filters = slices.DeleteFunc(filters, func(f string) bool { return c.h.isUnstored(c.id, f) })
+	slices.Sort(filters)
+	opt := persist.Fetch{
+		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.held) + len(c.unsent),
+		Since: c.h.opts.Fetch.Since,
+		Lease: c.h.opts.Fetch.Lease,
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for _, f := range filters {
+		ctx, cancel := c.h.call(c.ctx)
+		msgs, err := c.h.store.FetchOffline(ctx, c.id, f, opt)
+		cancel()
+		full = full || len(msgs) >= opt.Limit
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return out, full, err
+			}
+			if permanent(err) {
+				// The store cannot take this client or filter (too long,
+				// say): nothing to replay for it, and no use trying again.
+				if c.bad[f] == nil {
+					c.bad[f] = err
+					c.h.fail("FetchOffline", c.id, f, err)
+				}
+			} else {
+				c.h.fail("FetchOffline", c.id, f, err)
+				errs = append(errs, err)
+			}
+		}
+		shared := isShared(f)
+		for _, m := range msgs {
+			if m == nil || seen[m.ID] || (shared && m.Mode != persist.Queue) {
+				continue // a shared group has no fanout cursor to replay
+			}
+			seen[m.ID] = true
+			if _, ok := c.known[m.ID]; !ok {
+				out = append(out, m)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *persist.Message) int { return strings.Compare(a.ID, b.ID) })
+	return out, full, errors.Join(errs...)
+}
+
+func (c *conn) sendBacklog() bool {
+	sent := false
+	for len(c.backlog) > 0 && c.ctx.Err() == nil {
+		if c.room() <= 0 {
+			return sent
+		}
+		m := c.backlog[0]
+		c.backlog[0] = nil
+		c.backlog = c.backlog[1:]
+		c.deliverStored(m)
+		sent = true
+	}
+	return true
+}
+
+// deliverStored sends a message from the store as the client's matching
+// subscriptions ask.
+func (c *conn) deliverStored(m *persist.Message) {
+	if _, ok := c.known[m.ID]; ok {
+		return
+	}
+	now := time.Now()
+	if m.Expired(now) {
+		return
+	}
+	if m.Mode == persist.Queue && now.Sub(c.fetchedAt) > c.h.opts.Fetch.LeaseOrDefault()/2 {
+		return // the claim is running out: the message goes to whoever claims it next
+	}
+	sub, ok := matchSubs(c.subs, m.Topic, m.Mode == persist.Queue)
+	if !ok {
+		// Unsubscribed meanwhile (a queue claim runs out and goes to
+		// another consumer).
+		c.known[m.ID] = now.UnixNano()
+		return
+	}
+	e := &entry{id: m.ID, topic: m.Topic, mode: m.Mode, stored: true}
+	if (sub.noLocal && m.From == c.id) || !c.h.canRead(c.cl, m.Topic) {
+		c.known[m.ID] = 0
+		if m.Mode == persist.Fanout {
+			c.finished(e) // passed over for good [MQTT-3.8.3-3]
+		}
+		return
+	}
+	v5 := c.cl.Properties.ProtocolVersion == 5
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{
+			Type:   packets.Publish,
+			Qos:    min(m.QoS, sub.qos, c.h.server.Options.Capabilities.MaximumQos),
+			Retain: m.Retain && sub.rap && v5,
+		},
+		TopicName:  m.Topic,
+		Payload:    m.Payload,
+		Origin:     m.From,
+		Created:    now.Unix(),
+		Expiry:     expiryUnix(m.Expiry),
+		Properties: properties(m),
+	}
+	pk.Properties.SubscriptionIdentifier = sub.ids
+	if c.send(pk, e) {
+		c.h.replayed.Add(1)
+	}
+}

@@ -1,0 +1,109 @@
+package mochi
+
+import (
+	"errors"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// room is how many more QoS 1 and 2 messages the client may have in flight.
+func (c *conn) room() int {
+	n := c.window - len(c.pending)
+	inflight := c.cl.State.Inflight.Len()
+	if c.cl.Properties.ProtocolVersion == 5 {
+		if rm := int(c.cl.Properties.Props.ReceiveMaximum); rm > 0 {
+			n = min(n, rm-inflight)
+		}
+	}
+	return min(n, int(c.h.server.Options.Capabilities.MaximumInflight)-16-inflight)
+}
+
+// Packet IDs of deliveries: the upper half of the ID space.
+const (
+	firstPID = 1 << 15
+	lastPID  = 1<<16 - 1
+)
+
+// nextPacketID returns a free packet ID for a delivery, counting up from
+// firstPID. mochi refuses a client's SUBSCRIBE, UNSUBSCRIBE or QoS 2
+// PUBLISH whose packet ID is that of a message in flight to the client
+// ("Packet Identifier in use"), though each side numbers its own packets
+// [MQTT-2.2.1-2]; clients number theirs from 1, and mochi its own
+// deliveries too, so a reconnecting client whose stored messages start
+// flowing right after the CONNACK would get its first SUBSCRIBE refused if
+// the deliveries took IDs from 1 as well.
+func (c *conn) nextPacketID() (uint32, error) {
+	c.cl.Lock()
+	defer c.cl.Unlock()
+	inf := c.cl.State.Inflight
+	for range lastPID - firstPID + 1 {
+		if c.pid < firstPID || c.pid >= lastPID {
+			c.pid = firstPID
+		} else {
+			c.pid++
+		}
+		if _, used := inf.Get(uint16(c.pid)); !used {
+			return c.pid, nil
+		}
+	}
+	return 0, packets.ErrQuotaExceeded
+}
+
+// send writes a PUBLISH to the client, tracking it in mochi's inflight
+// messages (QoS 1 and 2) or recording it delivered at once (QoS 0).
+func (c *conn) send(pk packets.Packet, e *entry) bool {
+	pk.Connect.ClientIdentifier = tag{kind: kindSent, mode: e.mode, id: e.id}.String()
+	pk.FixedHeader.Dup = false
+	pk.Ignore = false
+	pk.PacketID = 0
+	inf := c.cl.State.Inflight
+	if pk.FixedHeader.Qos > 0 {
+		pid, err := c.nextPacketID()
+		if err != nil {
+			c.h.log.Warn("mqttpersist: no free packet ID; the store delivers the message later", "client", c.id, "topic", e.topic)
+			return false
+		}
+		pk.PacketID = uint16(pid)
+		c.pending[pk.PacketID] = e
+		c.addOpen(e)
+		if inf.Set(pk) {
+			atomic.AddInt64(&c.h.server.Info.Inflight, 1)
+		}
+	}
+	c.known[e.id] = 0
+	err := c.cl.WritePacket(pk)
+	if err != nil && errors.Is(err, packets.ErrPacketTooLarge) {
+		// Larger than the client takes: discarded as if delivered [MQTT-3.1.2-25].
+		if pk.PacketID != 0 {
+			delete(c.pending, pk.PacketID)
+			c.delOpen(e)
+			if inf.Delete(pk.PacketID) {
+				atomic.AddInt64(&c.h.server.Info.Inflight, -1)
+			}
+		}
+		c.finished(e)
+		return false
+	}
+	if err != nil {
+		if c.cl.Closed() {
+			c.cancel()
+		}
+		return false
+	}
+	if pk.FixedHeader.Qos == 0 {
+		c.finished(e)
+	}
+	return true
+}
+
+// OnPacketEncode keeps the user properties of PUBLISH packets to clients
+// that set Request Problem Information to 0: the rule only covers other
+// packets [MQTT-3.1.2-29], and mochi would drop them.
+func (h *Hook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Publish {
+		pk.Mods.DisallowProblemInfo = false
+	}
+	return pk
+}
