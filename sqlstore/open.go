@@ -22,6 +22,27 @@ import (
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
+// The schemes Open takes are registered with persist.Register, so that a
+// program importing this package opens them with persist.Open, and
+// *Store is a persist.Migrator.
+func init() {
+	for _, scheme := range []string{"sqlite", "sqlite3", "postgres", "postgresql", "mysql", "mariadb"} {
+		persist.Register(scheme, openURL)
+	}
+}
+
+var _ persist.Migrator = (*Store)(nil)
+
+// openURL is the persist.Opener of every scheme Open takes: Open with
+// default Options.
+func openURL(ctx context.Context, url string) (persist.Store, error) {
+	s, err := Open(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Open connects to the database at url, pings it (so a malformed URL or an
 // unreachable server fails here, with an error naming the address but never
 // the password) and returns a store that owns the connection, without
@@ -32,6 +53,9 @@ import (
 //	sqlite::memory:            also sqlite://:memory:; one connection, gone at Close
 //	postgres://user:pass@host:port/db?sslmode=disable   also postgresql://; pgx parameters
 //	mysql://user:pass@host:port/db?param=value           also mariadb://; go-sql-driver parameters
+//
+// persist.Open takes the same URLs (with nil Options) once this package is
+// imported, also blank: import _ "github.com/mqttpersist/mqttpersist/sqlstore".
 func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -55,7 +79,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		if name != "" {
 			store += "(" + name + ")"
 		}
-		return nil, persist.Wrap(store, "Open "+redact(url), kind, err, retry)
+		return nil, persist.RedactError(persist.Wrap(store, "Open "+persist.Redact(url), kind, err, retry), url)
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
@@ -172,24 +196,4 @@ func sqliteDSN(u string) (dsnStr string, memory bool, err error) {
 		return path, memory, nil
 	}
 	return path + "?" + q.Encode(), memory, nil
-}
-
-// redact returns u with its password replaced by xxxxx.
-func redact(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
-	}
-	prefix, rest := "", u
-	if i := strings.Index(u, "://"); i >= 0 {
-		prefix, rest = u[:i+3], u[i+3:]
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return u
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return u
-	}
-	return prefix + user + ":xxxxx" + rest[at:]
 }
