@@ -2,12 +2,16 @@ package persist
 
 import (
 	"math"
+	"slices"
 	"sync"
 )
 
 // Histogram is a snapshot of a distribution: how many observations fell at
 // or below each bound (cumulative, as Prometheus counts buckets), their
-// count and sum.
+// count and sum. A Pipeline's batch sizes have the bounds 1, 2, 5, 10, 20,
+// 50, 100, 200, 500, 1000, 2000 and 5000 items; its latencies 0.5, 1, 2.5,
+// 5, 10, 25, 50, 100, 250 and 500 ms and 1, 2.5, 5 and 10 s. Each snapshot
+// has its own slices.
 type Histogram struct {
 	// Bounds are the upper bounds of the buckets, ascending.
 	Bounds []float64
@@ -27,12 +31,14 @@ func (h Histogram) Mean() float64 {
 	return h.Sum / float64(h.Count)
 }
 
-// Bounds of the Pipeline's histograms.
+// Bounds of a Pipeline's histograms (PipelineStats.Batch and Latency, and
+// the buckets of persist/metrics). They are fixed: every Pipeline, and so
+// every series of a metrics registry, has the same buckets.
 var (
-	// BatchBounds bound the batch size histogram (items per store call).
-	BatchBounds = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}
-	// LatencyBounds bound the write latency histogram (seconds per store call).
-	LatencyBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	// batchBounds bound the batch size histogram (items per store call).
+	batchBounds = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}
+	// latencyBounds bound the write latency histogram (seconds per store call).
+	latencyBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 )
 
 // histogram accumulates observations.
@@ -68,7 +74,7 @@ func (h *histogram) observe(v float64) {
 func (h *histogram) snapshot() Histogram {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := Histogram{Bounds: h.bounds, Counts: make([]uint64, len(h.bounds)), Count: h.count, Sum: h.sum}
+	out := Histogram{Bounds: slices.Clone(h.bounds), Counts: make([]uint64, len(h.bounds)), Count: h.count, Sum: h.sum}
 	var c uint64
 	for i := range h.bounds {
 		c += h.counts[i]

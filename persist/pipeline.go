@@ -209,7 +209,7 @@ type Pipeline struct {
 // in it.
 func NewPipeline(store Store, opts *PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{store: store, stop: make(chan struct{}), done: make(chan struct{}),
-		batch: newHistogram(BatchBounds), latency: newHistogram(LatencyBounds)}
+		batch: newHistogram(batchBounds), latency: newHistogram(latencyBounds)}
 	if opts != nil {
 		p.opts = *opts
 	}

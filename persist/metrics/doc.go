@@ -30,8 +30,13 @@
 //	mqttpersist_store_queued          records waiting in the outbox (gauge)
 //	mqttpersist_store_outbox_bytes    their size in bytes (gauge)
 //	mqttpersist_store_up              1, or 0 while the store fails with retryable errors (gauge)
-//	mqttpersist_store_batch_size      items per store call (histogram, persist.BatchBounds)
-//	mqttpersist_store_write_seconds   duration of store calls (histogram, persist.LatencyBounds)
+//	mqttpersist_store_batch_size      items per store call (histogram)
+//	mqttpersist_store_write_seconds   duration of store calls (histogram)
+//
+// The histograms' buckets are fixed, the same for every store (see
+// persist.Histogram): batch sizes 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000,
+// 2000 and 5000; write seconds 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+// 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 and 10.
 //
 // A durable pipeline has no outbox: its queued and outbox bytes are 0.
 // Counters start at zero when the Router and Pipelines are created (a

@@ -252,7 +252,7 @@ mqttpersist_rule_failed_total{rule="sensors"} 0
 		for _, h := range []struct {
 			name   string
 			bounds []float64
-		}{{"mqttpersist_store_batch_size", persist.BatchBounds}, {"mqttpersist_store_write_seconds", persist.LatencyBounds}} {
+		}{{"mqttpersist_store_batch_size", main.Stats().Batch.Bounds}, {"mqttpersist_store_write_seconds", main.Stats().Latency.Bounds}} {
 			prev := 0.0
 			for _, b := range h.bounds {
 				k := h.name + "_bucket{le=" + fmt.Sprintf("%q", fmt.Sprint(b)) + "," + store[1:]
