@@ -2,14 +2,11 @@ package redisstore
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mqttpersist/mqttpersist/persist"
-	"github.com/mqttpersist/mqttpersist/topic"
 )
 
 // Fields of a message hash (mqtt:msg:${msgid}) and of a retained hash
@@ -81,39 +78,6 @@ func boolStr(b bool) string {
 	return "false"
 }
 
-// checkMessage says what is wrong with a message to store, or nil.
-func checkMessage(m *persist.Message, needID bool) error {
-	if m == nil {
-		return fmt.Errorf("message is nil")
-	}
-	if err := topic.ValidateName(m.Topic); err != nil {
-		return err
-	}
-	if needID && m.ID == "" {
-		return fmt.Errorf("message to %q has no ID", m.Topic)
-	}
-	if m.QoS > 2 {
-		return fmt.Errorf("message %s: QoS is %d", m.ID, m.QoS)
-	}
-	if m.Mode != persist.Fanout && m.Mode != persist.Queue {
-		return fmt.Errorf("message %s: mode is %v", m.ID, m.Mode)
-	}
-	// Properties are kept as JSON, which cannot carry invalid UTF-8.
-	p := &m.Props
-	if p.PayloadFormat != nil && *p.PayloadFormat > 1 {
-		return fmt.Errorf("message %s: payload format indicator is %d", m.ID, *p.PayloadFormat)
-	}
-	if !utf8.ValidString(p.ContentType) || !utf8.ValidString(p.ResponseTopic) {
-		return fmt.Errorf("message %s: content type or response topic is not valid UTF-8", m.ID)
-	}
-	for i, u := range p.User {
-		if !utf8.ValidString(u.Key) || !utf8.ValidString(u.Value) {
-			return fmt.Errorf("message %s: user property %d is not valid UTF-8", m.ID, i)
-		}
-	}
-	return nil
-}
-
 // messageFields returns the hash fields of m as HSET arguments; now stands
 // in for a zero m.Time.
 func messageFields(m *persist.Message, now time.Time) []any {
@@ -146,7 +110,7 @@ func messageFields(m *persist.Message, now time.Time) []any {
 		f = append(f, fExpiry, strconv.FormatInt(ms(m.Expiry), 10))
 	}
 	if !m.Props.IsZero() {
-		b, _ := json.Marshal(&m.Props) // checked by checkMessage: cannot fail
+		b, _ := json.Marshal(&m.Props) // valid UTF-8, checked by the kit: cannot fail
 		f = append(f, fProps, b)
 	}
 	return f

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 	"github.com/mqttpersist/mqttpersist/topic"
 )
 
@@ -18,15 +19,15 @@ import (
 // matching persist.ErrNotFound.
 func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, error) {
 	const op = "Client"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Lookup(ctx, op, clientID); err != nil {
 		return nil, err
 	}
 	h, err := s.c.HGetAll(ctx, s.k.clientKey(clientID)).Result()
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	if len(h) == 0 {
-		return nil, persist.Wrap(storeName, op, persist.ErrNotFound, fmt.Errorf("client %q", clientID), false)
+		return nil, s.kit.Fail(ctx, op, s.kit.Error(op, persist.ErrNotFound, "", fmt.Errorf("client %q: %w", clientID, persist.ErrNotFound)))
 	}
 	c := &persist.Client{
 		ID:       clientID,
@@ -56,7 +57,7 @@ func clientTime(h map[string]string, msField, secField string) time.Time {
 // and mqtt:subopt:${clientID}, ordered by filter byte-wise.
 func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.Subscription, error) {
 	const op = "Subscriptions"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Lookup(ctx, op, clientID); err != nil {
 		return nil, err
 	}
 	var subs, opts *redis.MapStringStringCmd
@@ -65,7 +66,7 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 		opts = p.HGetAll(ctx, s.k.subOptKey(clientID))
 	})
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	out := make([]persist.Subscription, 0, len(subs.Val()))
 	for f, q := range subs.Val() {
@@ -78,18 +79,19 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 		}
 		out = append(out, sub)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Filter < out[j].Filter })
+	storekit.SortSubscriptions(out)
 	return out, nil
 }
 
 // nowArg is an exclusive lower score bound of "not expired at now".
 func nowArg(now time.Time) string { return "(" + strconv.FormatInt(ms(now), 10) }
 
-// topics returns the names in registry r that filter matches and that have
-// not expired — just the filter's one name when it has no wildcard. A
-// filter with literal levels before its first wildcard (sensor/+/temp)
-// reads only the names in that range (sensor up to sensor0, a superset of
-// sensor and sensor/…); one starting with a wildcard reads them all.
+// topics returns the names in registry r that filter (without a $share
+// prefix: Query.Match) matches and that have not expired — just the
+// filter's one name when it has no wildcard. A filter with literal levels
+// before its first wildcard (sensor/+/temp) reads only the names in that
+// range (sensor up to sensor0, a superset of sensor and sensor/…); one
+// starting with a wildcard reads them all.
 func (s *Store) topics(ctx context.Context, r registry, filter string, now time.Time) ([]string, error) {
 	if !topic.HasWildcard(filter) {
 		return []string{topic.Prefix(filter)}, nil
@@ -137,23 +139,19 @@ func (s *Store) script(ctx context.Context, sc *redis.Script, keys []string, arg
 }
 
 // Retained returns the retained messages whose topic matches filter,
-// ordered by topic: one HGETALL of mqtt:retain:${filter} for a filter
-// without wildcards, else the registry's topics that match, read in one
-// pipeline.
+// ordered by topic (Query.FinishRetained): one HGETALL of
+// mqtt:retain:${filter} for a filter without wildcards, else the
+// registry's topics that match, read in one pipeline.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message, error) {
 	const op = "Retained"
-	if err := s.enter(ctx, op); err != nil {
+	q, err := s.kit.Retained(ctx, filter)
+	if err != nil {
 		return nil, err
 	}
-	if err := topic.ValidateFilter(filter); err != nil {
-		return nil, invalid(op, "%v", err)
-	}
-	now := time.Now()
-	names, err := s.topics(ctx, s.k.retainTopics, filter, now)
+	names, err := s.topics(ctx, s.k.retainTopics, q.Match, q.Now)
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
-	sort.Strings(names)
 	var out []*persist.Message
 	for i := 0; i < len(names); i += s.chunk {
 		part := names[i:min(i+s.chunk, len(names))]
@@ -163,17 +161,15 @@ func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message
 				cmds[j] = p.HGetAll(ctx, s.k.retainKey(n))
 			}
 		}); err != nil {
-			return nil, s.fail(ctx, op, err)
+			return nil, s.kit.Fail(ctx, op, err)
 		}
 		for j, c := range cmds {
-			m, ok := decodeMessage(c.Val())
-			if !ok || m.Topic != part[j] || m.Expired(now) {
-				continue
+			if m, ok := decodeMessage(c.Val()); ok && m.Topic == part[j] {
+				out = append(out, m)
 			}
-			out = append(out, m)
 		}
 	}
-	return out, nil
+	return q.FinishRetained(out), nil
 }
 
 // candidate is a message ID found in a topic index.
@@ -185,26 +181,19 @@ type candidate struct {
 // filter. It reads the matching topics' indexes (and for fanout the
 // client's cursors and subscription start) in one pipeline, orders the IDs
 // and then reads the messages — or, for a queue, claims them with a script
-// per message — FetchChunk at a time until Limit is reached.
+// per message — FetchChunk at a time until Limit is reached; Query.Finish
+// keeps those the fetch returns.
 func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
 	const op = "FetchOffline"
-	if err := s.enter(ctx, op); err != nil {
+	q, err := s.kit.Fetch(ctx, clientID, filter, opt)
+	if err != nil {
 		return nil, err
 	}
-	if err := topic.ValidateFilter(filter); err != nil {
-		return nil, invalid(op, "%v", err)
-	}
-	if opt.Mode != persist.Fanout && opt.Mode != persist.Queue {
-		return nil, invalid(op, "mode is %v", opt.Mode)
-	}
-	if opt.Limit < 0 {
-		return nil, invalid(op, "limit is %d", opt.Limit)
-	}
-	queue := opt.Mode == persist.Queue
-	now := time.Now()
-	names, err := s.topics(ctx, s.k.topicsKey(queue), filter, now)
+	queue := q.Fetch.Mode == persist.Queue
+	now := q.Now
+	names, err := s.topics(ctx, s.k.topicsKey(queue), q.Match, now)
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	if len(names) == 0 {
 		return nil, nil
@@ -221,10 +210,10 @@ func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt p
 			}
 		}
 		if !queue {
-			start = p.HGet(ctx, s.k.subStartKey(clientID), filter)
+			start = p.HGet(ctx, s.k.subStartKey(clientID), q.Filter)
 		}
 	}); err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	lower := ""
 	if start != nil {
@@ -243,35 +232,32 @@ func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt p
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].id < cands[j].id })
-	var since time.Time
-	if opt.Since > 0 {
-		since = now.Add(-opt.Since)
-	}
 	var out []*persist.Message
-	for len(cands) > 0 && (opt.Limit == 0 || len(out) < opt.Limit) {
+	for len(cands) > 0 && !q.Full(len(out)) {
 		n := s.chunk
-		if opt.Limit > 0 {
-			n = min(n, opt.Limit-len(out))
+		if q.Fetch.Limit > 0 {
+			n = min(n, q.Fetch.Limit-len(out))
 		}
 		part := cands[:min(n, len(cands))]
 		cands = cands[len(part):]
 		var got []*persist.Message
 		if queue {
-			got, err = s.claim(ctx, clientID, part, opt, since)
+			got, err = s.claim(ctx, q, part)
 		} else {
-			got, err = s.read(ctx, part, since)
+			got, err = s.read(ctx, part)
 		}
 		if err != nil {
-			return nil, s.fail(ctx, op, err)
+			return nil, s.kit.Fail(ctx, op, err)
 		}
-		out = append(out, got...)
+		// What the fetch keeps of all read so far, in ID order.
+		out = q.Finish(append(out, got...))
 	}
 	return out, nil
 }
 
-// read reads fanout messages, leaving out those gone, expired or older
-// than since.
-func (s *Store) read(ctx context.Context, part []candidate, since time.Time) ([]*persist.Message, error) {
+// read reads fanout messages, leaving out those gone or no longer fanout
+// messages of that ID.
+func (s *Store) read(ctx context.Context, part []candidate) ([]*persist.Message, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(part))
 	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
 		for i, c := range part {
@@ -280,30 +266,28 @@ func (s *Store) read(ctx context.Context, part []candidate, since time.Time) ([]
 	}); err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	out := make([]*persist.Message, 0, len(part))
 	for i, c := range cmds {
-		m, ok := decodeMessage(c.Val())
-		if !ok || m.ID != part[i].id || m.Mode != persist.Fanout || m.Expired(now) || (!since.IsZero() && m.Time.Before(since)) {
-			continue
+		if m, ok := decodeMessage(c.Val()); ok && m.ID == part[i].id && m.Mode == persist.Fanout {
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	return out, nil
 }
 
-// claim claims queue messages for clientID, each with the claim script, and
-// returns those it claimed.
-func (s *Store) claim(ctx context.Context, clientID string, part []candidate, opt persist.Fetch, since time.Time) ([]*persist.Message, error) {
-	lease := strconv.FormatInt(max(opt.LeaseOrDefault().Milliseconds(), 1), 10)
+// claim claims queue messages for q's client, each with the claim script
+// (which leaves out those expired or older than q.Since on the server),
+// and returns those it claimed.
+func (s *Store) claim(ctx context.Context, q *storekit.Query, part []candidate) ([]*persist.Message, error) {
+	lease := strconv.FormatInt(max(q.Fetch.Lease.Milliseconds(), 1), 10)
 	sinceArg := "0"
-	if !since.IsZero() {
-		sinceArg = strconv.FormatInt(ms(since), 10)
+	if !q.Since.IsZero() {
+		sinceArg = strconv.FormatInt(ms(q.Since), 10)
 	}
 	cmds := make([]*redis.Cmd, len(part))
 	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
 		for i, c := range part {
-			cmds[i] = claimScript.EvalSha(ctx, p, []string{s.k.msgKey(c.id)}, clientID, lease, sinceArg)
+			cmds[i] = claimScript.EvalSha(ctx, p, []string{s.k.msgKey(c.id)}, q.ClientID, lease, sinceArg)
 		}
 	})
 	if err != nil {

@@ -2,12 +2,13 @@ package redisstore
 
 import (
 	"context"
-	"sync/atomic"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 // storeName names this store in errors.
@@ -49,10 +50,11 @@ type Options struct {
 }
 
 // Store is a persist.Store (with ClientLookup, SubscriptionLookup,
-// RetainLookup, Pinger and Closer) on Redis in the seeds' key layout, safe
+// RetainLookup, Pinger, Closer and Limiter) on Redis in the seeds' key layout, safe
 // for concurrent use. It works the same on a single server, a Sentinel
 // failover client and a Redis Cluster (see the package doc).
 type Store struct {
+	kit     *storekit.Kit // the contract's shared half: gate, checks, errors
 	c       redis.UniversalClient
 	k       keys
 	channel string
@@ -60,7 +62,6 @@ type Store struct {
 	ttl     time.Duration // 0: no TTL
 	chunk   int
 	own     bool // Open made c: Close closes it
-	closed  atomic.Bool
 }
 
 var (
@@ -70,6 +71,7 @@ var (
 	_ persist.RetainLookup       = (*Store)(nil)
 	_ persist.Pinger             = (*Store)(nil)
 	_ persist.Closer             = (*Store)(nil)
+	_ persist.Limiter            = (*Store)(nil)
 )
 
 // New returns a store on client — a *redis.Client, a Sentinel failover
@@ -78,7 +80,7 @@ var (
 // server, and nil opts means the defaults.
 func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	if client == nil {
-		return nil, persist.Errorf(persist.ErrInvalid, "redisstore: New: client is nil")
+		return nil, invalid("New", "client is nil")
 	}
 	var o Options
 	if opts != nil {
@@ -96,15 +98,18 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	case o.ExpiredAfter < 0:
 		o.ExpiredAfter = 0
 	case o.ExpiredAfter < time.Millisecond:
-		return nil, persist.Errorf(persist.ErrInvalid, "redisstore: Options.ExpiredAfter is %v, less than a millisecond", o.ExpiredAfter)
+		return nil, invalid("New", "Options.ExpiredAfter is %v, less than a millisecond", o.ExpiredAfter)
 	}
 	switch {
 	case o.FetchChunk < 0:
-		return nil, persist.Errorf(persist.ErrInvalid, "redisstore: Options.FetchChunk is %d", o.FetchChunk)
+		return nil, invalid("New", "Options.FetchChunk is %d, less than 0", o.FetchChunk)
 	case o.FetchChunk == 0:
 		o.FetchChunk = 1000
 	}
 	return &Store{
+		// Redis keeps strings and payloads far larger than MQTT's (512 MB):
+		// MQTT's own limits apply.
+		kit:     storekit.New(storeName, persist.Limits{}, classify),
 		c:       client,
 		k:       newKeys(o.Prefix),
 		channel: o.Channel,
@@ -120,9 +125,12 @@ func (s *Store) Redis() redis.UniversalClient { return s.c }
 // Prefix returns the key prefix in use, without the trailing ':'.
 func (s *Store) Prefix() string { return s.k.prefix }
 
+// Limits returns the sizes the store keeps: MQTT's own (the zero Limits).
+func (s *Store) Limits() persist.Limits { return s.kit.Limits() }
+
 // Ping checks that the server answers (every master of a Cluster).
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.enter(ctx, "Ping"); err != nil {
+	if err := s.kit.Ping(ctx); err != nil {
 		return err
 	}
 	var err error
@@ -133,55 +141,33 @@ func (s *Store) Ping(ctx context.Context) error {
 	} else {
 		err = s.c.Ping(ctx).Err()
 	}
-	return s.fail(ctx, "Ping", err)
+	return s.kit.Fail(ctx, "Ping", err)
 }
 
 // Close makes every later call fail with persist.ErrClosed and closes the
 // client if Open made it; closing again returns nil.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
+	if !s.kit.Close() {
 		return nil
 	}
 	if s.own {
 		if err := s.c.Close(); err != nil {
-			return persist.Wrap(storeName, "Close", nil, err, false)
+			return s.kit.Error("Close", nil, "", err)
 		}
 	}
 	return nil
 }
 
-// enter returns the error that stops op before it starts: a done context
-// (as is) or a closed store.
-func (s *Store) enter(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if s.closed.Load() {
-		return &persist.Error{Store: storeName, Op: op, Kind: persist.ErrClosed}
-	}
-	return nil
-}
+// enter is the kit's Enter (for actions.go).
+func (s *Store) enter(ctx context.Context, op string) error { return s.kit.Enter(ctx, op) }
 
-// invalid returns an error of op matching persist.ErrInvalid.
-func invalid(op, format string, args ...any) error {
-	e := persist.Errorf(persist.ErrInvalid, "redisstore: "+format, args...).(*persist.Error)
-	e.Store, e.Op = storeName, op
-	return e
-}
-
-// fail turns a Redis error of op into the error the store returns: the
-// context's error as is when ctx is done, ErrClosed after Close, else a
-// *persist.Error classified by classify.
+// fail is the kit's Fail (for actions.go).
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	if s.closed.Load() {
-		return &persist.Error{Store: storeName, Op: op, Kind: persist.ErrClosed, Err: err}
-	}
-	kind, retry := classify(err)
-	return persist.Wrap(storeName, op, kind, err, retry)
+	return s.kit.Fail(ctx, op, err)
+}
+
+// invalid returns an error of op matching persist.ErrInvalid, caused by
+// the formatted text (for New and actions.go, which have no kit entry).
+func invalid(op, format string, args ...any) error {
+	return &persist.Error{Store: storeName, Op: op, Kind: persist.ErrInvalid, Err: fmt.Errorf(format, args...)}
 }

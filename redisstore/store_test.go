@@ -345,10 +345,10 @@ func TestErrors(t *testing.T) {
 		err  error
 		says string
 	}{
-		{st.Publish(ctx, &persist.Message{Topic: "no/id"}), "has no ID"},
+		{st.Publish(ctx, &persist.Message{Topic: "no/id"}), "message ID is empty"},
 		{st.Publish(ctx, &persist.Message{ID: "1", Topic: "t", QoS: 3}), "QoS is 3"},
 		{st.Connected(ctx, &persist.Client{}), "client ID is empty"},
-		{st.Acked(ctx, "c", persist.Ack{Topic: "t"}), "no message ID"},
+		{st.Acked(ctx, "c", persist.Ack{Topic: "t"}), "message ID is empty"},
 		{st.Subscribed(ctx, "c", []persist.Subscription{{Filter: "a", QoS: 3}}, nil), "QoS is 3"},
 	} {
 		if !errors.Is(c.err, persist.ErrInvalid) || !strings.Contains(fmt.Sprint(c.err), c.says) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mqttpersist/mqttpersist/persist"
-	"github.com/mqttpersist/mqttpersist/topic"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 // Connected records a client's connection state in mqtt:client:${clientid}
@@ -25,11 +24,8 @@ import (
 // client all the same.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	const op = "Connected"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Connected(ctx, c); err != nil {
 		return err
-	}
-	if c == nil || c.ID == "" {
-		return invalid(op, "client ID is empty")
 	}
 	args := []any{"0", c.Node, "0", cState, "0", cNode, c.Node, cUsername, c.Username, cPeerHost, c.PeerHost}
 	if c.Online {
@@ -63,14 +59,14 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 		}
 	})
 	if err != nil {
-		return s.fail(ctx, op, err)
+		return s.kit.Fail(ctx, op, err)
 	}
 	r, err := res.Slice()
 	if err != nil {
-		return s.fail(ctx, op, err)
+		return s.kit.Fail(ctx, op, err)
 	}
 	if len(r) != 2 {
-		return s.fail(ctx, op, fmt.Errorf("connected script returned %v", r))
+		return s.kit.Fail(ctx, op, fmt.Errorf("connected script returned %v", r))
 	}
 	wrote, _ := r[0].(int64)
 	prev, _ := r[1].(string)
@@ -80,7 +76,7 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	if wrote == 1 && prev != "" && prev != c.Node {
 		err = s.c.HDel(ctx, s.k.nodeKey(prev), c.ID).Err()
 	}
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, op, err)
 }
 
 // event is the JSON of a subscribe or unsubscribe event, the seeds'
@@ -130,40 +126,20 @@ func parseSubOptions(v string, sub *persist.Subscription) {
 }
 
 // Subscribed removes the filters in removed and then adds or updates subs
-// in mqtt:sub:${clientid} (filter → QoS, as the seeds), with MQTT 5
+// (the last of each filter) in mqtt:sub:${clientid} (filter → QoS, as the seeds), with MQTT 5
 // options in mqtt:subopt:${clientid} and fanout starts in
 // mqtt:substart:${clientid}, and PUBLISHes an event per filter on the
 // channel — in one MULTI/EXEC on a single server or Sentinel; on a Cluster
 // in one pipeline, the events through one node so that they stay in order.
 func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
 	const op = "Subscribed"
-	if err := s.enter(ctx, op); err != nil {
+	subs, err := s.kit.Subscribed(ctx, clientID, subs, removed)
+	if err != nil || len(subs) == 0 && len(removed) == 0 {
 		return err
 	}
-	if clientID == "" {
-		return invalid(op, "client ID is empty")
-	}
-	for i := range subs {
-		sub := &subs[i]
-		if err := topic.ValidateFilter(sub.Filter); err != nil {
-			return invalid(op, "subscription %d: %v", i, err)
-		}
-		switch {
-		case sub.QoS > 2:
-			return invalid(op, "subscription %d (%q): QoS is %d", i, sub.Filter, sub.QoS)
-		case sub.RetainHandling > 2:
-			return invalid(op, "subscription %d (%q): retain handling is %d", i, sub.Filter, sub.RetainHandling)
-		case sub.Identifier < 0 || sub.Identifier > 268435455:
-			return invalid(op, "subscription %d (%q): identifier is %d (want 0 to 268435455)", i, sub.Filter, sub.Identifier)
-		}
-	}
-	if len(subs) == 0 && len(removed) == 0 {
-		return nil
-	}
 	subKey, optKey, startKey := s.k.subKey(clientID), s.k.subOptKey(clientID), s.k.subStartKey(clientID)
-	start := persist.NewID()
 	cc, cluster := s.c.(*redis.ClusterClient)
-	_, err := s.run(ctx, true, func(p redis.Pipeliner) {
+	_, err = s.run(ctx, true, func(p redis.Pipeliner) {
 		for _, f := range removed {
 			p.HDel(ctx, subKey, f)
 			p.HDel(ctx, optKey, f)
@@ -177,11 +153,7 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 			} else {
 				p.HDel(ctx, optKey, sub.Filter)
 			}
-			st := start
-			if sub.History {
-				st = ""
-			}
-			p.HSetNX(ctx, startKey, sub.Filter, st)
+			p.HSetNX(ctx, startKey, sub.Filter, storekit.Start(sub))
 		}
 		if s.events && !cluster {
 			s.publishEvents(ctx, p, clientID, subs, removed)
@@ -198,7 +170,7 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 			})
 		}
 	}
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, op, err)
 }
 
 // publishEvents queues the events of a Subscribed call, in order.
@@ -224,19 +196,16 @@ func (s *Store) ttlAt(m *persist.Message, now time.Time) time.Time {
 	return at
 }
 
-// Publish stores a batch in one pipeline: per message an HSET of
+// Publish stores a batch (its unexpired messages, each ID once) in one
+// pipeline: per message an HSET of
 // mqtt:msg:${msgid} and its expiry; per topic and mode one script that adds
 // the IDs to the topic's index; per mode one script that registers the
 // topics for wildcard fetches.
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	const op = "Publish"
-	if err := s.enter(ctx, op); err != nil {
+	msgs, err := s.kit.Publish(ctx, msgs)
+	if err != nil || len(msgs) == 0 {
 		return err
-	}
-	for i, m := range msgs {
-		if err := checkMessage(m, true); err != nil {
-			return invalid(op, "message %d of %d: %v", i, len(msgs), err)
-		}
 	}
 	now := time.Now()
 	type group struct {
@@ -247,14 +216,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	}
 	groups := map[string]*group{}
 	var order []*group
-	seen := make(map[string]bool, len(msgs))
-	var keep []*persist.Message
 	for _, m := range msgs {
-		if seen[m.ID] || m.Expired(now) {
-			continue
-		}
-		seen[m.ID] = true
-		keep = append(keep, m)
 		q := m.Mode == persist.Queue
 		gk := m.Mode.String() + "\x00" + m.Topic
 		g := groups[gk]
@@ -269,11 +231,8 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 			g.max = sc
 		}
 	}
-	if len(keep) == 0 {
-		return nil
-	}
-	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
-		for _, m := range keep {
+	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
+		for _, m := range msgs {
 			key := s.k.msgKey(m.ID)
 			p.HSet(ctx, key, messageFields(m, now)...)
 			if at := s.ttlAt(m, now); !at.IsZero() {
@@ -299,7 +258,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 			}
 		}
 	})
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, op, err)
 }
 
 // Acked handles a batch of acks in two round trips: a script per ack on
@@ -308,19 +267,8 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 // cursor mqtt:acked:${clientid}:${topic} forward, never back.
 func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
 	const op = "Acked"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Acked(ctx, clientID, acks); err != nil || len(acks) == 0 {
 		return err
-	}
-	if clientID == "" {
-		return invalid(op, "client ID is empty")
-	}
-	for i, a := range acks {
-		if a.ID == "" {
-			return invalid(op, "ack %d has no message ID", i)
-		}
-	}
-	if len(acks) == 0 {
-		return nil
 	}
 	res := make([]*redis.Cmd, len(acks))
 	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
@@ -329,36 +277,28 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 		}
 	})
 	if err != nil {
-		return s.fail(ctx, op, err)
+		return s.kit.Fail(ctx, op, err)
 	}
-	cursor := map[string]string{} // topic → greatest acked ID
+	// 2: a queue message the client claimed, deleted; 0: not a queue
+	// message, a fanout ack.
+	done := make([]int, len(acks))
 	var deleted []persist.Ack
 	for i, a := range acks {
-		n, _ := res[i].Int()
-		switch n {
-		case 2:
+		if done[i], _ = res[i].Int(); done[i] == 2 {
 			deleted = append(deleted, a)
-		case 0:
-			if a.ID > cursor[a.Topic] {
-				cursor[a.Topic] = a.ID
-			}
 		}
 	}
-	topics := make([]string, 0, len(cursor))
-	for t := range cursor {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
+	cursors := storekit.Cursors(acks, func(i int) bool { return done[i] == 0 })
 	ttl := strconv.FormatInt(s.ttl.Milliseconds(), 10)
 	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
 		for _, a := range deleted {
 			p.ZRem(ctx, s.k.indexKey(true, a.Topic), a.ID)
 		}
-		for _, t := range topics {
-			cursorScript.EvalSha(ctx, p, []string{s.k.ackedKey(clientID, t)}, cursor[t], ttl)
+		for _, c := range cursors {
+			cursorScript.EvalSha(ctx, p, []string{s.k.ackedKey(clientID, c.Topic)}, c.ID, ttl)
 		}
 	})
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, op, err)
 }
 
 // Retain sets or replaces mqtt:retain:${topic} with every field of m (and
@@ -366,11 +306,8 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 // payload, or an expired m, deletes it.
 func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	const op = "Retain"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Retain(ctx, m); err != nil {
 		return err
-	}
-	if err := checkMessage(m, false); err != nil {
-		return invalid(op, "%v", err)
 	}
 	now := time.Now()
 	key := s.k.retainKey(m.Topic)
@@ -388,5 +325,5 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 		replaceScript.EvalSha(ctx, p, []string{key}, append([]any{at}, messageFields(m, now)...)...)
 		registerScript.EvalSha(ctx, p, []string{r.exp, r.lex}, "set", score(m.Expiry), m.Topic)
 	})
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, op, err)
 }
