@@ -10,9 +10,11 @@
 // A Store has six verbs: Connected, Subscribed, Publish, Acked, Retain and
 // FetchOffline. Lookups and lifecycle are companion interfaces found by type
 // assertion (ClientLookup, SubscriptionLookup, RetainLookup, Pinger,
-// Closer), as in database/sql. A store that handles only some events (a
-// time-series writer handles only publishes) embeds Unsupported and
-// declares its events with an Events method (EventSupporter).
+// Closer, FetchPlanner), as in database/sql/driver; each says what the
+// Router and the broker adapter do for a store that lacks it. A store that
+// handles only some events (a time-series writer handles only publishes)
+// embeds Unsupported and declares its events with an Events method
+// (EventSupporter).
 //
 // # Router
 //

@@ -86,6 +86,14 @@ type Store interface {
 }
 
 // ClientLookup is implemented by stores that can read a client's state back.
+//
+// If a store does not implement ClientLookup, Router.Client skips the rules
+// it serves, and returns an error matching ErrUnsupported when no rule with
+// OnConnected has a store that implements it. persist/mochi then writes a
+// disconnect without first checking whether the client is online on
+// another node (Store.Connected still leaves such a client online), and
+// removes the stored subscriptions of an expired session even when the
+// client has connected to another node meanwhile.
 type ClientLookup interface {
 	// Client returns the stored state of a client, or an error that
 	// matches ErrNotFound.
@@ -94,6 +102,15 @@ type ClientLookup interface {
 
 // SubscriptionLookup is implemented by stores that can read subscriptions
 // back (the seeds' on_subscribe_lookup).
+//
+// If a store does not implement SubscriptionLookup, Router.Subscriptions
+// leaves out the rules it serves, and returns an error matching
+// ErrUnsupported when no rule with OnSubscribed has a store that implements
+// it. persist/mochi then restores no session from the store, and treats a
+// lookup that fails with ErrUnsupported the same way: a client gets back
+// only the subscriptions the broker's memory holds (none after a restart or
+// on another node), and a clean start does not remove the subscriptions
+// stored before a restart or on another node.
 type SubscriptionLookup interface {
 	// Subscriptions returns a client's stored subscriptions, ordered by
 	// filter byte-wise (as Go compares strings); none is not an error.
@@ -102,6 +119,13 @@ type SubscriptionLookup interface {
 
 // RetainLookup is implemented by stores that can read retained messages
 // back (the seeds' on_retain_lookup).
+//
+// If a store does not implement RetainLookup, Router.Retained leaves out the
+// rules it serves, and returns an error matching ErrUnsupported when no rule
+// with OnRetain has a store that implements it. persist/mochi then loads no
+// retained messages at start and does not refresh them from the store when
+// a client subscribes: the broker serves the retained messages in its own
+// memory only.
 type RetainLookup interface {
 	// Retained returns the retained messages whose topic matches filter
 	// (wildcards allowed), ordered by topic byte-wise (as Go compares
@@ -111,6 +135,11 @@ type RetainLookup interface {
 }
 
 // Pinger is implemented by stores that can check their database is reachable.
+//
+// If a store does not implement Pinger, Router.Ping leaves it out (a Router
+// whose stores have none returns nil), Pipeline.Ping returns an error
+// matching ErrUnsupported, and PipelineOptions.Health has no effect: the
+// pipeline notices an outage only when a write fails.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
@@ -119,6 +148,31 @@ type Pinger interface {
 // method returns an error matching ErrClosed; closing again returns nil or
 // such an error. Close does not close database clients the caller passed
 // in.
+//
+// Nothing in this module closes a store but its owner (Router.Close and
+// Pipeline.Close leave stores open). If a store does not implement Closer,
+// it holds nothing to release: its owner has nothing to call, and the store
+// works until the program drops it.
 type Closer interface {
 	Close() error
 }
+
+// FetchPlanner is implemented by stores that know which published messages
+// FetchOffline can give back, and in which mode. A Router implements it
+// from its rules (see Router.Fetchable). A broker adapter asks it for each
+// publish: persist/mochi delivers a message that is fetchable from the
+// store alone (the broker neither sends it nor queues it in memory), and
+// any other message the broker's own way.
+//
+// If a store does not implement FetchPlanner, persist/mochi takes every
+// QoS 1 and 2 message (and QoS 0 with its Options.QoS0) as fetchable in
+// Fanout mode when the store handles both OnPublish and OnFetch (see
+// EventSupporter; a store without Events handles both), and no message
+// otherwise.
+type FetchPlanner interface {
+	// Fetchable reports whether FetchOffline can give back a message that
+	// Publish stores for the topic name at this QoS, and in which mode.
+	Fetchable(topic string, qos byte) (Mode, bool)
+}
+
+var _ FetchPlanner = (*Router)(nil)
