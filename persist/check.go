@@ -68,25 +68,41 @@ func orMax(n int) int {
 	return n
 }
 
-// checkedKey marks a context whose call's input was checked.
+// covers reports whether input within l is within o too: every field of
+// l is at most o's (zero meaning MQTT's limit, or no limit for Payload).
+func (l Limits) covers(o Limits) bool {
+	pay := func(n int) int {
+		if n <= 0 {
+			return int(^uint(0) >> 1)
+		}
+		return n
+	}
+	return orMax(l.ClientID) <= orMax(o.ClientID) && orMax(l.Topic) <= orMax(o.Topic) &&
+		orMax(l.Text) <= orMax(o.Text) && orMax(l.ID) <= orMax(o.ID) && pay(l.Payload) <= pay(o.Payload)
+}
+
+// checkedKey marks a context whose call's input was checked; its value is
+// the Limits it was checked against.
 type checkedKey struct{}
 
 // withChecked returns ctx marked as carrying input that a Router or
-// Pipeline has checked against the limits of the store it calls.
-func withChecked(ctx context.Context) context.Context {
-	if Checked(ctx) {
+// Pipeline has checked against l.
+func withChecked(ctx context.Context, l Limits) context.Context {
+	if CheckedFor(ctx, l) {
 		return ctx
 	}
-	return context.WithValue(ctx, checkedKey{}, true)
+	return context.WithValue(ctx, checkedKey{}, l)
 }
 
-// Checked reports whether ctx comes from a Router or Pipeline that has
-// already checked the input of the store call it makes against the
-// store's Limits, so that the store need not check it again (storekit
-// skips its checks then). Only this package marks a context.
-func Checked(ctx context.Context) bool {
-	v, _ := ctx.Value(checkedKey{}).(bool)
-	return v
+// CheckedFor reports whether ctx comes from a Router or Pipeline that has
+// already checked the input of the call it makes against limits at least
+// as strict as l, so that a store keeping l need not check it again
+// (storekit skips its checks then). Only this package marks a context; a
+// store wrapped in another that does not pass on its Limits is checked
+// again, by its own limits.
+func CheckedFor(ctx context.Context, l Limits) bool {
+	c, ok := ctx.Value(checkedKey{}).(Limits)
+	return ok && c.covers(l)
 }
 
 // invalid returns an error matching ErrInvalid about what (such as

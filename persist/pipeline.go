@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mqttpersist/mqttpersist/topic"
 )
 
 // WriteMode is how a Pipeline gets writes to its store.
@@ -175,9 +173,10 @@ type PipelineStats struct {
 // store behind it). It is safe for concurrent use. Close drains it; it
 // does not close the store.
 type Pipeline struct {
-	store Store
-	opts  PipelineOptions
-	log   *slog.Logger
+	store  Store
+	limits Limits // the store's
+	opts   PipelineOptions
+	log    *slog.Logger
 
 	base   context.Context // canceled when Close gives up draining
 	cancel context.CancelFunc
@@ -208,7 +207,7 @@ type Pipeline struct {
 // opens it (creating the directory) and replays what an earlier run left
 // in it.
 func NewPipeline(store Store, opts *PipelineOptions) (*Pipeline, error) {
-	p := &Pipeline{store: store, stop: make(chan struct{}), done: make(chan struct{}),
+	p := &Pipeline{store: store, limits: LimitsOf(store), stop: make(chan struct{}), done: make(chan struct{}),
 		batch: newHistogram(batchBounds), latency: newHistogram(latencyBounds)}
 	if opts != nil {
 		p.opts = *opts
@@ -276,6 +275,22 @@ func cmpOr[T comparable](v, def T) T {
 
 // Store returns the store the Pipeline writes to.
 func (p *Pipeline) Store() Store { return p.store }
+
+// Limits returns the store's Limits (see Limiter).
+func (p *Pipeline) Limits() Limits { return p.limits }
+
+// check checks a call's input against the store's Limits, unless a Router
+// above has; the returned context, marked Checked, lets the store skip its
+// own checks.
+func (p *Pipeline) check(ctx context.Context, op string, fn func(Limits) error) (context.Context, error) {
+	if CheckedFor(ctx, p.limits) {
+		return ctx, nil
+	}
+	if err := fn(p.limits); err != nil {
+		return ctx, ownErr("pipeline "+p.opts.Name, op, err)
+	}
+	return withChecked(ctx, p.limits), nil
+}
 
 // Name returns PipelineOptions.Name.
 func (p *Pipeline) Name() string { return p.opts.Name }
@@ -358,6 +373,10 @@ func (p *Pipeline) Connected(ctx context.Context, c *Client) error {
 	if p.closed.Load() {
 		return p.errClosed("Connected")
 	}
+	ctx, err := p.check(ctx, "Connected", func(l Limits) error { return l.CheckClient(c) })
+	if err != nil {
+		return err
+	}
 	return p.store.Connected(ctx, c)
 }
 
@@ -365,6 +384,10 @@ func (p *Pipeline) Connected(ctx context.Context, c *Client) error {
 func (p *Pipeline) Subscribed(ctx context.Context, clientID string, subs []Subscription, removed []string) error {
 	if p.closed.Load() {
 		return p.errClosed("Subscribed")
+	}
+	ctx, err := p.check(ctx, "Subscribed", func(l Limits) error { return l.CheckSubscribed(clientID, subs, removed) })
+	if err != nil {
+		return err
 	}
 	return p.store.Subscribed(ctx, clientID, subs, removed)
 }
@@ -384,6 +407,10 @@ func (p *Pipeline) Ping(ctx context.Context) error {
 func (p *Pipeline) FetchOffline(ctx context.Context, clientID, filter string, opt Fetch) ([]*Message, error) {
 	if p.closed.Load() {
 		return nil, p.errClosed("FetchOffline")
+	}
+	ctx, err := p.check(ctx, "FetchOffline", func(l Limits) error { return l.CheckFetch(clientID, filter, opt) })
+	if err != nil {
+		return nil, err
 	}
 	if p.box != nil {
 		if err := p.waitFor(ctx); err != nil {
@@ -415,14 +442,16 @@ func (p *Pipeline) waitFor(ctx context.Context) error {
 // Publish stores msgs: durable, it returns once the store has them
 // (group-committed with concurrent calls); async, once they are in the
 // outbox. Like Router.Publish it gives messages with no ID or Time one.
-// Nil messages and invalid topic names are errors matching ErrInvalid,
-// and nothing is stored then.
+// A batch with a message that fails Limits.CheckPublish (for the store's
+// Limits) is rejected whole with an error matching ErrInvalid, and nothing
+// is stored then.
 func (p *Pipeline) Publish(ctx context.Context, msgs ...*Message) error {
 	if err := p.enter("Publish"); err != nil {
 		return err
 	}
 	defer p.active.RUnlock()
-	if err := prepare(msgs); err != nil || len(msgs) == 0 {
+	fillAll(msgs)
+	if _, err := p.check(ctx, "Publish", func(l Limits) error { return l.CheckPublish(msgs) }); err != nil || len(msgs) == 0 {
 		return err
 	}
 	if p.box != nil {
@@ -441,13 +470,11 @@ func (p *Pipeline) Retain(ctx context.Context, m *Message) error {
 		return err
 	}
 	defer p.active.RUnlock()
-	if m == nil {
-		return Errorf(ErrInvalid, "persist: Retain: nil message")
+	fillAll([]*Message{m})
+	ctx, err := p.check(ctx, "Retain", func(l Limits) error { return l.CheckRetain(m) })
+	if err != nil {
+		return err
 	}
-	if err := topic.ValidateName(m.Topic); err != nil {
-		return Errorf(ErrInvalid, "persist: Retain: %w", err)
-	}
-	fill(m, time.Now())
 	if p.box != nil {
 		return p.enqueue(ctx, []record{{Op: opRetain, Msg: m, Rule: m.rule}})
 	}
@@ -460,8 +487,9 @@ func (p *Pipeline) Acked(ctx context.Context, clientID string, acks ...Ack) erro
 		return err
 	}
 	defer p.active.RUnlock()
-	if len(acks) == 0 {
-		return nil
+	ctx, err := p.check(ctx, "Acked", func(l Limits) error { return l.CheckAcked(clientID, acks) })
+	if err != nil || len(acks) == 0 {
+		return err
 	}
 	if p.box != nil {
 		return p.enqueue(ctx, []record{{Op: opAcked, Client: clientID, Acks: acks}})
@@ -586,6 +614,7 @@ func (p *Pipeline) commit(me *pend) {
 func (p *Pipeline) retry(msgs []*Message) error {
 	ctx, cancel := context.WithTimeout(p.base, p.opts.Timeout)
 	defer cancel()
+	ctx = withChecked(ctx, p.limits) // checked by Publish
 	backoff := p.opts.MinBackoff
 	for {
 		start := time.Now()
@@ -997,7 +1026,10 @@ func (p *Pipeline) trimDropped(start uint64, bt *batch) uint64 {
 	return start
 }
 
+// call makes the store call of a batch; its records were checked when
+// they entered the outbox.
 func (p *Pipeline) call(ctx context.Context, bt *batch) error {
+	ctx = withChecked(ctx, p.limits)
 	switch bt.op {
 	case opPublish:
 		return p.store.Publish(ctx, bt.msgs...)

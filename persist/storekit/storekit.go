@@ -26,7 +26,7 @@
 // filter and Start gives a new subscription its fanout start.
 //
 // Input that a persist.Router or persist.Pipeline has already checked
-// against the store's limits (persist.Checked) is not checked again.
+// against the store's limits (persist.CheckedFor) is not checked again.
 //
 // The kit is what gocloud's docstore/driver helpers are to its drivers;
 // the executable spec of the whole contract is the memstore package,
@@ -143,7 +143,7 @@ func (k *Kit) check(ctx context.Context, op string, fn func(persist.Limits) erro
 	if err := k.Enter(ctx, op); err != nil {
 		return err
 	}
-	if persist.Checked(ctx) {
+	if persist.CheckedFor(ctx, k.limits) {
 		return nil
 	}
 	if err := fn(k.limits); err != nil {
