@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
-	"github.com/mqttpersist/mqttpersist/topic"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 // narrow is the SQL condition that narrows the rows a filter may match;
@@ -100,39 +99,21 @@ func likePattern(f string) string {
 // filter, in ID order, as persist.Store says (queue messages are claimed for
 // clientID; see the package doc).
 func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
-	const op = "FetchOffline"
-	if err := s.enter(ctx, op); err != nil {
+	q, err := s.kit.Fetch(ctx, clientID, filter, opt)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkClientID(clientID); err != nil {
-		return nil, s.invalid(op, "%v", err)
-	}
-	if err := checkFilter(filter); err != nil {
-		return nil, s.invalid(op, "client %q: %v", clientID, err)
-	}
-	switch {
-	case opt.Mode != persist.Fanout && opt.Mode != persist.Queue:
-		return nil, s.invalid(op, "client %q: unknown mode %v", clientID, opt.Mode)
-	case opt.Limit < 0:
-		return nil, s.invalid(op, "client %q: Limit is %d", clientID, opt.Limit)
-	case opt.Since < 0:
-		return nil, s.invalid(op, "client %q: Since is %v", clientID, opt.Since)
-	case opt.Lease < 0:
-		return nil, s.invalid(op, "client %q: Lease is %v", clientID, opt.Lease)
-	}
-	inner := filter
-	if _, in, ok := topic.Shared(filter); ok {
-		inner = in
-	}
+	// Times are stored to the microsecond (truncated): the bound is too,
+	// so that Go keeps what the SQL bound on the stored time let through.
+	q.Since = q.Since.Truncate(time.Microsecond)
 	var out []*persist.Message
-	var err error
 	if opt.Mode == persist.Queue {
-		out, err = s.claim(ctx, clientID, inner, opt)
+		out, err = s.claim(ctx, q)
 	} else {
-		out, err = s.fanout(ctx, clientID, filter, inner, opt)
+		out, err = s.fanout(ctx, q)
 	}
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, "FetchOffline", err)
 	}
 	return out, nil
 }
@@ -151,22 +132,22 @@ func pageSize(limit, have int, exact bool) int {
 	return n
 }
 
-// common appends the conditions every fetch shares to q and args.
-func (s *Store) common(q *strings.Builder, args []any, now time.Time, since time.Duration, after string) []any {
+// common appends the conditions every fetch of fq shares to q and args.
+func (s *Store) common(q *strings.Builder, args []any, fq *storekit.Query, after string) []any {
 	q.WriteString(" AND (m.expiry IS NULL OR m.expiry > ?)")
-	args = append(args, s.d.timeArg(now))
-	if since > 0 {
+	args = append(args, s.d.timeArg(fq.Now))
+	if !fq.Since.IsZero() {
 		q.WriteString(" AND m.arrived >= ?")
-		args = append(args, s.d.timeArg(now.Add(-since)))
+		args = append(args, s.d.timeArg(fq.Since))
 	}
 	q.WriteString(" AND m.msgid > ?")
 	return append(args, after)
 }
 
-func (s *Store) fanout(ctx context.Context, clientID, filter, inner string, opt persist.Fetch) ([]*persist.Message, error) {
+func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Message, error) {
 	d := s.d
-	nw := topicNarrow("m.topic", inner)
-	now := time.Now()
+	nw := topicNarrow("m.topic", fq.Match)
+	limit := fq.Fetch.Limit
 	var out []*persist.Message
 	after := ""
 	for {
@@ -178,24 +159,24 @@ func (s *Store) fanout(ctx context.Context, clientID, filter, inner string, opt 
 		} else {
 			q.WriteString("a.clientid = ? AND a.topic = m.topic")
 		}
-		args = append(args, clientID)
+		args = append(args, fq.ClientID)
 		q.WriteString(" WHERE m.mode = 0 AND " + nw.sql)
 		args = append(args, nw.args...)
 		q.WriteString(" AND (a.mid IS NULL OR m.msgid > a.mid)")
-		args = s.common(&q, args, now, opt.Since, after)
+		args = s.common(&q, args, fq, after)
 		// The start of the client's stored subscription to exactly filter.
 		q.WriteString(" AND m.msgid > COALESCE((SELECT sb.start_id FROM " + d.quote(s.t.sub) + " sb WHERE " + keyCond(d, "sb", "clientid", "topic") + "), '')")
-		args = append(args, keyArgs(d, clientID, filter)...)
+		args = append(args, keyArgs(d, fq.ClientID, fq.Filter)...)
 		q.WriteString(" ORDER BY m.msgid")
-		page := pageSize(opt.Limit, len(out), nw.exact)
+		page := pageSize(limit, len(out), nw.exact)
 		if page > 0 {
 			q.WriteString(" LIMIT " + strconv.Itoa(page))
 		}
-		last, more, err := s.scanInto(ctx, s.db, d.rebind(q.String()), args, page, inner, now, opt.Limit, &out)
+		last, more, err := s.scanInto(ctx, s.db, d.rebind(q.String()), args, page, fq, limit, &out)
 		if err != nil {
 			return nil, err
 		}
-		if !more || (opt.Limit > 0 && len(out) >= opt.Limit) {
+		if !more || fq.Full(len(out)) {
 			return out, nil
 		}
 		after = last
@@ -206,11 +187,11 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// scanInto runs a message query and appends to out the messages whose topic
-// matches filter, until out holds limit messages (0: no limit). It returns
-// the last row's ID and whether rows may follow it (the page was full or
-// reading stopped at the limit).
-func (s *Store) scanInto(ctx context.Context, db querier, q string, args []any, page int, filter string, now time.Time, limit int, out *[]*persist.Message) (string, bool, error) {
+// scanInto runs a message query and appends to out the messages fq keeps
+// (the topic matches, not expired, not before Since), until out holds limit
+// messages (0: no limit). It returns the last row's ID and whether rows may
+// follow it (the page was full or reading stopped at the limit).
+func (s *Store) scanInto(ctx context.Context, db querier, q string, args []any, page int, fq *storekit.Query, limit int, out *[]*persist.Message) (string, bool, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return "", false, err
@@ -227,7 +208,7 @@ func (s *Store) scanInto(ctx context.Context, db querier, q string, args []any, 
 		}
 		n++
 		last = m.ID
-		if topic.Match(filter, m.Topic) && !m.Expired(now) {
+		if fq.Keep(m) {
 			*out = append(*out, m)
 		}
 	}
@@ -248,11 +229,11 @@ type dbtx interface {
 // the candidates are claimed by an UPDATE that checks again that they are
 // unclaimed or the client's own, and only the rows it returns are handed
 // out.
-func (s *Store) claim(ctx context.Context, clientID, inner string, opt persist.Fetch) ([]*persist.Message, error) {
+func (s *Store) claim(ctx context.Context, fq *storekit.Query) ([]*persist.Message, error) {
 	if s.d.name() == "sqlite" {
 		unlock := s.lockWrites()
 		defer unlock()
-		return s.claimPages(ctx, s.db, clientID, inner, opt, true)
+		return s.claimPages(ctx, s.db, fq, true)
 	}
 	var out []*persist.Message
 	var err error
@@ -262,7 +243,7 @@ func (s *Store) claim(ctx context.Context, clientID, inner string, opt persist.F
 	for try := 0; try < 3; try++ {
 		err = s.inTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(tx *sql.Tx) error {
 			var err error
-			out, err = s.claimPages(ctx, tx, clientID, inner, opt, false)
+			out, err = s.claimPages(ctx, tx, fq, false)
 			return err
 		})
 		if !isDeadlock(err) {
@@ -272,11 +253,11 @@ func (s *Store) claim(ctx context.Context, clientID, inner string, opt persist.F
 	return out, err
 }
 
-func (s *Store) claimPages(ctx context.Context, db dbtx, clientID, inner string, opt persist.Fetch, guarded bool) ([]*persist.Message, error) {
+func (s *Store) claimPages(ctx context.Context, db dbtx, fq *storekit.Query, guarded bool) ([]*persist.Message, error) {
 	d := s.d
-	nw := topicNarrow("m.topic", inner)
-	now := time.Now()
-	until := now.Add(opt.LeaseOrDefault())
+	nw := topicNarrow("m.topic", fq.Match)
+	clientID, now, limit := fq.ClientID, fq.Now, fq.Fetch.Limit
+	until := now.Add(fq.Fetch.Lease)
 	msg := d.quote(s.t.msg)
 	var out []*persist.Message
 	after := ""
@@ -287,19 +268,19 @@ func (s *Store) claimPages(ctx context.Context, db dbtx, clientID, inner string,
 		args = append(args, nw.args...)
 		q.WriteString(" AND (m.claim_until IS NULL OR m.claim_until <= ? OR m.claimed_by = ?)")
 		args = append(args, d.timeArg(now), clientID)
-		args = s.common(&q, args, now, opt.Since, after)
+		args = s.common(&q, args, fq, after)
 		q.WriteString(" ORDER BY m.msgid")
-		page := pageSize(opt.Limit, len(out), nw.exact)
+		page := pageSize(limit, len(out), nw.exact)
 		if page > 0 {
 			q.WriteString(" LIMIT " + strconv.Itoa(page))
 		}
 		q.WriteString(d.skipLocked())
 		want := 0
-		if opt.Limit > 0 {
-			want = opt.Limit - len(out)
+		if limit > 0 {
+			want = limit - len(out)
 		}
 		var got []*persist.Message
-		last, more, err := s.scanInto(ctx, db, d.rebind(q.String()), args, page, inner, now, want, &got)
+		last, more, err := s.scanInto(ctx, db, d.rebind(q.String()), args, page, fq, want, &got)
 		if err != nil {
 			return nil, err
 		}
@@ -312,7 +293,7 @@ func (s *Store) claimPages(ctx context.Context, db dbtx, clientID, inner string,
 			out = append(out, claimed...)
 			got = got[n:]
 		}
-		if !more || (opt.Limit > 0 && len(out) >= opt.Limit) {
+		if !more || fq.Full(len(out)) {
 			return out, nil
 		}
 		after = last
@@ -438,11 +419,8 @@ func parseTime(s string) (time.Time, error) {
 // Client returns the stored state of a client, or an error matching persist.ErrNotFound.
 func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, error) {
 	const op = "Client"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Lookup(ctx, op, clientID); err != nil {
 		return nil, err
-	}
-	if err := checkClientID(clientID); err != nil {
-		return nil, s.invalid(op, "%v", err)
 	}
 	var (
 		id, state, node, user, peer sql.NullString
@@ -453,14 +431,10 @@ func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, e
 		err = sql.ErrNoRows
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
-		return nil, &persist.Error{Store: s.name, Op: op, Kind: persist.ErrNotFound,
-			Err: fmt.Errorf("client %q: %w", clientID, persist.ErrNotFound)}
+		err = s.kit.Error(op, persist.ErrNotFound, fmt.Sprintf("client %q", clientID), nil)
 	}
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	c := &persist.Client{ID: id.String, Node: node.String, Username: user.String, PeerHost: peer.String,
 		Online: strings.TrimSpace(state.String) == "1"}
@@ -468,7 +442,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, e
 		c.OfflineAt, err = toTime(off)
 	}
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	return c, nil
 }
@@ -477,15 +451,12 @@ func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, e
 // byte-wise (History is not stored and comes back false).
 func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.Subscription, error) {
 	const op = "Subscriptions"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Lookup(ctx, op, clientID); err != nil {
 		return nil, err
-	}
-	if err := checkClientID(clientID); err != nil {
-		return nil, s.invalid(op, "%v", err)
 	}
 	rows, err := s.db.QueryContext(ctx, s.q.subList, clientID)
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	defer rows.Close()
 	var out []persist.Subscription
@@ -493,7 +464,7 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 		var id, filter sql.NullString
 		var qos, nl, rap, rh, sid sql.NullInt64
 		if err := rows.Scan(&id, &filter, &qos, &nl, &rap, &rh, &sid); err != nil {
-			return nil, s.fail(ctx, op, err)
+			return nil, s.kit.Fail(ctx, op, err)
 		}
 		if id.String != clientID {
 			continue // a collation that pads or folds (seed tables)
@@ -502,9 +473,9 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 			RetainAsPublished: rap.Int64 != 0, RetainHandling: byte(rh.Int64), Identifier: int(sid.Int64)})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Filter < out[j].Filter })
+	storekit.SortSubscriptions(out)
 	return out, nil
 }
 
@@ -512,23 +483,16 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 // ordered by topic byte-wise.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message, error) {
 	const op = "Retained"
-	if err := s.enter(ctx, op); err != nil {
+	fq, err := s.kit.Retained(ctx, filter)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkFilter(filter); err != nil {
-		return nil, s.invalid(op, "%v", err)
-	}
-	inner := filter
-	if _, in, ok := topic.Shared(filter); ok {
-		inner = in
-	}
-	nw := topicNarrow("r.topic", inner)
-	now := time.Now()
+	nw := topicNarrow("r.topic", fq.Match)
 	q := s.d.rebind("SELECT " + retainCols + " FROM " + s.d.quote(s.t.retain) + " r WHERE " + nw.sql +
 		" AND (r.expiry IS NULL OR r.expiry > ?)")
-	rows, err := s.db.QueryContext(ctx, q, append(nw.args, s.d.timeArg(now))...)
+	rows, err := s.db.QueryContext(ctx, q, append(nw.args, s.d.timeArg(fq.Now))...)
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	defer rows.Close()
 	var out []*persist.Message
@@ -540,10 +504,7 @@ func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message
 			arrived, expiry                         any
 		)
 		if err := rows.Scan(&tp, &id, &sender, &node, &qos, &payload, &arrived, &expiry, &props, &user, &peer); err != nil {
-			return nil, s.fail(ctx, op, err)
-		}
-		if !topic.Match(inner, tp.String) {
-			continue
+			return nil, s.kit.Fail(ctx, op, err)
 		}
 		m := &persist.Message{Topic: tp.String, ID: id.String, From: sender.String, Node: node.String, QoS: byte(qos.Int64),
 			Payload: payload, Retain: true, Username: user.String, PeerHost: peer.String}
@@ -557,16 +518,12 @@ func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message
 			err = json.Unmarshal([]byte(props.String), &m.Props)
 		}
 		if err != nil {
-			return nil, s.fail(ctx, op, fmt.Errorf("retained %q: %w", m.Topic, err))
-		}
-		if m.Expired(now) {
-			continue
+			return nil, s.kit.Fail(ctx, op, fmt.Errorf("retained %q: %w", m.Topic, err))
 		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.fail(ctx, op, err)
+		return nil, s.kit.Fail(ctx, op, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
-	return out, nil
+	return fq.FinishRetained(out), nil
 }

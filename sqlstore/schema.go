@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -165,17 +166,14 @@ type colInfo struct {
 // over the seeds' own tables), idempotently and serialized across processes;
 // see the package doc's Schema.
 func (s *Store) Migrate(ctx context.Context) error {
-	if err := s.enter(ctx, "Migrate"); err != nil {
+	if err := s.kit.Enter(ctx, "Migrate"); err != nil {
 		return err
 	}
 	s.migMu.Lock()
 	defer s.migMu.Unlock()
 	unlock := s.lockWrites()
 	defer unlock()
-	if err := s.migrate(ctx); err != nil {
-		return s.fail(ctx, "Migrate", err)
-	}
-	return nil
+	return s.kit.Fail(ctx, "Migrate", s.migrate(ctx))
 }
 
 // migrator is the connection or transaction Migrate works on.
@@ -218,7 +216,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	if got.Int64 != 1 {
-		return fmt.Errorf("sqlstore: Migrate: could not take the migration lock within 60s")
+		return errors.New("could not take the migration lock within 60s")
 	}
 	defer func() {
 		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('mqttpersist.sqlstore.migrate')"); err != nil {

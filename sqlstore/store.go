@@ -3,28 +3,31 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"gorm.io/gorm"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 // Store is a persist.Store (with ClientLookup, SubscriptionLookup,
-// RetainLookup, Pinger and Closer) on SQL tables shaped like the seeds', safe
-// for concurrent use.
+// RetainLookup, Pinger, Closer and Limiter) on SQL tables shaped like the
+// seeds', safe for concurrent use.
 type Store struct {
-	gdb  *gorm.DB
-	db   *sql.DB
-	d    dialect
-	name string
-	t    tables
-	opt  Options
-	own  bool // Open made db: Close closes it
+	// kit is the shared half of the store: the closed gate, the checks
+	// and preparation of every verb's input, the post-filter of reads and
+	// the style of errors.
+	kit *storekit.Kit
+	gdb *gorm.DB
+	db  *sql.DB
+	d   dialect
+	t   tables
+	opt Options
+	own bool // Open made db: Close closes it
 
-	closed atomic.Bool
-	migMu  sync.Mutex
+	migMu sync.Mutex
 	// wmu serializes this store's writes on SQLite, which has one writer
 	// at a time anyway: waiting here is cheaper than SQLITE_BUSY retries.
 	wmu sync.Mutex
@@ -43,7 +46,11 @@ var (
 	_ persist.RetainLookup       = (*Store)(nil)
 	_ persist.Pinger             = (*Store)(nil)
 	_ persist.Closer             = (*Store)(nil)
+	_ persist.Limiter            = (*Store)(nil)
 )
+
+// limits are what the tables keep (see MaxTopicLen and the others).
+var limits = persist.Limits{ClientID: MaxClientIDLen, Topic: MaxTopicLen, Text: MaxStringLen, ID: MaxIDLen}
 
 // New returns a store on db, a SQLite (github.com/glebarez/sqlite), PostgreSQL
 // or MySQL gorm database that the caller keeps owning (Close leaves it open);
@@ -72,10 +79,10 @@ func New(db *gorm.DB, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
+		kit:    storekit.New("sqlstore("+d.name()+")", limits, classify),
 		gdb:    db,
 		db:     sqlDB,
 		d:      d,
-		name:   "sqlstore(" + d.name() + ")",
 		t:      t,
 		opt:    opt,
 		insByN: map[int]string{},
@@ -92,49 +99,30 @@ func (s *Store) Dialect() string { return s.d.name() }
 // DB returns the gorm database the store uses.
 func (s *Store) DB() *gorm.DB { return s.gdb }
 
+// Limits returns what the store keeps: MaxTopicLen, MaxClientIDLen,
+// MaxStringLen and MaxIDLen bytes, payloads of any size.
+func (s *Store) Limits() persist.Limits { return s.kit.Limits() }
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.enter(ctx, "Ping"); err != nil {
+	if err := s.kit.Ping(ctx); err != nil {
 		return err
 	}
-	return s.fail(ctx, "Ping", s.db.PingContext(ctx))
+	return s.kit.Fail(ctx, "Ping", s.db.PingContext(ctx))
 }
 
 // Close makes every later call fail with persist.ErrClosed and closes the
 // connection if Open made it; closing again returns nil.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
+	if !s.kit.Close() {
 		return nil
 	}
 	if s.own {
 		if err := s.db.Close(); err != nil {
-			return persist.Wrap(s.name, "Close", nil, err, false)
+			return persist.Wrap(s.kit.Name(), "Close", nil, err, false)
 		}
 	}
 	return nil
-}
-
-// enter returns the error that stops op before it starts: a done context
-// (as is) or a closed store.
-func (s *Store) enter(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if s.closed.Load() {
-		return s.closedErr(op)
-	}
-	return nil
-}
-
-func (s *Store) closedErr(op string) error {
-	return &persist.Error{Store: s.name, Op: op, Kind: persist.ErrClosed}
-}
-
-// invalid returns an error of op matching persist.ErrInvalid.
-func (s *Store) invalid(op, format string, args ...any) error {
-	e := persist.Errorf(persist.ErrInvalid, format, args...).(*persist.Error)
-	e.Store, e.Op = s.name, op
-	return e
 }
 
 // lockWrites serializes writes on SQLite and returns the unlock function.
@@ -146,19 +134,14 @@ func (s *Store) lockWrites() func() {
 	return s.wmu.Unlock
 }
 
-// fail turns a database error of op into the error the store returns:
-// the context's error as is when ctx is done, ErrClosed after Close, else
-// a *persist.Error classified by classify.
+// enter, fail and invalid are the kit's Enter, Fail and Error for
+// actions.go, which does not call the kit itself yet.
+func (s *Store) enter(ctx context.Context, op string) error { return s.kit.Enter(ctx, op) }
+
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	if s.closed.Load() {
-		return &persist.Error{Store: s.name, Op: op, Kind: persist.ErrClosed, Err: err}
-	}
-	kind, retry := classify(err)
-	return persist.Wrap(s.name, op, kind, err, retry)
+	return s.kit.Fail(ctx, op, err)
+}
+
+func (s *Store) invalid(op, format string, args ...any) error {
+	return s.kit.Error(op, persist.ErrInvalid, "", fmt.Errorf(format, args...))
 }

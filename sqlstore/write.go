@@ -4,11 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"sort"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 // nullStr is NULL for "" (the seeds show NULL for what a broker did not
@@ -41,20 +42,8 @@ func boolInt(b bool) int {
 // another node (see buildQueries), so a disconnect from a node the client
 // has left, arriving after its connect on another, changes nothing.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
-	const op = "Connected"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Connected(ctx, c); err != nil {
 		return err
-	}
-	if c == nil {
-		return s.invalid(op, "client is nil")
-	}
-	if err := checkClientID(c.ID); err != nil {
-		return s.invalid(op, "%v", err)
-	}
-	for _, f := range []struct{ what, v string }{{"Username", c.Username}, {"PeerHost", c.PeerHost}, {"Node", c.Node}} {
-		if err := checkText(f.what, f.v, MaxStringLen); err != nil {
-			return s.invalid(op, "client %q: %v", c.ID, err)
-		}
 	}
 	unlock := s.lockWrites()
 	defer unlock()
@@ -64,49 +53,22 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	}
 	_, err := s.db.ExecContext(ctx, q, c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
 		s.nullTime(c.OnlineAt), s.nullTime(c.OfflineAt), s.d.timeArg(time.Now()))
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, "Connected", err)
 }
 
-// Subscribed removes the filters in removed and then upserts subs for one
-// client in one transaction, keeping the fanout start of a filter subscribed
-// again.
+// Subscribed removes the filters in removed and then upserts subs (the last
+// of several to one filter: one statement must not upsert a row twice) for
+// one client in one transaction, keeping the fanout start of a filter
+// subscribed again.
 func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
-	const op = "Subscribed"
-	if err := s.enter(ctx, op); err != nil {
+	uniq, err := s.kit.Subscribed(ctx, clientID, subs, removed)
+	if err != nil || len(uniq) == 0 && len(removed) == 0 {
 		return err
-	}
-	if err := checkClientID(clientID); err != nil {
-		return s.invalid(op, "%v", err)
-	}
-	for i := range subs {
-		if err := checkSub(&subs[i]); err != nil {
-			return s.invalid(op, "client %q: subscription %d (filter %q): %v", clientID, i, subs[i].Filter, err)
-		}
-	}
-	for i, f := range removed {
-		if err := checkFilter(f); err != nil {
-			return s.invalid(op, "client %q: removed filter %d (%q): %v", clientID, i, f, err)
-		}
-	}
-	if len(subs) == 0 && len(removed) == 0 {
-		return nil
-	}
-	// The last of several subscriptions to one filter wins; one statement
-	// must not upsert a row twice.
-	last := make(map[string]int, len(subs))
-	for i := range subs {
-		last[subs[i].Filter] = i
-	}
-	uniq := make([]*persist.Subscription, 0, len(last))
-	for i := range subs {
-		if last[subs[i].Filter] == i {
-			uniq = append(uniq, &subs[i])
-		}
 	}
 	now := time.Now()
 	unlock := s.lockWrites()
 	defer unlock()
-	err := s.inTx(ctx, nil, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
 		for len(removed) > 0 {
 			n := min(len(removed), 500)
 			var q strings.Builder
@@ -132,13 +94,10 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 		for len(uniq) > 0 {
 			n := min(len(uniq), 500)
 			args := make([]any, 0, n*nSubCols)
-			for _, sub := range uniq[:n] {
-				start := any(persist.NewID())
-				if sub.History {
-					start = ""
-				}
+			for i := range uniq[:n] {
+				sub := &uniq[i]
 				args = append(args, clientID, sub.Filter, int(sub.QoS), boolInt(sub.NoLocal), boolInt(sub.RetainAsPublished),
-					int(sub.RetainHandling), sub.Identifier, start, s.d.timeArg(now))
+					int(sub.RetainHandling), sub.Identifier, storekit.Start(sub), s.d.timeArg(now))
 			}
 			if _, err := tx.ExecContext(ctx, s.subUpsertSQL(n), args...); err != nil {
 				return err
@@ -147,7 +106,7 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 		}
 		return nil
 	})
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, "Subscribed", err)
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.
@@ -167,35 +126,11 @@ func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) 
 // (split by Options.BatchRows and BatchBytes), ignoring IDs already stored, or
 // rejects the whole batch if a message is invalid.
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
-	const op = "Publish"
-	if err := s.enter(ctx, op); err != nil {
+	keep, err := s.kit.Publish(ctx, msgs)
+	if err != nil || len(keep) == 0 {
 		return err
 	}
-	for i, m := range msgs {
-		if err := checkMessage(m, true); err != nil {
-			t := ""
-			if m != nil {
-				t = m.Topic
-			}
-			return s.invalid(op, "message %d (topic %q): %v", i, t, err)
-		}
-	}
 	now := time.Now()
-	keep := make([]*persist.Message, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
-	for _, m := range msgs {
-		if m.Expired(now) {
-			continue
-		}
-		if _, dup := seen[m.ID]; dup {
-			continue
-		}
-		seen[m.ID] = struct{}{}
-		keep = append(keep, m)
-	}
-	if len(keep) == 0 {
-		return nil
-	}
 	// Chunks by rows and payload bytes.
 	var chunks [][]*persist.Message
 	start, bytes := 0, 0
@@ -211,9 +146,9 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	unlock := s.lockWrites()
 	defer unlock()
 	if len(chunks) == 1 {
-		return s.fail(ctx, op, s.insertChunk(ctx, s.db, chunks[0], now))
+		return s.kit.Fail(ctx, "Publish", s.insertChunk(ctx, s.db, chunks[0], now))
 	}
-	err := s.inTx(ctx, nil, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
 		for _, c := range chunks {
 			if err := s.insertChunk(ctx, tx, c, now); err != nil {
 				return err
@@ -221,7 +156,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 		}
 		return nil
 	})
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, "Publish", err)
 }
 
 type execer interface {
@@ -265,23 +200,8 @@ func encodeProps(p *persist.Properties) (any, error) {
 // Acked deletes the acked queue messages claimed by clientID and moves its
 // cursor of each other ack's topic forward, in one transaction.
 func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
-	const op = "Acked"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Acked(ctx, clientID, acks); err != nil || len(acks) == 0 {
 		return err
-	}
-	if err := checkClientID(clientID); err != nil {
-		return s.invalid(op, "%v", err)
-	}
-	for i, a := range acks {
-		if err := checkMsgID(a.ID); err != nil {
-			return s.invalid(op, "client %q: ack %d (topic %q): %v", clientID, i, a.Topic, err)
-		}
-		if err := checkTopicName(a.Topic); err != nil {
-			return s.invalid(op, "client %q: ack %d (topic %q): %v", clientID, i, a.Topic, err)
-		}
-	}
-	if len(acks) == 0 {
-		return nil
 	}
 	now := time.Now()
 	unlock := s.lockWrites()
@@ -323,59 +243,39 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 				return err
 			}
 		}
-		// Fanout: the highest acked ID per topic.
-		cursor := map[string]string{}
-		for _, a := range acks {
-			if queue[a.ID] {
-				continue
-			}
-			if a.ID > cursor[a.Topic] {
-				cursor[a.Topic] = a.ID
-			}
-		}
-		topics := make([]string, 0, len(cursor))
-		for t := range cursor {
-			topics = append(topics, t)
-		}
-		sort.Strings(topics) // a fixed order: concurrent upserts lock rows alike
-		for len(topics) > 0 {
-			n := min(len(topics), 500)
+		// Fanout: the highest acked ID per topic, in topic order.
+		cursors := storekit.Cursors(acks, func(i int) bool { return !queue[acks[i].ID] })
+		for len(cursors) > 0 {
+			n := min(len(cursors), 500)
 			args := make([]any, 0, n*4)
-			for _, t := range topics[:n] {
-				args = append(args, clientID, t, cursor[t], s.d.timeArg(now))
+			for _, c := range cursors[:n] {
+				args = append(args, clientID, c.Topic, c.ID, s.d.timeArg(now))
 			}
 			if _, err := tx.ExecContext(ctx, s.ackUpsertSQL(n), args...); err != nil {
 				return err
 			}
-			topics = topics[n:]
+			cursors = cursors[n:]
 		}
 		return nil
 	})
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, "Acked", err)
 }
 
 // Retain sets or replaces the retained message of m.Topic, or deletes it when the payload is empty.
 func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	const op = "Retain"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Retain(ctx, m); err != nil {
 		return err
-	}
-	if err := checkMessage(m, false); err != nil {
-		t := ""
-		if m != nil {
-			t = m.Topic
-		}
-		return s.invalid(op, "message (topic %q): %v", t, err)
 	}
 	unlock := s.lockWrites()
 	defer unlock()
 	if len(m.Payload) == 0 {
 		_, err := s.db.ExecContext(ctx, s.q.retainDelete, keyArgs(s.d, m.Topic)...)
-		return s.fail(ctx, op, err)
+		return s.kit.Fail(ctx, op, err)
 	}
 	props, err := encodeProps(&m.Props)
 	if err != nil {
-		return s.invalid(op, "message (topic %q): properties: %v", m.Topic, err)
+		return s.kit.Fail(ctx, op, s.kit.Error(op, persist.ErrInvalid, fmt.Sprintf("topic %q", m.Topic), fmt.Errorf("properties: %w", err)))
 	}
 	at := m.Time
 	if at.IsZero() {
@@ -383,14 +283,14 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	}
 	_, err = s.db.ExecContext(ctx, s.q.retainUpsert, m.Topic, m.ID, nullStr(m.From), nullStr(m.Node), int(m.QoS), m.Payload,
 		s.d.timeArg(at), s.nullTime(m.Expiry), props, nullStr(m.Username), nullStr(m.PeerHost))
-	return s.fail(ctx, op, err)
+	return s.kit.Fail(ctx, op, err)
 }
 
 // DeleteExpired deletes the expired messages and retained messages (nothing
 // else removes expired fanout messages) and returns how many rows went.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	const op = "DeleteExpired"
-	if err := s.enter(ctx, op); err != nil {
+	if err := s.kit.Enter(ctx, op); err != nil {
 		return 0, err
 	}
 	unlock := s.lockWrites()
@@ -400,7 +300,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	for _, t := range []string{s.t.msg, s.t.retain} {
 		res, err := s.db.ExecContext(ctx, s.d.rebind("DELETE FROM "+s.d.quote(t)+" WHERE expiry <= ?"), now)
 		if err != nil {
-			return total, s.fail(ctx, op, err)
+			return total, s.kit.Fail(ctx, op, err)
 		}
 		n, _ := res.RowsAffected()
 		total += n
