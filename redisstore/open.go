@@ -15,6 +15,55 @@ import (
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
+// The schemes Open takes are registered with persist.Register, so that a
+// program importing this package opens them with persist.Open.
+func init() {
+	for _, scheme := range []string{"redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"} {
+		persist.Register(scheme, openURL)
+	}
+}
+
+// openURL is the persist.Opener of every scheme Open takes: Open with
+// default Options, but for a query parameter prefix=NAME, which sets
+// Options.Prefix (several brokers, or tests, can share one Redis) and is
+// taken out of the URL before Open parses it.
+func openURL(ctx context.Context, rawURL string) (persist.Store, error) {
+	rest, prefix, err := cutParam(rawURL, "prefix")
+	if err != nil {
+		return nil, persist.RedactError(persist.Wrap(storeName, "Open "+persist.Redact(rawURL), persist.ErrInvalid, err, false), rawURL)
+	}
+	s, err := Open(ctx, rest, &Options{Prefix: prefix})
+	if err != nil {
+		if pe, ok := err.(*persist.Error); ok && rest != rawURL {
+			pe.Op = "Open " + persist.Redact(rawURL) // the URL as given, with its prefix
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// cutParam removes the query parameter name from u and returns its value
+// (the last one given); the other parameters are kept, encoded again.
+func cutParam(u, name string) (rest, value string, err error) {
+	base, query, ok := strings.Cut(u, "?")
+	if !ok {
+		return u, "", nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("bad query: %w", err)
+	}
+	if !q.Has(name) {
+		return u, "", nil
+	}
+	value = q.Get(name)
+	q.Del(name)
+	if len(q) == 0 {
+		return base, value, nil
+	}
+	return base + "?" + q.Encode(), value, nil
+}
+
 // Open connects to the Redis at rawURL, pings it (every master of a
 // Cluster), so that a malformed URL or an unreachable server fails here
 // with an error naming the address but never the password, and returns a
@@ -30,14 +79,19 @@ import (
 //
 // The +sentinel and +cluster forms take no query parameters; build the
 // client yourself and call New for more settings.
+//
+// persist.Open takes the same URLs once this package is imported, also
+// blank (import _ "github.com/mqttpersist/mqttpersist/redisstore"), with
+// one more query parameter in every form: prefix=NAME sets Options.Prefix
+// (redis://host:6379/0?prefix=app1, redis+cluster://h:p,h:p?prefix=app1).
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	op := "Open " + redact(rawURL)
+	op := "Open " + persist.Redact(rawURL)
 	client, err := newClient(rawURL)
 	if err != nil {
-		return nil, persist.Wrap(storeName, op, persist.ErrInvalid, scrub(err, rawURL), false)
+		return nil, persist.RedactError(persist.Wrap(storeName, op, persist.ErrInvalid, withoutURL(err), false), rawURL)
 	}
 	s, err := New(client, opts)
 	if err != nil {
@@ -59,9 +113,9 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 			if pe.Kind == nil {
 				pe.Kind = persist.ErrUnavailable
 			}
-			return nil, pe
+			return nil, persist.RedactError(pe, rawURL)
 		}
-		return nil, persist.Wrap(storeName, op, persist.ErrUnavailable, err, true)
+		return nil, persist.RedactError(persist.Wrap(storeName, op, persist.ErrUnavailable, err, true), rawURL)
 	}
 	return s, nil
 }
@@ -151,46 +205,12 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 	}), nil
 }
 
-// scrub returns err without the URL's password in its text (url.Parse
-// errors quote the whole URL).
-func scrub(err error, u string) error {
+// withoutURL returns err without url.Parse's copy of the URL (Open names
+// the URL once, redacted).
+func withoutURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if pass := password(u); pass != "" && strings.Contains(err.Error(), pass) {
-		return errors.New(strings.ReplaceAll(err.Error(), pass, "xxxxx"))
+		return ue.Err
 	}
 	return err
-}
-
-// password returns the password in u's user info, or "".
-func password(u string) string {
-	_, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return ""
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	_, pass, _ := strings.Cut(rest[:at], ":")
-	return pass
-}
-
-// redact returns u with its password replaced by xxxxx.
-func redact(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return u
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return u
-	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,96 @@ func TestOpen(t *testing.T) {
 				t.Errorf("the client Open made, after Close: %v, want redis.ErrClosed", err)
 			}
 		})
+	}
+}
+
+// TestOpenRegistered opens each topology through persist.Open, which
+// takes ?prefix=NAME for Options.Prefix in every form.
+func TestOpenRegistered(t *testing.T) {
+	for _, s := range []string{"redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"} {
+		if !slices.Contains(persist.Schemes(), s) {
+			t.Errorf("persist.Schemes() = %v: no %q", persist.Schemes(), s)
+		}
+	}
+	urls := map[string]func(t *testing.T) string{
+		"Single": func(t *testing.T) string { return testenv.RedisURL(t) },
+		"Sentinel": func(t *testing.T) string {
+			addrs, master := testenv.RedisSentinel(t)
+			return "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master + "/0"
+		},
+		"Cluster": func(t *testing.T) string {
+			return "redis+cluster://" + strings.Join(testenv.RedisClusterAddrs(t), ",")
+		},
+	}
+	for _, name := range []string{"Single", "Sentinel", "Cluster"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			base := testenv.FreshName("t")
+			u := urls[name](t)
+			sep := "?"
+			if strings.Contains(u, "?") {
+				sep = "&"
+			}
+			u += sep + "prefix=" + base + ":mqtt"
+			st, err := persist.Open(ctx, u)
+			if err != nil {
+				t.Fatalf("persist.Open(%s): %v", u, err)
+			}
+			t.Cleanup(func() {
+				c, _ := newClientLike(t, name)
+				_ = dropKeys(context.Background(), c, base+":*")
+			})
+			rs, ok := st.(*redisstore.Store)
+			if !ok {
+				t.Fatalf("persist.Open(%s) = %T, want *redisstore.Store", u, st)
+			}
+			defer rs.Close()
+			if rs.Prefix() != base+":mqtt" {
+				t.Errorf("Prefix() = %q, want %q from the URL", rs.Prefix(), base+":mqtt")
+			}
+			if _, ok := st.(persist.Migrator); ok {
+				t.Errorf("a Redis store is a persist.Migrator; it has no schema to create")
+			}
+			m := &persist.Message{ID: persist.NewID(), Topic: "open/t", Payload: []byte("x"), QoS: 1, Time: time.Now()}
+			if err := st.Publish(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := rs.Redis().Exists(ctx, base+":mqtt:msg:"+m.ID).Result(); err != nil || n != 1 {
+				t.Errorf("key %s:mqtt:msg:%s: exists %d, %v", base, m.ID, n, err)
+			}
+		})
+	}
+}
+
+// TestOpenRegisteredErrors: through persist.Open, redisstore's errors keep
+// their kind and retryability and show no password.
+func TestOpenRegisteredErrors(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		kind error
+		says string
+	}{
+		{"redis://u:s3cret@127.0.0.1:16379/0?prefix=a&prefix=%zz", persist.ErrInvalid, "bad query"},
+		{"redis+cluster://u:s3cret@127.0.0.1:17001?prefix=a&pool_size=3", persist.ErrInvalid, "no query parameters"},
+		{"redis://u:s3cret@127.0.0.1:notaport/0?prefix=a", persist.ErrInvalid, "port"},
+		{"redis://u:s3cret@127.0.0.1:1/0?prefix=a", persist.ErrUnavailable, "Open redis://u:xxxxx@127.0.0.1:1/0?prefix=a: "},
+		{"rediss+sentinel://u:s3cret@127.0.0.1:1/mymaster?prefix=a", persist.ErrUnavailable, "127.0.0.1:1"},
+	} {
+		st, err := persist.Open(t.Context(), c.url)
+		if err == nil {
+			st.(persist.Closer).Close()
+			t.Errorf("persist.Open(%s) succeeded", c.url)
+			continue
+		}
+		if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("persist.Open(%s): %v; want an error matching %v that says %q", c.url, err, c.kind, c.says)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("persist.Open(%s): the error shows the password: %v", c.url, err)
+		}
+		if want := c.kind == persist.ErrUnavailable; persist.IsRetryable(err) != want {
+			t.Errorf("persist.Open(%s): retryable %v, want %v: %v", c.url, persist.IsRetryable(err), want, err)
+		}
 	}
 }
 
