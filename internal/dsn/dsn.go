@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/mqttpersist/mqttpersist/persist"
 )
 
 // MySQL converts a URL of the form
@@ -27,14 +29,14 @@ import (
 // unknown names are session variables, as in the driver); parseTime=true is
 // added unless the URL sets parseTime.
 //
-// Errors name the URL with its password redacted.
+// Errors name the URL redacted by persist.Redact.
 func MySQL(rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", fmt.Errorf("dsn: bad MySQL URL %q: %v", redact(rawURL), unwrapURLError(err))
+		return "", fmt.Errorf("dsn: bad MySQL URL %q: %v", persist.Redact(rawURL), unwrapURLError(err))
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("dsn: bad MySQL URL %q: %s", redact(rawURL), fmt.Sprintf(format, args...))
+		return fmt.Errorf("dsn: bad MySQL URL %q: %s", persist.Redact(rawURL), fmt.Sprintf(format, args...))
 	}
 	switch u.Scheme {
 	case "mysql", "mariadb":
@@ -89,21 +91,4 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// redact hides the password in s, a URL or something meant to be one.
-func redact(s string) string {
-	prefix, rest := "", s
-	if i := strings.Index(s, "://"); i >= 0 {
-		prefix, rest = s[:i+3], s[i+3:]
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 || strings.Contains(rest[:at], "/") {
-		return s
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return s
-	}
-	return prefix + user + ":xxxxx" + rest[at:]
 }
