@@ -16,11 +16,54 @@
 // embeds Unsupported and declares its events with an Events method
 // (EventSupporter).
 //
+// # Schema names
+//
+// The data model follows a set of reference backends: the persistence
+// backends of the EMQ X broker (Redis, MySQL, PostgreSQL, MongoDB,
+// Cassandra, DynamoDB, InfluxDB, OpenTSDB, Timescale). The stores keep
+// their names and layout by default, so the queries written for those
+// backends, such as select * from mqtt_client where clientid = 'test' or
+// HGETALL mqtt:retain:<topic>, work on the data stored here. The docs of
+// this module use their names:
+//
+//	mqtt_client  table or collection of client connection states (Client):
+//	             clientid, state (1 online, 0 offline), node, online_at,
+//	             offline_at; Redis hash mqtt:client:<clientid>, and
+//	             mqtt:node:<node> for the clients online on a node
+//	mqtt_sub     subscriptions (Subscription): clientid, topic (the filter),
+//	             qos; Redis hash mqtt:sub:<clientid>, filter → QoS
+//	mqtt_msg     messages for offline delivery (Message): msgid, topic,
+//	             sender (Message.From), node, qos, retain, payload, arrived
+//	             (Message.Time); Redis hash mqtt:msg:<msgid>
+//	mqtt_retain  retained messages, one per topic: topic, msgid, sender,
+//	             node, qos, payload, arrived; Redis hash mqtt:retain:<topic>
+//	mqtt_acked   acks: per client and topic, the ID of the last message
+//	             acked (its fanout cursor); Redis mqtt:acked:<clientid>:<topic>
+//
+// Cassandra keeps them in keyspace mqtt (mqtt.client, mqtt.sub, …). Each
+// store's package doc lists the exact names it uses and the ones it adds;
+// the names are configurable (a prefix, or a name per table).
+//
+// Rules run on the reference backends' hooks client.connected,
+// client.disconnected, session.subscribed, session.unsubscribed,
+// message.publish and message.acked, and on message.retain and
+// message.fetch of this module (see Event). The backends' functions map to
+// Store verbs and companions: on_client_connected and
+// on_client_disconnected to Connected, on_message_publish to Publish,
+// on_message_retain and on_retain_delete to Retain, on_message_acked to
+// Acked, on_message_fetch to FetchOffline, on_subscribe_lookup to
+// SubscriptionLookup and on_retain_lookup to RetainLookup. A fetch's
+// offline_opts (max_returned_count, time_range) are Fetch's Limit and
+// Since, and the expired_after setting is Rule.Expiry. Their one-to-one
+// messages are Queue, their many-to-many ("pubsub") messages Fanout, and
+// their raw "sql", "cql" and "commands" actions are in package
+// persist/action.
+//
 // # Router
 //
-// A Rule is the seeds' hook line: events, a topic filter, a store and
-// options (mode queue or fanout, QoS 0 too, a default expiry, FetchOffline
-// defaults, History). NewRouter checks the rules up front; the Router is
+// A Rule is one hook line of the reference backends (see Schema names):
+// events, a topic filter, a store and options (mode queue or fanout, QoS 0
+// too, a default expiry, FetchOffline defaults, History). NewRouter checks the rules up front; the Router is
 // itself a Store, so routers compose. For each call it makes at most one
 // call per distinct store, calling different stores concurrently, and it
 // counts matched, written and failed items per rule (Router.Stats).

@@ -6,7 +6,8 @@ import (
 )
 
 // Event is a set of broker events a Rule handles, one bit per Store verb.
-// Names follow the seeds' hooks ("client.connected", "message.publish", …).
+// Names are the hooks of the reference backends ("client.connected",
+// "message.publish", …; see Schema names in the package doc).
 type Event uint16
 
 // The events. Each one selects a Store verb.
@@ -22,9 +23,10 @@ const (
 	// OnAcked selects Acked (message.acked).
 	OnAcked
 	// OnRetain selects Retain: set, replace and delete retained messages
-	// (the seeds' on_message_retain and on_retain_delete).
+	// (on_message_retain and on_retain_delete of the reference backends).
 	OnRetain
-	// OnFetch selects FetchOffline (the seeds' on_message_fetch).
+	// OnFetch selects FetchOffline (on_message_fetch of the reference
+	// backends).
 	OnFetch
 	// OnDelivered is reserved for deliveries (message.delivered); no Store
 	// verb handles it yet and AllEvents leaves it out.
@@ -93,10 +95,10 @@ func (e Event) String() string {
 }
 
 // ParseEvent parses one event name or several joined by "|" or ",": the
-// seeds' hook names ("client.connected", "client.disconnected",
+// hook names ("client.connected", "client.disconnected",
 // "session.subscribed", "session.unsubscribed", "message.publish",
 // "message.acked", "message.delivered"), "message.retain" and
-// "message.fetch" for the seeds' on_message_retain and on_message_fetch,
+// "message.fetch" for the functions on_message_retain and on_message_fetch,
 // the short forms "connected", "subscribed", "publish", "acked",
 // "retain", "fetch", "delivered", and "all" (or "*") for AllEvents.
 // It is the inverse of Event.String.

@@ -9,11 +9,12 @@ import (
 type Mode uint8
 
 const (
-	// Fanout (the seeds' many-to-many "pubsub") stores a message once; every
-	// subscriber keeps its own read position (a cursor per client and topic).
-	// Acks advance the cursor; a message leaves only by expiry.
+	// Fanout (many-to-many, "pubsub" in the reference backends) stores a
+	// message once; every subscriber keeps its own read position (a cursor
+	// per client and topic). Acks advance the cursor; a message leaves only
+	// by expiry.
 	Fanout Mode = iota
-	// Queue (the seeds' one-to-one) stores a message once; it is handed to
+	// Queue (one-to-one) stores a message once; it is handed to
 	// exactly one consumer (an atomic claim with a lease) and deleted when
 	// that consumer acks it.
 	Queue
@@ -77,13 +78,14 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
-	// From is the publisher's client ID (the seeds' "sender").
+	// From is the publisher's client ID (column sender of mqtt_msg).
 	From     string
 	Username string
 	PeerHost string
 	// Node is the broker node that received the message.
 	Node string
-	// Time is when the broker received the message (the seeds' "arrived").
+	// Time is when the broker received the message (column arrived of
+	// mqtt_msg).
 	Time time.Time
 	// Expiry is when the message stops being delivered (MQTT 5 message
 	// expiry, or the rule's expired_after); zero means never.
@@ -120,7 +122,8 @@ func (m *Message) Clone() *Message {
 	return &c
 }
 
-// Client is a client's connection state (the seeds' mqtt_client).
+// Client is a client's connection state (a row of the mqtt_client table
+// or collection, see Schema names in the package doc).
 type Client struct {
 	ID       string
 	Username string
@@ -135,7 +138,7 @@ type Client struct {
 	OfflineAt time.Time
 }
 
-// Subscription is one client subscription (the seeds' mqtt_sub).
+// Subscription is one client subscription (a row of mqtt_sub).
 type Subscription struct {
 	// Filter is the topic filter, possibly "$share/<group>/<filter>".
 	Filter string
@@ -160,7 +163,8 @@ type Ack struct {
 	Topic string
 }
 
-// Fetch limits what FetchOffline returns (the seeds' offline_opts).
+// Fetch limits what FetchOffline returns (offline_opts of the reference
+// backends' on_message_fetch).
 type Fetch struct {
 	// Mode selects fanout (cursor) or queue (claim) messages.
 	Mode Mode

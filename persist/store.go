@@ -19,10 +19,11 @@ import (
 // messages, ...) returns an error matching ErrUnsupported.
 type Store interface {
 	// Connected records a client's connection state; c.Online tells a
-	// connect from a disconnect (the seeds' mqtt_client). Username,
-	// PeerHost, Node and Online are stored as given; a zero OnlineAt or
-	// OfflineAt keeps the stored time, so a disconnect may carry
-	// OfflineAt alone and a reconnect keeps the last OfflineAt.
+	// connect from a disconnect (the mqtt_client table, see Schema names
+	// in the package doc). Username, PeerHost, Node and Online are stored
+	// as given; a zero OnlineAt or OfflineAt keeps the stored time, so a
+	// disconnect may carry OfflineAt alone and a reconnect keeps the last
+	// OfflineAt.
 	//
 	// A connect always applies. A disconnect from node N applies only
 	// when the client is stored as connected to N, is not stored as
@@ -36,13 +37,13 @@ type Store interface {
 	// nodes sharing a database need no lookup before they write.
 	Connected(ctx context.Context, c *Client) error
 	// Subscribed adds or updates subs and removes the filters in removed
-	// for one client (the seeds' mqtt_sub). A removed filter also forgets
+	// for one client (the mqtt_sub table). A removed filter also forgets
 	// the subscription's fanout start. subs apply in order, so of a filter
 	// given twice the last counts (as MQTT handles a SUBSCRIBE). Removing
 	// a filter that is not stored is not an error. An invalid filter in
 	// subs returns an error matching ErrInvalid and changes nothing.
 	Subscribed(ctx context.Context, clientID string, subs []Subscription, removed []string) error
-	// Publish stores a batch of messages (the seeds' mqtt_msg), in one
+	// Publish stores a batch of messages (the mqtt_msg table), in one
 	// round trip where the database allows. Messages that are already
 	// expired are not stored. A message whose ID is already stored (or
 	// given twice) is stored once. A batch with an invalid topic name
@@ -51,14 +52,14 @@ type Store interface {
 	Publish(ctx context.Context, msgs ...*Message) error
 	// Acked records a client's acks: a queue message claimed by the client
 	// is deleted; a fanout ack advances the client's cursor for the
-	// message's topic (the seeds' mqtt_acked) and never moves it back.
+	// message's topic (the mqtt_acked table) and never moves it back.
 	// An ack of a queue message by a client that has not claimed it
 	// changes nothing, and an ack of a queue message moves no fanout
 	// cursor. Any other ack is a fanout ack: it moves the cursor even when
 	// its message is not (yet) stored.
 	Acked(ctx context.Context, clientID string, acks ...Ack) error
 	// Retain sets or replaces the retained message of m.Topic, with all
-	// its fields; an empty payload deletes it (the seeds' mqtt_retain). An
+	// its fields; an empty payload deletes it (the mqtt_retain table). An
 	// invalid topic name returns an error matching ErrInvalid.
 	Retain(ctx context.Context, m *Message) error
 	// FetchOffline returns the stored messages for clientID whose topic
@@ -101,7 +102,7 @@ type ClientLookup interface {
 }
 
 // SubscriptionLookup is implemented by stores that can read subscriptions
-// back (the seeds' on_subscribe_lookup).
+// back (on_subscribe_lookup of the reference backends).
 //
 // If a store does not implement SubscriptionLookup, Router.Subscriptions
 // leaves out the rules it serves, and returns an error matching
@@ -118,7 +119,7 @@ type SubscriptionLookup interface {
 }
 
 // RetainLookup is implemented by stores that can read retained messages
-// back (the seeds' on_retain_lookup).
+// back (on_retain_lookup of the reference backends).
 //
 // If a store does not implement RetainLookup, Router.Retained leaves out the
 // rules it serves, and returns an error matching ErrUnsupported when no rule
