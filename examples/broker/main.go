@@ -27,7 +27,7 @@
 // then closes the stores.
 //
 // It is a program to copy: everything it does is a few calls into
-// mqttpersist (persist.NewRouter, persist.NewPipeline, sqlstore.Open,
+// mqttpersist (persist.Open, persist.NewRouter, persist.NewPipeline,
 // mochi.New, metrics.Register).
 package main
 

@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
-	"github.com/mqttpersist/mqttpersist/redisstore"
-	"github.com/mqttpersist/mqttpersist/sqlstore"
+	// The stores the broker opens by URL, with persist.Open: each
+	// registers its schemes (sqlite, postgres, mysql, redis, ...).
+	_ "github.com/mqttpersist/mqttpersist/redisstore"
+	_ "github.com/mqttpersist/mqttpersist/sqlstore"
 )
 
 // openedStore is one store of the config, open and migrated, and the
@@ -61,40 +62,33 @@ func openStores(ctx context.Context, urls map[string]string, wait time.Duration,
 			out.Close()
 			return nil, fmt.Errorf("store %q: %w", name, err)
 		}
-		o := &openedStore{name: name, display: redact(urls[name]), store: s}
+		o := &openedStore{name: name, display: persist.Redact(urls[name]), store: s}
 		out.list = append(out.list, o)
 		out.byName[name] = o
 	}
 	return out, nil
 }
 
-// openStore opens the store of one URL by its scheme and creates its schema.
+// openStore opens the store of one URL through persist.Open, with the
+// store package registered for its scheme (the blank imports above; a new
+// store needs only its import), and creates its schema when it has one
+// (persist.Migrator). A Redis URL takes ?prefix=NAME to start every key
+// with NAME instead of "mqtt", so several brokers (or tests) can share one
+// Redis.
 func openStore(ctx context.Context, u string) (persist.Store, error) {
-	scheme, _, ok := strings.Cut(u, ":")
-	if !ok {
-		return nil, fmt.Errorf("%q is not a store URL (want sqlite://PATH, postgres://…, mysql://…, redis://…)", redact(u))
+	s, err := persist.Open(ctx, u)
+	if err != nil {
+		return nil, err
 	}
-	switch strings.ToLower(scheme) {
-	case "sqlite", "sqlite3", "postgres", "postgresql", "mysql", "mariadb":
-		s, err := sqlstore.Open(ctx, u, nil)
-		if err != nil {
+	if m, ok := s.(persist.Migrator); ok {
+		if err := m.Migrate(ctx); err != nil {
+			if c, ok := s.(persist.Closer); ok {
+				c.Close()
+			}
 			return nil, err
 		}
-		if err := s.Migrate(ctx); err != nil {
-			s.Close()
-			return nil, err
-		}
-		return s, nil
-	case "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster":
-		// ?prefix=NAME starts every key with NAME instead of "mqtt", so
-		// several brokers (or tests) can share one Redis.
-		rest, prefix, err := cutParam(u, "prefix")
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", redact(u), err)
-		}
-		return redisstore.Open(ctx, rest, &redisstore.Options{Prefix: prefix})
 	}
-	return nil, fmt.Errorf("%s: unknown scheme %q (want sqlite, postgres, mysql, redis, redis+sentinel, redis+cluster)", redact(u), scheme)
+	return s, nil
 }
 
 // writeSettings are how the stores are written: the -mode, -outbox,
@@ -214,29 +208,6 @@ func (o *openedStores) expireLoop(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// cutParam removes the query parameter name from u and returns its value.
-func cutParam(u, name string) (rest, value string, err error) {
-	base, query, ok := strings.Cut(u, "?")
-	if !ok {
-		return u, "", nil
-	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return "", "", fmt.Errorf("bad query %q: %w", query, err)
-	}
-	value = q.Get(name)
-	q.Del(name)
-	if len(q) == 0 {
-		return base, value, nil
-	}
-	return base + "?" + q.Encode(), value, nil
-}
-
-// redact hides the password of a URL for messages.
-func redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return u
-	}
-	return p.Redacted()
-}
+// redact hides the credentials of a URL for messages, as persist.Redact
+// (config.go names the -store URL with it).
+func redact(u string) string { return persist.Redact(u) }
