@@ -1,16 +1,19 @@
 package sqlstore
 
 import (
+	"context"
 	"crypto/sha256"
+	"database/sql"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // dialect is what differs between the SQL databases: placeholders, quoting,
-// upserts, GREATEST, row locking, column types and how keys are compared.
-// SQL is written once with '?' placeholders and rebound per dialect when it
-// is built (never per call on the hot path).
+// upserts, GREATEST, row locking, column types, how keys are compared and
+// how tables are migrated. SQL is written once with '?' placeholders and
+// rebound per dialect when it is built (never per call on the hot path).
+// Code outside the dialects' own methods does not ask which database it is.
 type dialect interface {
 	// name is "sqlite", "postgres" or "mysql".
 	name() string
@@ -22,6 +25,20 @@ type dialect interface {
 	// onConflict returns the clause that makes an INSERT an upsert on the
 	// unique key cols, with set as the assignments ("" for do nothing).
 	onConflict(cols []string, set string) string
+	// onConflictIf is onConflict whose update applies only where cond
+	// holds: a WHERE on the update (PostgreSQL, SQLite) or, where an
+	// upsert has none (MySQL), each assignment keeping the stored value
+	// unless cond holds. set returns the assignments, each one guarded by
+	// its argument when that is not "".
+	onConflictIf(cols []string, set func(guard string) string, cond string) string
+	// online is the literal that the state column of an online client
+	// equals (state 1; a string on MySQL, whose state column is
+	// varchar(3) as the seeds').
+	online() string
+	// oneWriter reports whether the database takes one writer at a time
+	// (SQLite): the store then serializes its own writes, and claims
+	// queue messages without row locks (see skipLocked).
+	oneWriter() bool
 	// excluded names the value an upsert tried to insert into col.
 	excluded(col string) string
 	// current names the stored value of col of table in an upsert.
@@ -39,6 +56,46 @@ type dialect interface {
 	hashKeys() bool
 	// colType is the column type of kind k for a new column.
 	colType(k colKind) string
+
+	// The rest is the schema side, used by Migrate (dialect_schema.go).
+
+	// migrateOn runs fn, the migration, on conn, serialized across
+	// processes: in one transaction where DDL is transactional (SQLite;
+	// PostgreSQL under an advisory transaction lock), else under a named
+	// lock of the session (MySQL, which also picks its collation first).
+	migrateOn(ctx context.Context, conn *sql.Conn, fn func(migrator) error) error
+	// tableOptions is what follows the column list of a CREATE TABLE.
+	tableOptions() string
+	// columnsQuery lists the columns of the table named by its one
+	// parameter, as columns scans them.
+	columnsQuery() string
+	// columnOK reports whether an existing column, described by c, can
+	// stay as it is to hold kind k.
+	columnOK(k colKind, c colInfo) bool
+	// retype returns what makes the existing column c, described by info,
+	// of the quoted table hold c.kind: statements to run at once (before
+	// any ALTER) and the ALTER TABLE clause ("" for none).
+	retype(table string, c column, info colInfo) (before []string, alter string)
+	// unindex returns the statements that drop the indexes of table over
+	// the columns about to be altered (lower-case names).
+	unindex(ctx context.Context, conn migrator, table string, altered map[string]bool) ([]string, error)
+	// createIndexes returns the statements that create the indexes of
+	// spec that the table lacks.
+	createIndexes(ctx context.Context, conn migrator, spec tableSpec) ([]string, error)
+}
+
+// dialectOf returns the dialect of a gorm dialector name, or nil for one
+// this package does not speak.
+func dialectOf(gormName string) dialect {
+	switch gormName {
+	case "sqlite":
+		return sqliteDialect{}
+	case "postgres":
+		return postgresDialect{}
+	case "mysql":
+		return &mysqlDialect{}
+	}
+	return nil
 }
 
 // colKind is the logical type of a column.
@@ -118,8 +175,13 @@ func (sqliteDialect) greatest(a, b string) string { return "MAX(" + a + ", " + b
 func (sqliteDialect) skipLocked() string          { return "" }
 func (sqliteDialect) timeArg(t time.Time) any     { return t.UTC().Format(sqlTime) }
 func (sqliteDialect) hashKeys() bool              { return false }
+func (sqliteDialect) online() string              { return "1" }
+func (sqliteDialect) oneWriter() bool             { return true }
 func (sqliteDialect) onConflict(cols []string, set string) string {
 	return onConflictStd(cols, set)
+}
+func (sqliteDialect) onConflictIf(cols []string, set func(string) string, cond string) string {
+	return onConflictStd(cols, set("")) + " WHERE " + cond
 }
 func (sqliteDialect) colType(k colKind) string {
 	switch k {
@@ -138,6 +200,8 @@ func (sqliteDialect) colType(k colKind) string {
 	}
 }
 
+// onConflictStd is the upsert of PostgreSQL and SQLite; an update with a
+// WHERE after it leaves the row alone when the condition is false.
 func onConflictStd(cols []string, set string) string {
 	c := " ON CONFLICT (" + strings.Join(cols, ", ") + ")"
 	if set == "" {
@@ -163,8 +227,13 @@ func (postgresDialect) skipLocked() string          { return " FOR UPDATE SKIP L
 // so it gets the UTC one.
 func (postgresDialect) timeArg(t time.Time) any { return t.UTC() }
 func (postgresDialect) hashKeys() bool          { return false }
+func (postgresDialect) online() string          { return "1" }
+func (postgresDialect) oneWriter() bool         { return false }
 func (postgresDialect) onConflict(cols []string, set string) string {
 	return onConflictStd(cols, set)
+}
+func (postgresDialect) onConflictIf(cols []string, set func(string) string, cond string) string {
+	return onConflictStd(cols, set("")) + " WHERE " + cond
 }
 func (postgresDialect) colType(k colKind) string {
 	switch k {
@@ -212,6 +281,8 @@ func (*mysqlDialect) skipLocked() string          { return " FOR UPDATE SKIP LOC
 // connection's loc and time_zone are.
 func (*mysqlDialect) timeArg(t time.Time) any { return t.UTC().Format(sqlTime) }
 func (*mysqlDialect) hashKeys() bool          { return true }
+func (*mysqlDialect) online() string          { return "'1'" }
+func (*mysqlDialect) oneWriter() bool         { return false }
 
 // onConflict: MySQL upserts on whichever unique key clashes; "id = id" is
 // the do-nothing update (INSERT IGNORE would also hide other errors).
@@ -220,6 +291,14 @@ func (*mysqlDialect) onConflict(_ []string, set string) string {
 		set = "id = id"
 	}
 	return " ON DUPLICATE KEY UPDATE " + set
+}
+
+// onConflictIf: ON DUPLICATE KEY UPDATE has no WHERE, so every assignment
+// is guarded by cond. MySQL evaluates the assignments left to right, each
+// reading the columns assigned before it: cond must read the same for all
+// of them (set orders them so).
+func (d *mysqlDialect) onConflictIf(cols []string, set func(string) string, cond string) string {
+	return d.onConflict(cols, set(cond))
 }
 
 func (d *mysqlDialect) colType(k colKind) string {

@@ -113,27 +113,16 @@ func buildQueries(d dialect, t tables) queries {
 	// state is not 1, the stored node is NULL, or the stored node is the
 	// disconnect's (a NULL node, a disconnect naming none, equals no
 	// node). One statement decides and writes, so no connect from another
-	// node slips in between. The state column is varchar(3) on MySQL (as
-	// the seeds), compared as a string there.
-	one := "1"
-	if d.name() == "mysql" {
-		one = "'1'"
-	}
-	applies := "(" + cur("state") + " IS NULL OR " + cur("state") + " <> " + one +
+	// node slips in between.
+	//
+	// Where the upsert has no WHERE (MySQL), each assignment keeps the
+	// stored value unless the disconnect applies, and assignments read the
+	// columns assigned before them, so applies must read the same for all
+	// of them: state and node are assigned last, and once applies holds,
+	// assigning node (to the disconnect's) or state (to 0) keeps it true.
+	applies := "(" + cur("state") + " IS NULL OR " + cur("state") + " <> " + d.online() +
 		" OR " + cur("node") + " IS NULL OR " + cur("node") + " = " + ex("node") + ")"
-	if d.name() == "mysql" {
-		// ON DUPLICATE KEY UPDATE has no WHERE: each assignment keeps the
-		// stored value unless the disconnect applies. MySQL evaluates the
-		// assignments left to right, each reading the columns assigned
-		// before it, so applies must read the same for all of them: state
-		// and node are assigned last, and once applies holds, assigning
-		// node (to the disconnect's) or state (to 0) keeps it true.
-		q.disconnected = d.rebind(ins + d.onConflict([]string{"clientid"}, clientSet(applies)))
-	} else {
-		// PostgreSQL and SQLite: an upsert whose update has a WHERE leaves
-		// the row alone when the condition is false.
-		q.disconnected = d.rebind(ins + d.onConflict([]string{"clientid"}, clientSet("")) + " WHERE " + applies)
-	}
+	q.disconnected = d.rebind(ins + d.onConflictIf([]string{"clientid"}, clientSet, applies))
 	q.client = d.rebind("SELECT clientid, state, node, username, peerhost, online_at, offline_at FROM " + client +
 		" WHERE " + keyCond(d, "", "clientid"))
 

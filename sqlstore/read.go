@@ -230,7 +230,7 @@ type dbtx interface {
 // unclaimed or the client's own, and only the rows it returns are handed
 // out.
 func (s *Store) claim(ctx context.Context, fq *storekit.Query) ([]*persist.Message, error) {
-	if s.d.name() == "sqlite" {
+	if s.d.skipLocked() == "" { // no row locks: claim optimistically
 		unlock := s.lockWrites()
 		defer unlock()
 		return s.claimPages(ctx, s.db, fq, true)

@@ -3,8 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -183,51 +181,15 @@ type migrator interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// migrate runs the migration: on PostgreSQL and SQLite, whose DDL is
-// transactional, in one transaction (PostgreSQL's under an advisory
-// transaction lock, released whatever happens); on MySQL, whose DDL commits
-// on its own, under a named lock of the session.
+// migrate runs the migration on a connection of its own, as the dialect
+// serializes it (see dialect.migrateOn).
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if s.d.name() != "mysql" {
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if s.d.name() == "postgres" {
-			// Any constant will do; it only has to be the same for every store.
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7306247071805291)"); err != nil {
-				_ = tx.Rollback()
-				return err
-			}
-		}
-		if err := s.migrateTables(ctx, tx); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		return tx.Commit()
-	}
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('mqttpersist.sqlstore.migrate', 60)").Scan(&got); err != nil {
-		return err
-	}
-	if got.Int64 != 1 {
-		return errors.New("could not take the migration lock within 60s")
-	}
-	defer func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('mqttpersist.sqlstore.migrate')"); err != nil {
-			// Do not pool a session that may still hold the lock.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-	}()
-	if err := s.mysqlCollation(ctx, conn); err != nil {
-		return err
-	}
-	return s.migrateTables(ctx, conn)
+	return s.d.migrateOn(ctx, conn, func(m migrator) error { return s.migrateTables(ctx, m) })
 }
 
 func (s *Store) migrateTables(ctx context.Context, conn migrator) error {
@@ -235,36 +197,6 @@ func (s *Store) migrateTables(ctx context.Context, conn migrator) error {
 		if err := s.migrateTable(ctx, conn, spec); err != nil {
 			return fmt.Errorf("table %s: %w", spec.name, err)
 		}
-	}
-	return nil
-}
-
-// mysqlCollation picks the binary, no-pad collation the server has.
-func (s *Store) mysqlCollation(ctx context.Context, conn migrator) error {
-	md := s.d.(*mysqlDialect)
-	rows, err := conn.QueryContext(ctx, "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')")
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	found := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return err
-		}
-		found[n] = true
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	switch {
-	case found["utf8mb4_nopad_bin"]:
-		md.collation = "utf8mb4_nopad_bin"
-	case found["utf8mb4_0900_bin"]:
-		md.collation = "utf8mb4_0900_bin"
-	default:
-		md.collation = "utf8mb4_bin"
 	}
 	return nil
 }
@@ -282,7 +214,7 @@ func (s *Store) migrateTable(ctx context.Context, conn migrator, spec tableSpec)
 		}
 		return nil
 	}
-	mysql := d.name() == "mysql"
+	hash := d.hashKeys() && spec.hash != nil
 	if len(have) == 0 {
 		var b strings.Builder
 		b.WriteString("CREATE TABLE IF NOT EXISTS " + q + " (\n")
@@ -295,13 +227,10 @@ func (s *Store) migrateTable(ctx context.Context, conn migrator, spec tableSpec)
 				b.WriteString(" NOT NULL")
 			}
 		}
-		if mysql && spec.hash != nil {
+		if hash {
 			b.WriteString(",\n  " + hashCol + " " + d.colType(kHash) + " AS (" + hashExpr(spec.hash) + ") STORED INVISIBLE")
 		}
-		b.WriteString("\n)")
-		if mysql {
-			b.WriteString(" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=" + d.(*mysqlDialect).collation)
-		}
+		b.WriteString("\n)" + d.tableOptions())
 		if err := exec(b.String()); err != nil {
 			return err
 		}
@@ -314,54 +243,28 @@ func (s *Store) migrateTable(ctx context.Context, conn migrator, spec tableSpec)
 				adds = append(adds, c.name+" "+d.colType(c.kind))
 				continue
 			}
-			if d.name() == "sqlite" || c.kind == kSerial || columnOK(d, c.kind, info) {
+			if c.kind == kSerial || d.columnOK(c.kind, info) {
 				continue
 			}
 			altered[c.name] = true
-			numeric := isNumeric(info.dataType)
-			switch {
-			case mysql:
-				if numeric && c.kind != kState && c.kind != kInt && c.kind != kMode {
-					// The seeds' integer message IDs mean nothing next to ours.
-					if err := exec("UPDATE " + q + " SET " + c.name + " = NULL"); err != nil {
-						return err
-					}
+			before, alter := d.retype(q, c, info)
+			for _, b := range before {
+				if err := exec(b); err != nil {
+					return err
 				}
-				nn := ""
-				if c.notNull {
-					nn = " NOT NULL"
-				}
-				alters = append(alters, "MODIFY COLUMN "+c.name+" "+d.colType(c.kind)+nn)
-			default: // postgres
-				using := ""
-				switch {
-				case c.kind == kBlob && !strings.Contains(info.dataType, "bytea"):
-					using = " USING convert_to(" + c.name + ", 'UTF8')"
-				case numeric:
-					using = " USING NULL"
-				}
-				alters = append(alters, "ALTER COLUMN "+c.name+" TYPE "+d.colType(c.kind)+using)
+			}
+			if alter != "" {
+				alters = append(alters, alter)
 			}
 		}
-		if mysql && len(altered) > 0 {
-			// Indexes over columns that grow (the seeds' unique keys on
-			// clientid and topic) would pass MySQL's index length limit:
-			// drop them; this package's own are made again below.
-			idx, err := mysqlIndexes(ctx, conn, spec.name)
+		if len(altered) > 0 {
+			drops, err := d.unindex(ctx, conn, spec.name, altered)
 			if err != nil {
 				return err
 			}
-			for name, cols := range idx {
-				if name == "PRIMARY" {
-					continue
-				}
-				for _, c := range cols {
-					if altered[strings.ToLower(c)] {
-						if err := exec("DROP INDEX " + d.quote(name) + " ON " + q); err != nil {
-							return err
-						}
-						break
-					}
+			for _, drop := range drops {
+				if err := exec(drop); err != nil {
+					return err
 				}
 			}
 		}
@@ -375,96 +278,28 @@ func (s *Store) migrateTable(ctx context.Context, conn migrator, spec tableSpec)
 				return err
 			}
 		}
-		if _, ok := have[hashCol]; mysql && spec.hash != nil && !ok {
+		if _, ok := have[hashCol]; hash && !ok {
 			if err := exec("ALTER TABLE " + q + " ADD COLUMN " + hashCol + " " + d.colType(kHash) + " AS (" + hashExpr(spec.hash) + ") STORED INVISIBLE"); err != nil {
 				return err
 			}
 		}
 	}
-	// Indexes.
-	var existing map[string][]string
-	if mysql {
-		if existing, err = mysqlIndexes(ctx, conn, spec.name); err != nil {
-			return err
-		}
+	creates, err := d.createIndexes(ctx, conn, spec)
+	if err != nil {
+		return err
 	}
-	for _, ix := range spec.idx {
-		name := spec.name + ix.suffix
-		cols := ix.cols
-		if mysql {
-			cols = ix.mysql
-			if ix.unique && spec.hash != nil {
-				// MySQL keeps unique keys over clientid/topic as a hash.
-				cols, name = hashCol, spec.name+"_ukey"
-			}
-			if cols == "" {
-				continue
-			}
-			if _, ok := existing[name]; ok {
-				continue
-			}
-		} else if cols == "" {
-			continue
-		}
-		kind := "INDEX"
-		if ix.unique {
-			kind = "UNIQUE INDEX"
-		}
-		ine := " IF NOT EXISTS"
-		if mysql {
-			ine = ""
-		}
-		if err := exec("CREATE " + kind + ine + " " + d.quote(name) + " ON " + q + " (" + cols + ")"); err != nil {
+	for _, c := range creates {
+		if err := exec(c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// columnOK reports whether an existing column can stay as it is.
-func columnOK(d dialect, k colKind, c colInfo) bool {
-	str := func(n int64) bool {
-		return c.dataType == "text" || (c.dataType == "varchar" || c.dataType == "character varying") && (c.length == 0 || c.length >= n)
-	}
-	switch d.name() {
-	case "postgres":
-		switch k {
-		case kClientID, kString:
-			return str(strLen)
-		case kTopic:
-			return str(strLen) && c.collation == "C"
-		case kMsgID:
-			return str(msgIDLen) && c.collation == "C"
-		case kState, kInt, kMode:
-			return isNumeric(c.dataType)
-		case kTime:
-			return strings.HasPrefix(c.dataType, "timestamp")
-		case kBlob:
-			return c.dataType == "bytea"
-		case kText:
-			return c.dataType == "text"
-		}
-	case "mysql":
-		coll := d.(*mysqlDialect).collation
-		bin := c.charset == "utf8mb4" && c.collation == coll
-		switch k {
-		case kClientID, kTopic, kString:
-			return c.dataType == "varchar" && c.length >= strLen && bin
-		case kMsgID:
-			return c.dataType == "varchar" && c.length >= msgIDLen && bin
-		case kState:
-			return c.dataType == "varchar" || isNumeric(c.dataType)
-		case kInt, kMode:
-			return isNumeric(c.dataType)
-		case kTime:
-			return c.dataType == "datetime" && c.precision == 6
-		case kBlob:
-			return c.dataType == "longblob"
-		case kText:
-			return c.dataType == "longtext"
-		}
-	}
-	return true
+// textOK reports whether the existing column c is text, or a varchar of
+// at least n characters (or unbounded).
+func textOK(c colInfo, n int64) bool {
+	return c.dataType == "text" || (c.dataType == "varchar" || c.dataType == "character varying") && (c.length == 0 || c.length >= n)
 }
 
 func isNumeric(t string) bool {
@@ -478,19 +313,7 @@ func isNumeric(t string) bool {
 // columns returns the existing columns of table by lower-case name; none
 // if the table does not exist.
 func (s *Store) columns(ctx context.Context, conn migrator, table string) (map[string]colInfo, error) {
-	var query string
-	switch s.d.name() {
-	case "sqlite":
-		query = "SELECT name, lower(type), 0, '', '', 0 FROM pragma_table_info(?)"
-	case "postgres":
-		query = `SELECT column_name, data_type, COALESCE(character_maximum_length, 0), COALESCE(collation_name, ''), '', 0
-			FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`
-	default:
-		query = `SELECT COLUMN_NAME, LOWER(DATA_TYPE), COALESCE(CHARACTER_MAXIMUM_LENGTH, 0), COALESCE(COLLATION_NAME, ''),
-			COALESCE(CHARACTER_SET_NAME, ''), COALESCE(DATETIME_PRECISION, 0)
-			FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`
-	}
-	rows, err := conn.QueryContext(ctx, query, table)
+	rows, err := conn.QueryContext(ctx, s.d.columnsQuery(), table)
 	if err != nil {
 		return nil, err
 	}
@@ -503,25 +326,6 @@ func (s *Store) columns(ctx context.Context, conn migrator, table string) (map[s
 			return nil, err
 		}
 		out[strings.ToLower(name)] = c
-	}
-	return out, rows.Err()
-}
-
-// mysqlIndexes returns the indexes of table with their columns.
-func mysqlIndexes(ctx context.Context, conn migrator, table string) (map[string][]string, error) {
-	rows, err := conn.QueryContext(ctx, `SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX`, table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var name, col string
-		if err := rows.Scan(&name, &col); err != nil {
-			return nil, err
-		}
-		out[name] = append(out[name], col)
 	}
 	return out, rows.Err()
 }

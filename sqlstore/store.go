@@ -63,16 +63,9 @@ func New(db *gorm.DB, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, persist.Errorf(persist.ErrInvalid, "sqlstore: New: db has no *sql.DB (inside a transaction?): %v", err)
 	}
-	var d dialect
-	switch n := db.Dialector.Name(); n {
-	case "sqlite":
-		d = sqliteDialect{}
-	case "postgres":
-		d = postgresDialect{}
-	case "mysql":
-		d = &mysqlDialect{}
-	default:
-		return nil, persist.Errorf(persist.ErrInvalid, "sqlstore: New: unsupported gorm dialect %q (want sqlite, postgres or mysql)", n)
+	d := dialectOf(db.Dialector.Name())
+	if d == nil {
+		return nil, persist.Errorf(persist.ErrInvalid, "sqlstore: New: unsupported gorm dialect %q (want sqlite, postgres or mysql)", db.Dialector.Name())
 	}
 	opt, t, err := opts.resolve()
 	if err != nil {
@@ -125,9 +118,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// lockWrites serializes writes on SQLite and returns the unlock function.
+// lockWrites serializes writes on SQLite (the dialect's oneWriter) and
+// returns the unlock function.
 func (s *Store) lockWrites() func() {
-	if s.d.name() != "sqlite" {
+	if !s.d.oneWriter() {
 		return func() {}
 	}
 	s.wmu.Lock()
