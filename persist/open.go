@@ -30,8 +30,8 @@ type Opener func(ctx context.Context, rawURL string) (Store, error)
 
 // Migrator is implemented by stores whose database needs a schema (tables,
 // indexes) before use, such as sqlstore's. Migrate creates what is missing
-// and keeps what is stored: running it again, also from several processes
-// at once, changes nothing more.
+// and keeps what is stored, so running it again, also from several
+// processes at once, is harmless.
 //
 // Open never migrates: creating a schema is an explicit step, as in
 // database/sql. A program that opened a store by URL calls Migrate when the

@@ -23,12 +23,14 @@ func TestOpenRegistered(t *testing.T) {
 		}
 	}
 	urls := map[string]func(t *testing.T) string{
-		"sqlite":     func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "a.db") },
-		"sqlite3":    func(t *testing.T) string { return "sqlite3://" + filepath.Join(t.TempDir(), "a.db") },
-		"postgres":   func(t *testing.T) string { return testenv.PostgresURL(t) },
-		"postgresql": func(t *testing.T) string { return "postgresql" + strings.TrimPrefix(testenv.PostgresURL(t), "postgres") },
-		"mysql":      func(t *testing.T) string { return testenv.MySQLURL(t) },
-		"mariadb":    func(t *testing.T) string { return "mariadb" + strings.TrimPrefix(testenv.MySQLURL(t), "mysql") },
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "a.db") },
+		"sqlite3":  func(t *testing.T) string { return "sqlite3://" + filepath.Join(t.TempDir(), "a.db") },
+		"postgres": func(t *testing.T) string { return testenv.PostgresURL(t) },
+		"postgresql": func(t *testing.T) string {
+			return "postgresql" + strings.TrimPrefix(testenv.PostgresURL(t), "postgres")
+		},
+		"mysql":   func(t *testing.T) string { return testenv.MySQLURL(t) },
+		"mariadb": func(t *testing.T) string { return "mariadb" + strings.TrimPrefix(testenv.MySQLURL(t), "mysql") },
 	}
 	for _, name := range []string{"sqlite", "sqlite3", "postgres", "postgresql", "mysql", "mariadb"} {
 		t.Run(name, func(t *testing.T) {
