@@ -18,8 +18,8 @@ import (
 // the plain pipeline's; the aim is at least 0.6).
 func BenchmarkPublishBatch(b *testing.B) {
 	for _, tp := range topologies {
-		b.Run(tp.name, func(b *testing.B) {
-			c := tp.client(b)
+		b.Run(tp.Name, func(b *testing.B) {
+			c := tp.Open(b)
 			st := newStore(b, c, nil)
 			const n = 100
 			payload := []byte(`{"temp":21.5,"hum":40}`)
@@ -66,7 +66,7 @@ func BenchmarkPublishBatch(b *testing.B) {
 			})
 			if storeNs > 0 && plainNs > 0 {
 				b.Logf("%s: Publish of %d messages %.0f µs, plain HSET+ZADD pipeline %.0f µs: store/plain throughput ratio %.2f",
-					tp.name, n, storeNs/1e3, plainNs/1e3, plainNs/storeNs)
+					tp.Name, n, storeNs/1e3, plainNs/1e3, plainNs/storeNs)
 			}
 		})
 	}
@@ -75,8 +75,8 @@ func BenchmarkPublishBatch(b *testing.B) {
 // BenchmarkShared runs persisttest.Bench on every topology.
 func BenchmarkShared(b *testing.B) {
 	for _, tp := range topologies {
-		b.Run(tp.name, func(b *testing.B) {
-			persisttest.Bench(b, harness(tp.client(b)))
+		b.Run(tp.Name, func(b *testing.B) {
+			persisttest.Bench(b, harness(tp.Open(b)))
 		})
 	}
 }

@@ -14,17 +14,13 @@ import (
 	"github.com/mqttpersist/mqttpersist/redisstore"
 )
 
-// topology is one way of reaching Redis: a single server, Sentinel or a
-// Cluster, each from `make services`.
-type topology struct {
-	name   string
-	client func(t testing.TB) redis.UniversalClient
-}
-
-var topologies = []topology{
-	{"Single", singleClient},
-	{"Sentinel", sentinelClient},
-	{"Cluster", clusterClient},
+// topologies are the ways of reaching Redis: a single server, Sentinel or
+// a Cluster, each from `make services`; a topology's Open returns its
+// client.
+var topologies = []testenv.Backend[redis.UniversalClient]{
+	{Name: "Single", Open: singleClient},
+	{Name: "Sentinel", Open: sentinelClient},
+	{Name: "Cluster", Open: clusterClient},
 }
 
 var (
@@ -175,20 +171,15 @@ func harness(c redis.UniversalClient) persisttest.Harness {
 	}}
 }
 
+// eachTopology runs fn in a subtest per topology, with its client.
 func eachTopology(t *testing.T, fn func(t *testing.T, c redis.UniversalClient)) {
-	for _, tp := range topologies {
-		t.Run(tp.name, func(t *testing.T) {
-			fn(t, tp.client(t))
-		})
-	}
+	testenv.EachBackend(t, topologies, fn)
 }
 
 func TestConformance(t *testing.T) {
-	for _, tp := range topologies {
-		t.Run(tp.name, func(t *testing.T) {
-			persisttest.Run(t, harness(tp.client(t)))
-		})
-	}
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		persisttest.Run(t, harness(c))
+	})
 }
 
 // quiet drops go-redis's own log lines (Sentinel master switches and the

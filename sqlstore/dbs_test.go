@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,29 +25,39 @@ type testDB struct {
 	raw     *sql.DB
 }
 
+// databases are the SQL databases the tests run on, each fresh per test.
+var databases = testenv.Map(testenv.SQLBackends(), newTestDB)
+
 // eachDB runs fn as a subtest per dialect, each on a fresh database.
 func eachDB(t *testing.T, fn func(t *testing.T, db testDB)) {
 	t.Helper()
-	for _, d := range []string{"sqlite", "postgres", "mysql"} {
-		t.Run(d, func(t *testing.T) {
-			t.Parallel()
-			fn(t, freshDB(t, d))
-		})
-	}
+	testenv.EachBackendParallel(t, databases, fn)
 }
 
+// freshDB returns a fresh database of dialect: "sqlite", "postgres" or
+// "mysql".
 func freshDB(t *testing.T, dialect string) testDB {
 	t.Helper()
-	var url, driver, dataSource string
+	for _, b := range databases {
+		if b.Name == dialect {
+			return b.Open(t)
+		}
+	}
+	t.Fatalf("freshDB: no dialect %q", dialect)
+	return testDB{}
+}
+
+// newTestDB is the database of dialect at url, with its plain driver
+// connection.
+func newTestDB(t testing.TB, dialect, url string) testDB {
+	t.Helper()
+	var driver, dataSource string
 	switch dialect {
 	case "sqlite":
-		path := filepath.Join(t.TempDir(), "mqtt.db")
-		url, driver, dataSource = "sqlite://"+path, "sqlite", path+"?_pragma=busy_timeout(10000)"
+		driver, dataSource = "sqlite", strings.TrimPrefix(url, "sqlite://")+"?_pragma=busy_timeout(10000)"
 	case "postgres":
-		url = testenv.PostgresURL(t)
 		driver, dataSource = "pgx", url
 	case "mysql":
-		url = testenv.MySQLURL(t)
 		dsn, err := testenv.MySQLDSN(url)
 		if err != nil {
 			t.Fatal(err)

@@ -130,27 +130,13 @@ func (b *broker) stop() {
 // eachSQLStore runs fn per SQL database: SQLite always, PostgreSQL and
 // MariaDB from make services (failing in CI when they are missing).
 func eachSQLStore(t *testing.T, fn func(t *testing.T, storeURL string)) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, "sqlite://"+filepath.Join(t.TempDir(), "mqtt.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testenv.PostgresURL(t))
-	})
-	t.Run("mysql", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testenv.MySQLURL(t))
-	})
+	testenv.EachBackendParallel(t, testenv.SQLBackends(), fn)
 }
 
 // eachStore runs fn on every SQL database and on Redis.
 func eachStore(t *testing.T, fn func(t *testing.T, storeURL string)) {
-	eachSQLStore(t, fn)
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		fn(t, redisURL(t))
-	})
+	redisBackend := testenv.Backend[string]{Name: "redis", Open: redisURL}
+	testenv.EachBackendParallel(t, append(testenv.SQLBackends(), redisBackend), fn)
 }
 
 // redisURL is the test Redis with a fresh key prefix, whose keys are

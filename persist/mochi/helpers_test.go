@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -30,15 +29,18 @@ type db struct {
 }
 
 func sqliteDB(t testing.TB) db {
-	return db{name: "sqlite", url: "sqlite://" + filepath.Join(t.TempDir(), "mqtt.db")}
+	return db{name: "sqlite", url: testenv.SQLiteURL(t)}
 }
 
-// dbs returns the databases to run a test on: SQLite always, PostgreSQL
+// databases are the databases to run a test on: SQLite always, PostgreSQL
 // and MySQL when their servers are there (testenv decides skip or fail).
+var databases = testenv.Map(testenv.SQLBackends(), func(_ testing.TB, name, url string) db {
+	return db{name: name, url: url}
+})
+
+// forEachDB runs fn in a subtest per database of databases.
 func forEachDB(t *testing.T, fn func(t *testing.T, d db)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteDB(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, db{name: "postgres", url: testenv.PostgresURL(t)}) })
-	t.Run("mysql", func(t *testing.T) { fn(t, db{name: "mysql", url: testenv.MySQLURL(t)}) })
+	testenv.EachBackend(t, databases, fn)
 }
 
 // open opens and migrates a store on d and returns the default Router of
