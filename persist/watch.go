@@ -2,14 +2,22 @@ package persist
 
 import "context"
 
-// Notice tells a watching node that messages were stored for a topic.
+// Notice tells a watching node that messages were stored for a topic, or
+// that a client connected on some node.
 type Notice struct {
-	// Topic is the topic name of the stored messages.
+	// Topic is the topic name of the stored messages ("" in a client's
+	// notice).
 	Topic string
-	// Node is the broker node that published them (Message.Node), so that
-	// a node can leave out the messages it delivered itself; "" when the
-	// store does not know.
+	// Node is the broker node that published the messages (Message.Node),
+	// so that a node can leave out the messages it delivered itself, or
+	// the node the client connected to; "" when the store does not know.
 	Node string
+	// Client, when set, says that this client connected on Node (a
+	// Connected with Online true): a node that still has a connection of
+	// that client closes it, so that one client ID has one connection
+	// cluster-wide [MQTT-3.1.4-2]. Every watch hears every client's
+	// notice, whatever its filters.
+	Client string
 }
 
 // Watcher is implemented by stores that tell the broker nodes sharing
@@ -28,7 +36,8 @@ type Notice struct {
 type Watcher interface {
 	// Watch starts a watch: fn is called with a Notice soon after a
 	// Publish that stored messages for a topic matching one of the
-	// watch's filters has returned (the messages are readable then).
+	// watch's filters has returned (the messages are readable then), and
+	// after every Connected of an online client.
 	// Notices are hints to fetch, not messages: one may stand for several
 	// messages, may come twice, and may come for messages already read.
 	// fn must not block for long. The watch ends when ctx ends or Close
