@@ -1,6 +1,9 @@
 package persist
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Notice tells a watching node that messages were stored for a topic, or
 // that a client connected on some node.
@@ -18,6 +21,10 @@ type Notice struct {
 	// cluster-wide [MQTT-3.1.4-2]. Every watch hears every client's
 	// notice, whatever its filters.
 	Client string
+	// At is when the client connected (Client.OnlineAt) in a client's
+	// notice: a node leaves a connection of the client that is newer than
+	// that alone (the client came back to it).
+	At time.Time
 }
 
 // Watcher is implemented by stores that tell the broker nodes sharing
