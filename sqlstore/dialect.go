@@ -57,7 +57,8 @@ type dialect interface {
 	// colType is the column type of kind k for a new column.
 	colType(k colKind) string
 
-	// The rest is the schema side, used by Migrate (dialect_schema.go).
+	// The rest is the schema side, used by Migrate: migrate_lock.go,
+	// columns.go and indexes.go hold each dialect's methods.
 
 	// migrateOn runs fn, the migration, on conn, serialized across
 	// processes: in one transaction where DDL is transactional (SQLite;

@@ -1,0 +1,147 @@
+package sqlstore
+
+import "strings"
+
+// column is one column of a table as this package creates it.
+type column struct {
+	name    string
+	kind    colKind
+	notNull bool // only for new tables (the seeds' NOT NULL columns)
+}
+
+// index is one index; its name is the table name and suffix.
+type index struct {
+	suffix string
+	unique bool
+	cols   string // PostgreSQL and SQLite
+	mysql  string // MySQL; "" means none
+}
+
+// tableSpec describes one table.
+type tableSpec struct {
+	name string
+	cols []column
+	// hash lists the columns of the unique key that MySQL keeps as a
+	// generated SHA-256 column "ukey" (nil: none).
+	hash []string
+	idx  []index
+}
+
+// hashCol is the name of MySQL's generated key hash column.
+const hashCol = "ukey"
+
+// specs returns the tables of the store.
+func (s *Store) specs() []tableSpec {
+	t := s.t
+	return []tableSpec{
+		{
+			name: t.client,
+			cols: []column{
+				{"id", kSerial, false},
+				{"clientid", kClientID, false},
+				{"state", kState, false},
+				{"node", kString, false},
+				{"online_at", kTime, false},
+				{"offline_at", kTime, false},
+				{"created", kTime, false},
+				{"username", kString, false},
+				{"peerhost", kString, false},
+			},
+			hash: []string{"clientid"},
+			idx: []index{
+				{suffix: "_clientid_key", unique: true, cols: "clientid"},
+				{suffix: "_clientid_idx", mysql: "clientid(255)"},
+			},
+		},
+		{
+			name: t.sub,
+			cols: []column{
+				{"id", kSerial, false},
+				{"clientid", kClientID, false},
+				{"topic", kTopic, false},
+				{"qos", kInt, false},
+				{"created", kTime, false},
+				{"no_local", kInt, false},
+				{"retain_as_published", kInt, false},
+				{"retain_handling", kInt, false},
+				{"sub_id", kInt, false},
+				{"start_id", kMsgID, false},
+			},
+			hash: []string{"clientid", "topic"},
+			idx: []index{
+				{suffix: "_clientid_topic_key", unique: true, cols: "clientid, topic"},
+				{suffix: "_clientid_idx", mysql: "clientid(255)"},
+			},
+		},
+		{
+			name: t.msg,
+			cols: []column{
+				{"id", kSerial, false},
+				{"msgid", kMsgID, false},
+				{"topic", kTopic, true},
+				{"sender", kClientID, false},
+				{"node", kString, false},
+				{"qos", kInt, true},
+				{"retain", kInt, false},
+				{"payload", kBlob, false},
+				{"arrived", kTime, true},
+				{"mode", kMode, false},
+				{"expiry", kTime, false},
+				{"username", kString, false},
+				{"peerhost", kString, false},
+				{"props", kText, false},
+				{"claimed_by", kClientID, false},
+				{"claim_until", kTime, false},
+			},
+			idx: []index{
+				{suffix: "_msgid_key", unique: true, cols: "msgid", mysql: "msgid"},
+				{suffix: "_topic_idx", cols: "topic, msgid", mysql: "topic(255), msgid"},
+				{suffix: "_expiry_idx", cols: "expiry", mysql: "expiry"},
+			},
+		},
+		{
+			name: t.retain,
+			cols: []column{
+				{"id", kSerial, false},
+				{"topic", kTopic, false},
+				{"msgid", kMsgID, false},
+				{"sender", kClientID, false},
+				{"node", kString, false},
+				{"qos", kInt, false},
+				{"payload", kBlob, false},
+				{"arrived", kTime, false},
+				{"expiry", kTime, false},
+				{"props", kText, false},
+				{"username", kString, false},
+				{"peerhost", kString, false},
+			},
+			hash: []string{"topic"},
+			idx: []index{
+				{suffix: "_topic_key", unique: true, cols: "topic"},
+				{suffix: "_topic_idx", mysql: "topic(255)"},
+			},
+		},
+		{
+			name: t.acked,
+			cols: []column{
+				{"id", kSerial, false},
+				{"clientid", kClientID, false},
+				{"topic", kTopic, false},
+				{"mid", kMsgID, false},
+				{"created", kTime, false},
+			},
+			hash: []string{"clientid", "topic"},
+			idx: []index{
+				{suffix: "_clientid_topic_key", unique: true, cols: "clientid, topic"},
+			},
+		},
+	}
+}
+
+// hashExpr is MySQL's expression for the key hash of cols.
+func hashExpr(cols []string) string {
+	if len(cols) == 1 {
+		return "UNHEX(SHA2(" + cols[0] + ", 256))"
+	}
+	return "UNHEX(SHA2(CONCAT_WS(CHAR(0), " + strings.Join(cols, ", ") + "), 256))"
+}
