@@ -162,28 +162,40 @@ func keyHash(parts ...string) []byte {
 	return h.Sum(nil)
 }
 
-// sqliteDialect is SQLite through the pure-Go driver.
-type sqliteDialect struct{}
+// std is what SQLite and PostgreSQL say alike: standard quoting, ON
+// CONFLICT upserts (whose update may have a WHERE), keys compared as they
+// are, a numeric state column, and (indexes.go, migrate_lock.go) no table
+// options and CREATE INDEX IF NOT EXISTS.
+type std struct{}
 
-func (sqliteDialect) name() string               { return "sqlite" }
-func (sqliteDialect) quote(s string) string      { return `"` + s + `"` }
-func (sqliteDialect) rebind(q string) string     { return q }
-func (sqliteDialect) excluded(col string) string { return "excluded." + col }
-func (d sqliteDialect) current(t, col string) string {
-	return d.quote(t) + "." + col
+func (std) quote(s string) string          { return `"` + s + `"` }
+func (std) excluded(col string) string     { return "excluded." + col }
+func (d std) current(t, col string) string { return d.quote(t) + "." + col }
+func (std) hashKeys() bool                 { return false }
+func (std) online() string                 { return "1" }
+func (std) onConflict(cols []string, set string) string {
+	c := " ON CONFLICT (" + strings.Join(cols, ", ") + ")"
+	if set == "" {
+		return c + " DO NOTHING"
+	}
+	return c + " DO UPDATE SET " + set
 }
+
+// onConflictIf: an update with a WHERE leaves the row alone when the
+// condition is false.
+func (d std) onConflictIf(cols []string, set func(string) string, cond string) string {
+	return d.onConflict(cols, set("")) + " WHERE " + cond
+}
+
+// sqliteDialect is SQLite through the pure-Go driver.
+type sqliteDialect struct{ std }
+
+func (sqliteDialect) name() string                { return "sqlite" }
+func (sqliteDialect) rebind(q string) string      { return q }
 func (sqliteDialect) greatest(a, b string) string { return "MAX(" + a + ", " + b + ")" }
 func (sqliteDialect) skipLocked() string          { return "" }
 func (sqliteDialect) timeArg(t time.Time) any     { return t.UTC().Format(sqlTime) }
-func (sqliteDialect) hashKeys() bool              { return false }
-func (sqliteDialect) online() string              { return "1" }
 func (sqliteDialect) oneWriter() bool             { return true }
-func (sqliteDialect) onConflict(cols []string, set string) string {
-	return onConflictStd(cols, set)
-}
-func (sqliteDialect) onConflictIf(cols []string, set func(string) string, cond string) string {
-	return onConflictStd(cols, set("")) + " WHERE " + cond
-}
 func (sqliteDialect) colType(k colKind) string {
 	switch k {
 	case kSerial:
@@ -201,41 +213,18 @@ func (sqliteDialect) colType(k colKind) string {
 	}
 }
 
-// onConflictStd is the upsert of PostgreSQL and SQLite; an update with a
-// WHERE after it leaves the row alone when the condition is false.
-func onConflictStd(cols []string, set string) string {
-	c := " ON CONFLICT (" + strings.Join(cols, ", ") + ")"
-	if set == "" {
-		return c + " DO NOTHING"
-	}
-	return c + " DO UPDATE SET " + set
-}
-
 // postgresDialect is PostgreSQL through pgx.
-type postgresDialect struct{}
+type postgresDialect struct{ std }
 
-func (postgresDialect) name() string               { return "postgres" }
-func (postgresDialect) quote(s string) string      { return `"` + s + `"` }
-func (postgresDialect) rebind(q string) string     { return rebindDollar(q) }
-func (postgresDialect) excluded(col string) string { return "excluded." + col }
-func (d postgresDialect) current(t, col string) string {
-	return d.quote(t) + "." + col
-}
+func (postgresDialect) name() string                { return "postgres" }
+func (postgresDialect) rebind(q string) string      { return rebindDollar(q) }
 func (postgresDialect) greatest(a, b string) string { return "GREATEST(" + a + ", " + b + ")" }
 func (postgresDialect) skipLocked() string          { return " FOR UPDATE SKIP LOCKED" }
 
 // timeArg: pgx writes a time.Time into a timestamp column by its wall clock,
 // so it gets the UTC one.
 func (postgresDialect) timeArg(t time.Time) any { return t.UTC() }
-func (postgresDialect) hashKeys() bool          { return false }
-func (postgresDialect) online() string          { return "1" }
 func (postgresDialect) oneWriter() bool         { return false }
-func (postgresDialect) onConflict(cols []string, set string) string {
-	return onConflictStd(cols, set)
-}
-func (postgresDialect) onConflictIf(cols []string, set func(string) string, cond string) string {
-	return onConflictStd(cols, set("")) + " WHERE " + cond
-}
 func (postgresDialect) colType(k colKind) string {
 	switch k {
 	case kSerial:

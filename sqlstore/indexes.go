@@ -5,9 +5,8 @@ import (
 	"strings"
 )
 
-// createIndexesStd returns the CREATE INDEX IF NOT EXISTS statements of
-// spec's indexes (PostgreSQL and SQLite).
-func createIndexesStd(d dialect, spec tableSpec) []string {
+// createIndexes: SQLite and PostgreSQL create every index IF NOT EXISTS.
+func (d std) createIndexes(_ context.Context, _ migrator, spec tableSpec) ([]string, error) {
 	var out []string
 	for _, ix := range spec.idx {
 		if ix.cols == "" {
@@ -15,7 +14,13 @@ func createIndexesStd(d dialect, spec tableSpec) []string {
 		}
 		out = append(out, "CREATE "+indexKind(ix)+" IF NOT EXISTS "+d.quote(spec.name+ix.suffix)+" ON "+d.quote(spec.name)+" ("+ix.cols+")")
 	}
-	return out
+	return out, nil
+}
+
+// unindex: SQLite and PostgreSQL never need to drop an index before
+// altering a column.
+func (std) unindex(context.Context, migrator, string, map[string]bool) ([]string, error) {
+	return nil, nil
 }
 
 func indexKind(ix index) string {
@@ -23,22 +28,6 @@ func indexKind(ix index) string {
 		return "UNIQUE INDEX"
 	}
 	return "INDEX"
-}
-
-// SQLite and PostgreSQL create indexes IF NOT EXISTS and never need to drop
-// one before altering a column.
-func (sqliteDialect) unindex(context.Context, migrator, string, map[string]bool) ([]string, error) {
-	return nil, nil
-}
-func (d sqliteDialect) createIndexes(_ context.Context, _ migrator, spec tableSpec) ([]string, error) {
-	return createIndexesStd(d, spec), nil
-}
-
-func (postgresDialect) unindex(context.Context, migrator, string, map[string]bool) ([]string, error) {
-	return nil, nil
-}
-func (d postgresDialect) createIndexes(_ context.Context, _ migrator, spec tableSpec) ([]string, error) {
-	return createIndexesStd(d, spec), nil
 }
 
 // unindex: indexes over columns that grow (the seeds' unique keys on

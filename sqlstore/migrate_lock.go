@@ -27,19 +27,21 @@ func migrateInTx(ctx context.Context, conn *sql.Conn, fn func(migrator) error, l
 	return tx.Commit()
 }
 
-// SQLite: DDL is transactional (and the database has one writer).
+// migrateOn: SQLite's DDL is transactional (and the database has one
+// writer).
 func (sqliteDialect) migrateOn(ctx context.Context, conn *sql.Conn, fn func(migrator) error) error {
 	return migrateInTx(ctx, conn, fn)
 }
-func (sqliteDialect) tableOptions() string { return "" }
 
-// PostgreSQL: DDL is transactional; a migration takes an advisory
-// transaction lock, released whatever happens.
+// migrateOn: PostgreSQL's DDL is transactional; a migration takes an
+// advisory transaction lock, released whatever happens.
 func (postgresDialect) migrateOn(ctx context.Context, conn *sql.Conn, fn func(migrator) error) error {
 	// Any constant will do; it only has to be the same for every store.
 	return migrateInTx(ctx, conn, fn, "SELECT pg_advisory_xact_lock(7306247071805291)")
 }
-func (postgresDialect) tableOptions() string { return "" }
+
+// tableOptions: SQLite and PostgreSQL need none.
+func (std) tableOptions() string { return "" }
 
 // mysqlMigrateLock is the named lock that serializes MySQL migrations.
 const mysqlMigrateLock = "mqttpersist.sqlstore.migrate"
