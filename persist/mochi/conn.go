@@ -69,6 +69,13 @@ type conn struct {
 	pruned     time.Time
 	pid        uint32           // the last packet ID given to a delivery
 	bad        map[string]error // filters the store rejects
+	watched    map[string]bool  // filters in the Hook's watch for this connection
+	since      time.Time        // when the connection was made
+
+	// Queue messages it may not take, whose claims it gives back (acl.go).
+	refused   map[string]*refusal
+	nrefused  int       // of those, claimed since their last release
+	releaseAt time.Time // after a failed release
 }
 
 // permanent reports whether trying a store call again cannot help.
@@ -86,6 +93,8 @@ func newConn(h *Hook, cl *mqtt.Client) *conn {
 		open:    map[string][]string{},
 		known:   map[string]int64{},
 		bad:     map[string]error{},
+		watched: map[string]bool{},
+		since:   time.Now(),
 	}
 	c.ctx, c.cancel = context.WithCancel(h.base)
 	return c
@@ -171,7 +180,8 @@ func (c *conn) run() {
 		if c.ctx.Err() != nil {
 			return
 		}
-		if !c.step() {
+		stepped := c.step()
+		if !c.release(false) && !stepped {
 			c.sleep()
 		}
 	}
@@ -255,6 +265,8 @@ func (c *conn) sleep() {
 func (c *conn) finish() {
 	c.intake()
 	c.record(true, true)
+	c.release(true)
+	c.unwatch()
 	inf := c.cl.State.Inflight
 	for pid, e := range c.pending {
 		pk, ok := inf.Get(pid)

@@ -50,7 +50,8 @@ type Hook struct {
 	retainLookup persist.RetainLookup
 	clientLookup persist.ClientLookup
 	fetchable    func(topic string, qos byte) (persist.Mode, bool)
-	inline       *mqtt.Client // stands in for mochi's inline client in inline subscription handlers
+	inline       *mqtt.Client  // stands in for mochi's inline client in inline subscription handlers
+	watch        persist.Watch // the node's watch of the store, when it is a persist.Watcher
 
 	base   context.Context
 	cancel context.CancelFunc
@@ -171,6 +172,9 @@ func (h *Hook) Init(config any) error {
 	if h.server.Options.InlineClient {
 		h.inline = h.server.NewClient(nil, mqtt.LocalListener, mqtt.InlineClientId, true)
 	}
+	if err := h.startWatch(); err != nil {
+		return fmt.Errorf("mochi: Init: watching the store: %w", err)
+	}
 	return nil
 }
 
@@ -197,6 +201,11 @@ func (h *Hook) Stop() error {
 	case <-done:
 	case <-time.After(2 * h.opts.Timeout):
 		h.log.Warn("mqttpersist: stop: deliveries still running", "timeout", 2*h.opts.Timeout)
+	}
+	if h.watch != nil {
+		if err := h.watch.Close(); err != nil {
+			h.log.Warn("mqttpersist: stop: closing the watch", "error", err)
+		}
 	}
 	h.cancel()
 	return nil

@@ -1,0 +1,187 @@
+package mochi_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/mochi"
+	"github.com/mqttpersist/mqttpersist/sqlstore"
+	"github.com/mqttpersist/mqttpersist/topic"
+)
+
+// bus stands in for a database's notifications (Redis pub/sub, PostgreSQL
+// NOTIFY) between the store values of two nodes on one SQLite file, to
+// test how the Hook uses a persist.Watcher; the stores' own Watch
+// implementations are tested against their servers in their packages.
+type bus struct {
+	mu      sync.Mutex
+	watches []*busWatch
+}
+
+// busStore is a real store whose Publish and Connected notify the bus.
+type busStore struct {
+	*sqlstore.Store
+	bus *bus
+}
+
+type busWatch struct {
+	bus     *bus
+	fn      func(persist.Notice)
+	filters map[string]int
+}
+
+func (s *busStore) Publish(ctx context.Context, msgs ...*persist.Message) error {
+	if err := s.Store.Publish(ctx, msgs...); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		s.bus.send(persist.Notice{Topic: m.Topic, Node: m.Node}, m.Topic)
+	}
+	return nil
+}
+
+func (s *busStore) Connected(ctx context.Context, c *persist.Client) error {
+	if err := s.Store.Connected(ctx, c); err != nil {
+		return err
+	}
+	if c.Online {
+		s.bus.send(persist.Notice{Client: c.ID, Node: c.Node, At: c.OnlineAt}, "")
+	}
+	return nil
+}
+
+func (s *busStore) Watch(_ context.Context, fn func(persist.Notice)) (persist.Watch, error) {
+	w := &busWatch{bus: s.bus, fn: fn, filters: map[string]int{}}
+	s.bus.mu.Lock()
+	s.bus.watches = append(s.bus.watches, w)
+	s.bus.mu.Unlock()
+	return w, nil
+}
+
+func (b *bus) send(n persist.Notice, name string) {
+	b.mu.Lock()
+	var to []func(persist.Notice)
+	for _, w := range b.watches {
+		for f := range w.filters {
+			if name == "" || topic.Match(f, name) {
+				to = append(to, w.fn)
+				break
+			}
+		}
+		if name == "" && len(w.filters) == 0 {
+			to = append(to, w.fn)
+		}
+	}
+	b.mu.Unlock()
+	for _, fn := range to {
+		fn(n)
+	}
+}
+
+func (w *busWatch) Add(_ context.Context, fs ...string) error {
+	w.bus.mu.Lock()
+	defer w.bus.mu.Unlock()
+	for _, f := range fs {
+		w.filters[f]++
+	}
+	return nil
+}
+
+func (w *busWatch) Remove(_ context.Context, fs ...string) error {
+	w.bus.mu.Lock()
+	defer w.bus.mu.Unlock()
+	for _, f := range fs {
+		if w.filters[f]--; w.filters[f] <= 0 {
+			delete(w.filters, f)
+		}
+	}
+	return nil
+}
+
+func (w *busWatch) Close() error {
+	w.bus.mu.Lock()
+	defer w.bus.mu.Unlock()
+	for i, x := range w.bus.watches {
+		if x == w {
+			w.bus.watches = append(w.bus.watches[:i], w.bus.watches[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+// twoNodes starts brokers "a" and "b" on one SQLite database, with a bus
+// between their stores.
+func twoNodes(t *testing.T) (a, b *broker) {
+	d := sqliteDB(t)
+	bs := &bus{}
+	node := func(name string) *broker {
+		_, s := d.open(t)
+		st := &busStore{Store: s, bus: bs}
+		r, err := persist.NewRouter(
+			persist.Rule{Name: "queue", Filter: "queue/#", Store: st, Mode: persist.Queue},
+			persist.Rule{Name: "fanout", Filter: "#", Store: st},
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startBroker(t, r, &mochi.Options{Node: name}, nil)
+	}
+	return node("a"), node("b")
+}
+
+// A client connected to node A gets what is published on node B, live,
+// without reconnecting: fanout and queue messages.
+func TestCrossNodeLive(t *testing.T) {
+	a, b := twoNodes(t)
+	sub := dial(t, a.addr, "live-sub", connOpts{Expiry: 3600})
+	sub.Subscribe("live/#", 1)
+	sub.Subscribe("queue/live", 1)
+	pub := dial(t, b.addr, "live-pub", connOpts{Clean: true})
+	want := numbered("m", 20)
+	start := time.Now()
+	for _, p := range want {
+		pub.Publish("live/t", []byte(p), 1, false)
+	}
+	pub.Publish("queue/live", []byte("job"), 1, false)
+	got := sub.WaitFor(len(want)+1, 5*time.Second, 200*time.Millisecond)
+	t.Logf("%d messages from node b on node a in %v", len(got), time.Since(start).Round(time.Millisecond))
+	if len(got) != len(want)+1 {
+		t.Fatalf("node a's subscriber got %s, want the 20 fanout messages and the queue job from node b", summary(got))
+	}
+	if a.hook.Stats().Replayed < uint64(len(want)) {
+		t.Errorf("node a replayed %d messages from the store, want at least %d", a.hook.Stats().Replayed, len(want))
+	}
+}
+
+// A client that connects to node B while its connection to node A is open
+// takes the session over: node A closes the old connection [MQTT-3.1.4-2].
+func TestCrossNodeTakeover(t *testing.T) {
+	a, b := twoNodes(t)
+	first := dial(t, a.addr, "mover", connOpts{Expiry: 3600})
+	first.Subscribe("move/t", 1)
+	time.Sleep(50 * time.Millisecond) // the connect on a is older
+	second := dial(t, b.addr, "mover", connOpts{Expiry: 3600})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cl, ok := a.server.Clients.Get("mover")
+		if !ok || cl.Closed() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node a still has the client's old connection 5s after it connected to node b")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pub := dial(t, a.addr, "move-pub", connOpts{Clean: true})
+	pub.Publish("move/t", []byte("after the move"), 1, false)
+	if got := second.WaitFor(1, 5*time.Second, 200*time.Millisecond); len(got) != 1 {
+		t.Fatalf("the new connection on node b got %s, want the message published on node a", summary(got))
+	}
+	if cl, ok := b.server.Clients.Get("mover"); !ok || cl.Closed() {
+		t.Error("node b closed the new connection")
+	}
+}
