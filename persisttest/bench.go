@@ -21,8 +21,9 @@ func Bench(b *testing.B, h Harness) {
 	if h.New == nil {
 		b.Fatal("persisttest: Harness.New is nil")
 	}
-	s := &suite{h: h}
+	s := newSuite(b, h)
 	b.Run("PublishBatch100", func(b *testing.B) {
+		s.need(b, persist.OnPublish)
 		mode := s.anyMode(b)
 		st := s.store(b)
 		payload := []byte(`{"temp":21.5,"hum":40}`)
@@ -53,6 +54,7 @@ func Bench(b *testing.B, h Harness) {
 	b.Run("Acked", func(b *testing.B) {
 		b.Run("Fanout", func(b *testing.B) {
 			s.needFanout(b)
+			s.need(b, persist.OnPublish|persist.OnAcked)
 			st := s.store(b)
 			all := benchPublish(b, st, persist.Fanout, b.N, 10)
 			b.ResetTimer()
@@ -64,6 +66,7 @@ func Bench(b *testing.B, h Harness) {
 		})
 		b.Run("Queue", func(b *testing.B) {
 			s.needQueue(b)
+			s.need(b, persist.OnPublish|persist.OnFetch|persist.OnAcked)
 			st := s.store(b)
 			benchPublish(b, st, persist.Queue, b.N, 10)
 			claimed, err := st.FetchOffline(b.Context(), "bench-acker", "bench/#", persist.Fetch{Mode: persist.Queue})
@@ -84,6 +87,7 @@ func Bench(b *testing.B, h Harness) {
 // with filter.
 func (s *suite) benchFetch(b *testing.B, topics int, filter string) {
 	const n = 10000
+	s.need(b, persist.OnPublish|persist.OnFetch)
 	mode := s.anyMode(b)
 	st := s.store(b)
 	publishAll := func() {

@@ -9,22 +9,34 @@ import (
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
-// testCapabilities checks that the store implements what it does not
-// declare it lacks.
+// testCapabilities checks what the suite found out about the store (and
+// says it), and that the harness can test it.
 func (s *suite) testCapabilities(t *testing.T) {
 	st := s.store(t)
+	c := capsOf(st)
+	t.Logf("store %s", c)
+	if c != s.caps {
+		t.Errorf("Harness.New returned stores that differ: %s, then %s", s.caps, c)
+	}
 	f := s.h.Features
-	if _, ok := st.(persist.ClientLookup); !ok && !f.NoClientLookup {
-		t.Errorf("store %T does not implement persist.ClientLookup; declare Features.NoClientLookup if it cannot", st)
+	switch {
+	case c.events&persist.AllEvents == 0:
+		t.Errorf("store %T handles no events (its Events are %v)", st, c.events)
+	case !c.events.Has(persist.OnFetch) && s.h.ReadBack == nil:
+		t.Errorf("store %T is write-only (its Events %v leave out OnFetch) and Harness.ReadBack is nil: nothing it writes can be checked", st, c.events)
+	case c.events.Has(persist.OnFetch) && f.Drops != 0:
+		t.Errorf("Features.Drops is %#x, but store %T handles OnFetch: a store that reads messages back keeps every field", f.Drops, st)
 	}
-	if _, ok := st.(persist.SubscriptionLookup); !ok && !f.NoSubscriptionLookup {
-		t.Errorf("store %T does not implement persist.SubscriptionLookup; declare Features.NoSubscriptionLookup if it cannot", st)
-	}
-	if _, ok := st.(persist.RetainLookup); !ok && !f.NoRetainLookup && !f.NoRetain {
-		t.Errorf("store %T does not implement persist.RetainLookup; declare Features.NoRetainLookup if it cannot", st)
+	if f.NoQueue && f.NoFanout && c.events.Has(persist.OnPublish) {
+		t.Errorf("store %T handles OnPublish but declares Features.NoQueue and Features.NoFanout", st)
 	}
 	if f.MaxPayload < 0 {
 		t.Errorf("Features.MaxPayload is %d", f.MaxPayload)
+	}
+	if l := persist.LimitsOf(st); l.ClientID < 0 || l.Topic < 0 || l.Text < 0 || l.ID < 0 || l.Payload < 0 {
+		t.Errorf("store %T declares negative Limits %+v", st, l)
+	} else if l != (persist.Limits{}) {
+		t.Logf("store declares Limits %+v", l)
 	}
 	if p, ok := st.(persist.Pinger); ok {
 		if err := p.Ping(t.Context()); err != nil {
@@ -41,21 +53,25 @@ func (s *suite) testIsolation(t *testing.T) {
 	m := NewMessage("iso/t", []byte("a's"))
 	m.Mode = mode
 	publish(t, a, m)
-	if got := fetch(t, b, "iso-reader", "#", persist.Fetch{Mode: mode}); len(got) != 0 {
+	if got := s.read(t, b, "iso-reader", "#", mode); len(got) != 0 {
 		t.Errorf("second store returns the first store's messages: %s", fmtMsgs(got))
 	}
-	if got := fetch(t, a, "iso-reader", "#", persist.Fetch{Mode: mode}); len(got) != 1 {
+	if got := s.read(t, a, "iso-reader", "#", mode); len(got) != 1 {
 		t.Errorf("first store returns %s, want its one message", fmtMsgs(got))
 	}
-	subscribe(t, a, "iso-c", []persist.Subscription{{Filter: "iso/t", QoS: 1}}, nil)
+	if s.has(persist.OnSubscribed) {
+		subscribe(t, a, "iso-c", []persist.Subscription{{Filter: "iso/t", QoS: 1}}, nil)
+	}
 	if sl, ok := s.hasSubLookup(b); ok {
 		subs, err := sl.Subscriptions(t.Context(), "iso-c")
 		if err != nil || len(subs) != 0 {
 			t.Errorf("second store: Subscriptions = %+v, %v; want none", subs, err)
 		}
 	}
-	if err := a.Connected(t.Context(), &persist.Client{ID: "iso-c", Node: "n1", Online: true, OnlineAt: time.Now()}); err != nil {
-		t.Fatalf("Connected: %v", err)
+	if s.has(persist.OnConnected) {
+		if err := a.Connected(t.Context(), &persist.Client{ID: "iso-c", Node: "n1", Online: true, OnlineAt: time.Now()}); err != nil {
+			t.Fatalf("Connected: %v", err)
+		}
 	}
 	if cl, ok := s.hasClientLookup(b); ok {
 		if c, err := cl.Client(t.Context(), "iso-c"); !errors.Is(err, persist.ErrNotFound) {

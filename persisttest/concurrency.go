@@ -26,6 +26,9 @@ func (s *suite) testConcurrency(t *testing.T) {
 	}
 	ws := make([]*worker, workers)
 	_, hasRetain := s.hasRetainLookup(st)
+	connects, subscribes := s.has(persist.OnConnected), s.has(persist.OnSubscribed)
+	// Acks and fetches of fanout messages, where the store reads them.
+	fanReads := mode == persist.Fanout && s.has(persist.OnFetch|persist.OnAcked)
 	// Every worker also writes the same rows: one client's subscription,
 	// state and cursor, and one retained topic (upserts that race).
 	const shared = "conc-shared"
@@ -42,13 +45,17 @@ func (s *suite) testConcurrency(t *testing.T) {
 			ctx := t.Context()
 			for r := range rounds {
 				// Online on node-0, offline, online on node-1, offline, …
-				if err := st.Connected(ctx, &persist.Client{ID: wk.id, Node: fmt.Sprintf("node-%d", r/2%2), Online: r%2 == 0, OnlineAt: time.Now(), OfflineAt: time.Now()}); err != nil {
-					t.Errorf("%s: Connected: %v", wk.id, err)
-					return
+				if connects {
+					if err := st.Connected(ctx, &persist.Client{ID: wk.id, Node: fmt.Sprintf("node-%d", r/2%2), Online: r%2 == 0, OnlineAt: time.Now(), OfflineAt: time.Now()}); err != nil {
+						t.Errorf("%s: Connected: %v", wk.id, err)
+						return
+					}
 				}
-				if err := st.Subscribed(ctx, wk.id, []persist.Subscription{{Filter: fmt.Sprintf("conc/%d/%d", w, r), QoS: 1, History: true}}, nil); err != nil {
-					t.Errorf("%s: Subscribed: %v", wk.id, err)
-					return
+				if subscribes {
+					if err := st.Subscribed(ctx, wk.id, []persist.Subscription{{Filter: fmt.Sprintf("conc/%d/%d", w, r), QoS: 1, History: true}}, nil); err != nil {
+						t.Errorf("%s: Subscribed: %v", wk.id, err)
+						return
+					}
 				}
 				var b []*persist.Message
 				for i := range batch {
@@ -61,13 +68,17 @@ func (s *suite) testConcurrency(t *testing.T) {
 					return
 				}
 				wk.published = append(wk.published, b...)
-				if err := st.Subscribed(ctx, shared, []persist.Subscription{{Filter: "conc/shared/#", QoS: byte(r % 3)}}, nil); err != nil {
-					t.Errorf("%s: Subscribed(%s): %v", wk.id, shared, err)
-					return
+				if subscribes {
+					if err := st.Subscribed(ctx, shared, []persist.Subscription{{Filter: "conc/shared/#", QoS: byte(r % 3)}}, nil); err != nil {
+						t.Errorf("%s: Subscribed(%s): %v", wk.id, shared, err)
+						return
+					}
 				}
-				if err := st.Connected(ctx, &persist.Client{ID: shared, Node: wk.id, Online: true, OnlineAt: time.Now()}); err != nil {
-					t.Errorf("%s: Connected(%s): %v", wk.id, shared, err)
-					return
+				if connects {
+					if err := st.Connected(ctx, &persist.Client{ID: shared, Node: wk.id, Online: true, OnlineAt: time.Now()}); err != nil {
+						t.Errorf("%s: Connected(%s): %v", wk.id, shared, err)
+						return
+					}
 				}
 				if hasRetain {
 					if err := st.Retain(ctx, newRetained("concshared/r", fmt.Appendf(nil, "%d/%d", w, r))); err != nil {
@@ -75,7 +86,7 @@ func (s *suite) testConcurrency(t *testing.T) {
 						return
 					}
 				}
-				if mode == persist.Fanout {
+				if fanReads {
 					// Acks of the shared client: worker w acks w, w+8,
 					// w+16 and w+24, in changing order; #31 is the highest.
 					m := sharedMsgs[w+workers*(r*3%4)]
@@ -90,7 +101,7 @@ func (s *suite) testConcurrency(t *testing.T) {
 						return
 					}
 				}
-				if mode != persist.Fanout {
+				if !fanReads {
 					continue
 				}
 				// Read a neighbour's topics while it writes.
@@ -121,8 +132,8 @@ func (s *suite) testConcurrency(t *testing.T) {
 		all = append(all, wk.published...)
 	}
 	slices.SortFunc(all, func(a, b *persist.Message) int { return strings.Compare(a.ID, b.ID) })
-	sameIDs(t, "every message published concurrently", fetch(t, st, "conc-final", "conc/#", persist.Fetch{Mode: mode}), all)
-	if mode == persist.Fanout {
+	sameIDs(t, "every message published concurrently", s.read(t, st, "conc-final", "conc/#", mode), all)
+	if fanReads {
 		for w, wk := range ws {
 			for i := range 2 {
 				topic := fmt.Sprintf("conc/%d/%d", w, i)
@@ -136,7 +147,7 @@ func (s *suite) testConcurrency(t *testing.T) {
 			}
 		}
 	}
-	if mode == persist.Fanout {
+	if fanReads {
 		sameIDs(t, shared+" after concurrent acks of #0 to #31", fetch(t, st, shared, "conc/shared/t", fan), sharedMsgs[4*workers:])
 	}
 	if sl, ok := s.hasSubLookup(st); ok {

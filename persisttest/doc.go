@@ -27,14 +27,35 @@
 // fetches, limits, time ranges and expiry, retained messages, concurrent
 // use under -race, cancelled contexts, use after Close and invalid input.
 //
-// # Features
+// Invalid input of every verb and lookup (client IDs, topics, filters,
+// message fields, subscription options, fetch options, acks; also longer
+// than the store's declared persist.Limits) must give an error matching
+// persist.ErrInvalid that is not retryable, names each package once
+// ("<store>: <Op> <what>: <cause>"), and changes nothing: the suite reads
+// back what the store holds after each refused call where it can.
 //
-// A store that cannot do something declares it in Features; Run then skips
-// the cases that need it and says so in the skip message, and checks that
-// the store answers such a request with an error matching
-// persist.ErrUnsupported. A store that does not implement a lookup interface
-// (persist.ClientLookup, persist.SubscriptionLookup, persist.RetainLookup)
-// without declaring it fails.
+// # Capabilities
+//
+// The suite finds out what a store does from the store itself, as the
+// Router does: its companion interfaces by type assertion
+// (persist.ClientLookup, persist.SubscriptionLookup, persist.RetainLookup,
+// persist.Pinger, persist.Closer, persist.Limiter) and the verbs it
+// handles by its declared events (persist.EventSupporter; without it, all
+// of them). A case that needs what the store lacks is skipped and says
+// why; a verb whose event the store does not handle must return an error
+// matching persist.ErrUnsupported. Only what a store cannot tell — that it
+// keeps one message mode only — is declared in Features.
+//
+// # Write-only stores
+//
+// A store whose Events leave out persist.OnFetch (a time-series writer,
+// say) cannot be read through the Store interface. Its harness sets
+// Harness.ReadBack to return what the store wrote, read from its database
+// directly, and the suite runs every case that applies to a writer through
+// it: exact round trips of payloads, fields and awkward topics, batches,
+// idempotence, expired messages, invalid input, cancelled contexts, use
+// after Close and concurrent publishers. Features.Drops names the fields
+// such a store does not keep.
 //
 // # Time
 //

@@ -70,6 +70,7 @@ func (s *suite) testFanout(t *testing.T) {
 	t.Run("SubscriptionStart", func(t *testing.T) {
 		t.Parallel()
 		s.needFanout(t)
+		s.need(t, persist.OnSubscribed)
 		st := s.store(t)
 		old := NewMessage("start/t", []byte("before"))
 		publish(t, st, old)
@@ -107,6 +108,7 @@ func (s *suite) testFanout(t *testing.T) {
 	t.Run("SubscriptionStartWildcard", func(t *testing.T) {
 		t.Parallel()
 		s.needFanout(t)
+		s.need(t, persist.OnSubscribed)
 		st := s.store(t)
 		old := NewMessage("sw/a/v", []byte("before"))
 		publish(t, st, old)
@@ -123,6 +125,7 @@ func (s *suite) testFanout(t *testing.T) {
 	t.Run("StartAndCursor", func(t *testing.T) {
 		t.Parallel()
 		s.needFanout(t)
+		s.need(t, persist.OnSubscribed)
 		st := s.store(t)
 		c := s.uniq("c")
 		subscribe(t, st, c, []persist.Subscription{{Filter: "sc/t", QoS: 1}}, nil)

@@ -16,9 +16,11 @@ func (s *suite) testCancelled(t *testing.T) {
 	mode := s.anyMode(t)
 	m0 := NewMessage("cc/t", []byte("stored before"))
 	m0.Mode = mode
-	publish(t, st, m0)
+	if s.has(persist.OnPublish) {
+		publish(t, st, m0)
+	}
 	var q0 *persist.Message
-	if !s.h.Features.NoQueue {
+	if !s.h.Features.NoQueue && s.has(persist.OnPublish|persist.OnFetch) {
 		q0 = NewMessage("cc/q", []byte("queued before"))
 		q0.Mode = persist.Queue
 		publish(t, st, q0)
@@ -30,6 +32,7 @@ func (s *suite) testCancelled(t *testing.T) {
 	}
 
 	t.Run("Connected", func(t *testing.T) {
+		s.need(t, persist.OnConnected)
 		canceled(t, "Connected", st.Connected(cancelled(t), &persist.Client{ID: "cc-client", Node: "n", Online: true, OnlineAt: time.Now()}))
 		cl := s.clientLookup(t, st)
 		if c, err := cl.Client(t.Context(), "cc-client"); !errors.Is(err, persist.ErrNotFound) {
@@ -39,8 +42,9 @@ func (s *suite) testCancelled(t *testing.T) {
 		canceled(t, "Client", err)
 	})
 	t.Run("Subscribed", func(t *testing.T) {
+		s.need(t, persist.OnSubscribed)
 		canceled(t, "Subscribed", st.Subscribed(cancelled(t), "cc-sub", []persist.Subscription{{Filter: "cc/t", QoS: 1}}, nil))
-		if mode == persist.Fanout {
+		if mode == persist.Fanout && s.has(persist.OnPublish|persist.OnFetch) {
 			// Had the subscription been stored, it would start after m0.
 			sameIDs(t, "fetch after a cancelled Subscribed", fetch(t, st, "cc-sub", "cc/t", opt), msgs(m0))
 		}
@@ -50,6 +54,7 @@ func (s *suite) testCancelled(t *testing.T) {
 		canceled(t, "Subscriptions", err)
 	})
 	t.Run("Publish", func(t *testing.T) {
+		s.need(t, persist.OnPublish)
 		m := NewMessage("cc/t", []byte("never stored"))
 		m.Mode = mode
 		canceled(t, "Publish", st.Publish(cancelled(t), m))
@@ -58,14 +63,16 @@ func (s *suite) testCancelled(t *testing.T) {
 		m2 := NewMessage("cc/t", []byte("never stored either"))
 		m2.Mode = mode
 		wantErr(t, "Publish with an expired deadline", st.Publish(ctx, m2), context.DeadlineExceeded)
-		sameIDs(t, "after a cancelled Publish", fetch(t, st, "cc-reader", "cc/t", opt), msgs(m0))
+		sameIDs(t, "after a cancelled Publish", s.read(t, st, "cc-reader", "cc/t", mode), msgs(m0))
 	})
 	t.Run("Acked", func(t *testing.T) {
 		s.needFanout(t)
+		s.need(t, persist.OnPublish|persist.OnFetch|persist.OnAcked)
 		canceled(t, "Acked", st.Acked(cancelled(t), "cc-acker", persist.Ack{ID: m0.ID, Topic: m0.Topic}))
 		sameIDs(t, "after a cancelled Acked", fetch(t, st, "cc-acker", "cc/t", fan), msgs(m0))
 	})
 	t.Run("FetchOffline", func(t *testing.T) {
+		s.need(t, persist.OnFetch)
 		got, err := st.FetchOffline(cancelled(t), "cc-reader", "cc/t", opt)
 		canceled(t, "FetchOffline", err)
 		if len(got) != 0 {
@@ -74,14 +81,13 @@ func (s *suite) testCancelled(t *testing.T) {
 	})
 	t.Run("FetchOfflineQueue", func(t *testing.T) {
 		s.needQueue(t)
+		s.need(t, persist.OnPublish|persist.OnFetch)
 		_, err := st.FetchOffline(cancelled(t), "cc-q1", "cc/q", que)
 		canceled(t, "FetchOffline(Queue)", err)
 		sameIDs(t, "a queue fetch after a cancelled one (nothing was claimed)", fetch(t, st, "cc-q2", "cc/q", que), msgs(q0))
 	})
 	t.Run("Retain", func(t *testing.T) {
-		if s.h.Features.NoRetain {
-			skipLack(t, "NoRetain")
-		}
+		s.need(t, persist.OnRetain)
 		canceled(t, "Retain", st.Retain(cancelled(t), newRetained("cc/r", []byte("never"))))
 		rl := s.retainLookup(t, st)
 		sameIDs(t, "after a cancelled Retain", retained(t, rl, "#"), nil)
@@ -108,7 +114,9 @@ func (s *suite) testClosed(t *testing.T) {
 	mode := s.anyMode(t)
 	m := NewMessage("closed/t", []byte("x"))
 	m.Mode = mode
-	publish(t, st, m)
+	if s.has(persist.OnPublish) {
+		publish(t, st, m)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -117,17 +125,32 @@ func (s *suite) testClosed(t *testing.T) {
 		t.Helper()
 		wantErr(t, what+" after Close", err, persist.ErrClosed)
 	}
-	closed("Connected", st.Connected(ctx, &persist.Client{ID: "c", Node: "n", Online: true, OnlineAt: time.Now()}))
-	closed("Subscribed", st.Subscribed(ctx, "c", []persist.Subscription{{Filter: "a", QoS: 1}}, nil))
-	m2 := NewMessage("closed/t", []byte("y"))
-	m2.Mode = mode
-	closed("Publish", st.Publish(ctx, m2))
-	closed("Acked", st.Acked(ctx, "c", persist.Ack{ID: m.ID, Topic: m.Topic}))
-	if !s.h.Features.NoRetain {
+	// The verbs the store handles; the others say ErrUnsupported (see
+	// testUnsupported).
+	if s.has(persist.OnConnected) {
+		closed("Connected", st.Connected(ctx, &persist.Client{ID: "c", Node: "n", Online: true, OnlineAt: time.Now()}))
+	}
+	if s.has(persist.OnSubscribed) {
+		closed("Subscribed", st.Subscribed(ctx, "c", []persist.Subscription{{Filter: "a", QoS: 1}}, nil))
+	}
+	if s.has(persist.OnPublish) {
+		m2 := NewMessage("closed/t", []byte("y"))
+		m2.Mode = mode
+		closed("Publish", st.Publish(ctx, m2))
+		if s.writeOnly() {
+			sameIDs(t, "read back after a Publish after Close", s.read(t, st, "c", "closed/t", mode), msgs(m))
+		}
+	}
+	if s.has(persist.OnAcked) {
+		closed("Acked", st.Acked(ctx, "c", persist.Ack{ID: m.ID, Topic: m.Topic}))
+	}
+	if s.has(persist.OnRetain) {
 		closed("Retain", st.Retain(ctx, newRetained("closed/r", []byte("r"))))
 	}
-	_, err := st.FetchOffline(ctx, "c", "closed/t", persist.Fetch{Mode: mode})
-	closed("FetchOffline", err)
+	if s.has(persist.OnFetch) {
+		_, err := st.FetchOffline(ctx, "c", "closed/t", persist.Fetch{Mode: mode})
+		closed("FetchOffline", err)
+	}
 	if cl, ok := st.(persist.ClientLookup); ok {
 		_, err := cl.Client(ctx, "c")
 		closed("Client", err)

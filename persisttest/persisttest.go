@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,41 +16,87 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/topic"
 )
 
-// Harness tells the suite how to make stores.
+// Harness tells the suite how to make stores, and how to read back what a
+// write-only store wrote.
 type Harness struct {
 	// New returns a new, empty, ready (migrated) store for one test. Stores
 	// from different calls must not see each other's data (fresh database,
 	// schema, table prefix or key prefix). The harness registers its own
 	// cleanup with t.Cleanup.
 	New func(t testing.TB) persist.Store
-	// Features declares what the store lacks; the zero value means it has
-	// everything.
+	// ReadBack returns every message st (a store from New) has written, in
+	// any order, as far as the store keeps them (see Features.Drops). It
+	// is for a write-only store: one whose Events (persist.EventSupporter)
+	// leave out persist.OnFetch, such as a time-series writer. The suite
+	// then reads what it published through ReadBack where it would call
+	// FetchOffline, and runs every case that applies to a store that only
+	// writes: round trips, batches, idempotence, expired messages, invalid
+	// input, cancelled contexts, use after Close, concurrency. ReadBack
+	// reads the database behind the store with a client of the harness's
+	// own (as gocloud's runtimevar drivertest reads a variable back), and
+	// fails t itself when it cannot. It is not called for a store that
+	// handles OnFetch, and must be set for one that does not.
+	ReadBack func(t testing.TB, st persist.Store) []*persist.Message
+	// Features declares what the store's type does not tell; the zero
+	// value declares nothing.
 	Features Features
 }
 
-// Features declares what a store lacks. Run skips the cases that need a
-// declared lack (and says so), and fails a store that lacks something it
-// did not declare.
+// Features declares what the suite cannot find out from a store itself.
+//
+// What a store tells, the suite finds on its own: its lookups and
+// lifecycle by type assertion (persist.ClientLookup,
+// persist.SubscriptionLookup, persist.RetainLookup, persist.Pinger,
+// persist.Closer), the verbs it handles by its declared events
+// (persist.EventSupporter: a store whose Events leave out OnRetain keeps
+// no retained messages; one that leaves out OnFetch is write-only, see
+// Harness.ReadBack), and its sizes by persist.Limiter. A case that needs
+// what the store lacks is skipped, saying so; a verb the store does not
+// handle must return an error matching persist.ErrUnsupported.
+//
+// The message modes have no interface or event of their own (both go
+// through Publish and FetchOffline), so a store that keeps only one says
+// so here.
 type Features struct {
-	// NoQueue: the store keeps no queue (one-to-one) messages.
+	// NoQueue: the store keeps no queue (one-to-one) messages; its
+	// FetchOffline of Mode Queue returns an error matching
+	// persist.ErrUnsupported.
 	NoQueue bool
-	// NoFanout: the store keeps no fanout (many-to-many) messages.
+	// NoFanout: the store keeps no fanout (many-to-many) messages; its
+	// FetchOffline of Mode Fanout returns an error matching
+	// persist.ErrUnsupported.
 	NoFanout bool
-	// NoRetain: the store keeps no retained messages.
-	NoRetain bool
-	// NoClientLookup: the store does not implement persist.ClientLookup.
-	NoClientLookup bool
-	// NoSubscriptionLookup: the store does not implement
-	// persist.SubscriptionLookup.
-	NoSubscriptionLookup bool
-	// NoRetainLookup: the store does not implement persist.RetainLookup.
-	NoRetainLookup bool
-	// MaxPayload is the largest payload the store keeps; 0 means at least
-	// 1 MiB.
+	// MaxPayload caps the payloads the suite stores (the largest is 1 MiB,
+	// or the store's Limits.Payload when smaller) to save time; 0 means
+	// no cap.
 	MaxPayload int
+	// Drops lists the message fields a write-only store does not keep
+	// (a time-series writer keeps what its template maps): the suite does
+	// not compare them in what Harness.ReadBack returns. ID, Topic and
+	// Payload are always compared. A store that handles OnFetch keeps
+	// every field and declares none.
+	Drops Fields
 }
+
+// Fields is a set of persist.Message fields.
+type Fields uint16
+
+// The fields of a message that Features.Drops may list.
+const (
+	FieldQoS Fields = 1 << iota
+	FieldRetain
+	FieldFrom
+	FieldUsername
+	FieldPeerHost
+	FieldNode
+	FieldTime
+	FieldExpiry
+	FieldMode
+	FieldProps
+)
 
 // TimeTolerance is how far a stored time may be from the time given to the
 // store: SQL datetimes may keep whole seconds only.
@@ -76,48 +124,101 @@ func newMessageAt(topic string, payload []byte, at time.Time) *persist.Message {
 	return m
 }
 
-// Run runs the conformance suite against the stores h makes.
+// Run runs the conformance suite against the stores h makes. It makes one
+// store first to find what the store's type implements and declares.
 func Run(t *testing.T, h Harness) {
 	if h.New == nil {
 		t.Fatal("persisttest: Harness.New is nil")
 	}
-	s := &suite{h: h}
+	s := newSuite(t, h)
+	const (
+		pub   = persist.OnPublish
+		read  = persist.OnPublish | persist.OnFetch
+		acked = persist.OnPublish | persist.OnFetch | persist.OnAcked
+	)
 	type testCase struct {
 		name string
+		need persist.Event // the events the case uses throughout
 		fn   func(*testing.T)
 	}
 	cases := []testCase{
-		{"Capabilities", s.testCapabilities},
-		{"Isolation", s.testIsolation},
-		{"Client", s.testClient},
-		{"Subscriptions", s.testSubscriptions},
-		{"RoundTrip", s.testRoundTrip},
-		{"Fanout", s.testFanout},
-		{"Wildcards", s.testWildcards},
-		{"Limits", s.testLimits},
-		{"Expiry", s.testExpiry},
-		{"Queue", s.testQueue},
-		{"Publish", s.testPublish},
-		{"Retained", s.testRetained},
-		{"Concurrency", s.testConcurrency},
-		{"CancelledContext", s.testCancelled},
-		{"Closed", s.testClosed},
-		{"Invalid", s.testInvalid},
+		{"Capabilities", 0, s.testCapabilities},
+		{"Isolation", pub, s.testIsolation},
+		{"Client", persist.OnConnected, s.testClient},
+		{"Subscriptions", persist.OnSubscribed, s.testSubscriptions},
+		{"RoundTrip", pub, s.testRoundTrip},
+		{"Fanout", acked, s.testFanout},
+		{"Wildcards", read, s.testWildcards},
+		{"Limits", acked, s.testLimits},
+		{"Expiry", read, s.testExpiry},
+		{"Queue", acked, s.testQueue},
+		{"Publish", pub, s.testPublish},
+		{"Retained", persist.OnRetain, s.testRetained},
+		{"Concurrency", pub, s.testConcurrency},
+		{"CancelledContext", 0, s.testCancelled},
+		{"Closed", 0, s.testClosed},
+		{"Invalid", 0, s.testInvalid},
 	}
-	if f := h.Features; f.NoQueue || f.NoFanout || f.NoRetain {
-		cases = append(cases, testCase{"Unsupported", s.testUnsupported})
+	if f := h.Features; f.NoQueue || f.NoFanout || s.caps.events != persist.AllEvents {
+		cases = append(cases, testCase{"Unsupported", 0, s.testUnsupported})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			s.need(t, c.need)
 			c.fn(t)
 		})
 	}
 }
 
 type suite struct {
-	h Harness
-	n atomic.Int64
+	h    Harness
+	caps caps
+	n    atomic.Int64
+}
+
+// caps is what a store's type implements and declares.
+type caps struct {
+	typ                                    string        // the store's type, as %T prints it
+	events                                 persist.Event // the events it handles (persist.AllEvents without EventSupporter)
+	client, subs, retained, pinger, closer bool
+}
+
+func capsOf(st persist.Store) caps {
+	c := caps{typ: fmt.Sprintf("%T", st), events: persist.AllEvents}
+	if es, ok := st.(persist.EventSupporter); ok {
+		c.events = es.Events()
+	}
+	_, c.client = st.(persist.ClientLookup)
+	_, c.subs = st.(persist.SubscriptionLookup)
+	_, c.retained = st.(persist.RetainLookup)
+	_, c.pinger = st.(persist.Pinger)
+	_, c.closer = st.(persist.Closer)
+	return c
+}
+
+func (c caps) String() string {
+	var has []string
+	for _, x := range []struct {
+		ok   bool
+		name string
+	}{{c.client, "ClientLookup"}, {c.subs, "SubscriptionLookup"}, {c.retained, "RetainLookup"}, {c.pinger, "Pinger"}, {c.closer, "Closer"}} {
+		if x.ok {
+			has = append(has, "persist."+x.name)
+		}
+	}
+	if len(has) == 0 {
+		has = append(has, "no companion interface")
+	}
+	return fmt.Sprintf("%s handles %v; implements %s", c.typ, c.events, strings.Join(has, ", "))
+}
+
+// newSuite returns the suite of h, with the capabilities of a first store.
+func newSuite(t testing.TB, h Harness) *suite {
+	t.Helper()
+	s := &suite{h: h}
+	s.caps = capsOf(s.store(t))
+	return s
 }
 
 // uniq returns prefix followed by a number no other call returned.
@@ -135,12 +236,30 @@ func (s *suite) store(t testing.TB) persist.Store {
 	return st
 }
 
-func (s *suite) maxPayload() int {
-	const mib = 1 << 20
-	if p := s.h.Features.MaxPayload; p > 0 && p < mib {
-		return p
+// has reports whether the store handles every event of e.
+func (s *suite) has(e persist.Event) bool { return s.caps.events.Has(e) }
+
+// need skips t unless the store handles every event of e.
+func (s *suite) need(t testing.TB, e persist.Event) {
+	t.Helper()
+	if !s.has(e) {
+		t.Skipf("store %s does not handle %v (its Events are %v)", s.caps.typ, e&^s.caps.events, s.caps.events)
 	}
-	return mib
+}
+
+// writeOnly reports whether the store is read through Harness.ReadBack.
+func (s *suite) writeOnly() bool { return !s.has(persist.OnFetch) }
+
+func (s *suite) maxPayload(st persist.Store) int {
+	const mib = 1 << 20
+	n := mib
+	if p := s.h.Features.MaxPayload; p > 0 {
+		n = min(n, p)
+	}
+	if p := persist.LimitsOf(st).Payload; p > 0 {
+		n = min(n, p)
+	}
+	return n
 }
 
 // modes returns the message modes and whether the store declares it lacks
@@ -219,41 +338,36 @@ func (s *suite) anyMode(t testing.TB) persist.Mode {
 	return 0
 }
 
+// clientLookup returns st as a persist.ClientLookup, skipping t when the
+// store does not handle OnConnected or has no such lookup.
 func (s *suite) clientLookup(t testing.TB, st persist.Store) persist.ClientLookup {
 	t.Helper()
-	if s.h.Features.NoClientLookup {
-		skipLack(t, "NoClientLookup")
-	}
+	s.need(t, persist.OnConnected)
 	cl, ok := st.(persist.ClientLookup)
 	if !ok {
-		t.Fatalf("store %T does not implement persist.ClientLookup and Features.NoClientLookup is not set", st)
+		t.Skipf("store %T does not implement persist.ClientLookup", st)
 	}
 	return cl
 }
 
+// subLookup is clientLookup for persist.SubscriptionLookup.
 func (s *suite) subLookup(t testing.TB, st persist.Store) persist.SubscriptionLookup {
 	t.Helper()
-	if s.h.Features.NoSubscriptionLookup {
-		skipLack(t, "NoSubscriptionLookup")
-	}
+	s.need(t, persist.OnSubscribed)
 	sl, ok := st.(persist.SubscriptionLookup)
 	if !ok {
-		t.Fatalf("store %T does not implement persist.SubscriptionLookup and Features.NoSubscriptionLookup is not set", st)
+		t.Skipf("store %T does not implement persist.SubscriptionLookup", st)
 	}
 	return sl
 }
 
+// retainLookup is clientLookup for persist.RetainLookup.
 func (s *suite) retainLookup(t testing.TB, st persist.Store) persist.RetainLookup {
 	t.Helper()
-	if s.h.Features.NoRetain {
-		skipLack(t, "NoRetain")
-	}
-	if s.h.Features.NoRetainLookup {
-		skipLack(t, "NoRetainLookup")
-	}
+	s.need(t, persist.OnRetain)
 	rl, ok := st.(persist.RetainLookup)
 	if !ok {
-		t.Fatalf("store %T does not implement persist.RetainLookup and Features.NoRetainLookup is not set", st)
+		t.Skipf("store %T does not implement persist.RetainLookup", st)
 	}
 	return rl
 }
@@ -261,17 +375,55 @@ func (s *suite) retainLookup(t testing.TB, st persist.Store) persist.RetainLooku
 // hasClientLookup etc. tell whether a case can read state back.
 func (s *suite) hasClientLookup(st persist.Store) (persist.ClientLookup, bool) {
 	cl, ok := st.(persist.ClientLookup)
-	return cl, ok && !s.h.Features.NoClientLookup
+	return cl, ok && s.has(persist.OnConnected)
 }
 
 func (s *suite) hasSubLookup(st persist.Store) (persist.SubscriptionLookup, bool) {
 	sl, ok := st.(persist.SubscriptionLookup)
-	return sl, ok && !s.h.Features.NoSubscriptionLookup
+	return sl, ok && s.has(persist.OnSubscribed)
 }
 
 func (s *suite) hasRetainLookup(st persist.Store) (persist.RetainLookup, bool) {
 	rl, ok := st.(persist.RetainLookup)
-	return rl, ok && !s.h.Features.NoRetain && !s.h.Features.NoRetainLookup
+	return rl, ok && s.has(persist.OnRetain)
+}
+
+// read returns what st holds of mode on the topics matching filter, in
+// ID order: what clientID's FetchOffline returns, or for a write-only
+// store what Harness.ReadBack returns of it (leaving the mode out when
+// the store drops it).
+func (s *suite) read(t testing.TB, st persist.Store, clientID, filter string, mode persist.Mode) []*persist.Message {
+	t.Helper()
+	if !s.writeOnly() {
+		return fetch(t, st, clientID, filter, persist.Fetch{Mode: mode})
+	}
+	if s.h.ReadBack == nil {
+		t.Skipf("store %s is write-only (no OnFetch) and Harness.ReadBack is nil", s.caps.typ)
+	}
+	var out []*persist.Message
+	for i, m := range s.h.ReadBack(t, st) {
+		if m == nil {
+			t.Fatalf("Harness.ReadBack: message %d is nil", i)
+		}
+		if topic.Match(filter, m.Topic) && (s.h.Features.Drops&FieldMode != 0 || m.Mode == mode) {
+			out = append(out, m)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *persist.Message) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// ignored returns the fields checkMessage leaves out of messages read
+// back: those a write-only store drops, and the mode unless mode is set.
+func (s *suite) ignored(mode bool) Fields {
+	var f Fields
+	if s.writeOnly() {
+		f = s.h.Features.Drops
+	}
+	if !mode {
+		f |= FieldMode
+	}
+	return f
 }
 
 // publish stores msgs and fails t on error.
@@ -396,12 +548,13 @@ func sameIDs(t testing.TB, what string, got, want []*persist.Message) bool {
 // msgs is a readable shorthand for a list of messages.
 func msgs(m ...*persist.Message) []*persist.Message { return m }
 
-// checkMessage reports every field of got that differs from want. Mode is
-// compared only when mode is true.
-func checkMessage(t testing.TB, what string, got, want *persist.Message, mode bool) {
+// checkMessage reports every field of got that differs from want, but
+// for the fields in ignore.
+func checkMessage(t testing.TB, what string, got, want *persist.Message, ignore Fields) {
 	t.Helper()
 	var d []string
 	add := func(format string, args ...any) { d = append(d, fmt.Sprintf(format, args...)) }
+	cmp := func(f Fields) bool { return ignore&f == 0 }
 	if got.ID != want.ID {
 		add("ID %q, want %q", got.ID, want.ID)
 	}
@@ -414,34 +567,45 @@ func checkMessage(t testing.TB, what string, got, want *persist.Message, mode bo
 	if !bytes.Equal(got.Payload, want.Payload) {
 		add("Payload differs: %s", bytesDiff(got.Payload, want.Payload))
 	}
-	if got.QoS != want.QoS {
+	if cmp(FieldQoS) && got.QoS != want.QoS {
 		add("QoS %d, want %d", got.QoS, want.QoS)
 	}
-	if got.Retain != want.Retain {
+	if cmp(FieldRetain) && got.Retain != want.Retain {
 		add("Retain %v, want %v", got.Retain, want.Retain)
 	}
-	if got.From != want.From {
+	if cmp(FieldFrom) && got.From != want.From {
 		add("From %q, want %q", got.From, want.From)
 	}
-	if got.Username != want.Username {
+	if cmp(FieldUsername) && got.Username != want.Username {
 		add("Username %q, want %q", got.Username, want.Username)
 	}
-	if got.PeerHost != want.PeerHost {
+	if cmp(FieldPeerHost) && got.PeerHost != want.PeerHost {
 		add("PeerHost %q, want %q", got.PeerHost, want.PeerHost)
 	}
-	if got.Node != want.Node {
+	if cmp(FieldNode) && got.Node != want.Node {
 		add("Node %q, want %q", got.Node, want.Node)
 	}
-	if msg := timeDiff(got.Time, want.Time); msg != "" {
+	if msg := timeDiff(got.Time, want.Time); cmp(FieldTime) && msg != "" {
 		add("Time %s", msg)
 	}
-	if msg := timeDiff(got.Expiry, want.Expiry); msg != "" {
+	if msg := timeDiff(got.Expiry, want.Expiry); cmp(FieldExpiry) && msg != "" {
 		add("Expiry %s", msg)
 	}
-	if mode && got.Mode != want.Mode {
+	if cmp(FieldMode) && got.Mode != want.Mode {
 		add("Mode %v, want %v", got.Mode, want.Mode)
 	}
-	gp, wp := got.Props, want.Props
+	if cmp(FieldProps) {
+		d = append(d, propsDiff(got.Props, want.Props)...)
+	}
+	if len(d) > 0 {
+		t.Errorf("%s: message %s differs from what was stored:\n\t%s", what, fmtMsg(want), strings.Join(d, "\n\t"))
+	}
+}
+
+// propsDiff says how the properties gp differ from wp.
+func propsDiff(gp, wp persist.Properties) []string {
+	var d []string
+	add := func(format string, args ...any) { d = append(d, fmt.Sprintf(format, args...)) }
 	switch {
 	case (gp.PayloadFormat == nil) != (wp.PayloadFormat == nil):
 		add("Props.PayloadFormat %s, want %s", fmtBytePtr(gp.PayloadFormat), fmtBytePtr(wp.PayloadFormat))
@@ -460,9 +624,7 @@ func checkMessage(t testing.TB, what string, got, want *persist.Message, mode bo
 	if !sameUserProps(gp.User, wp.User) {
 		add("Props.User %q, want %q", gp.User, wp.User)
 	}
-	if len(d) > 0 {
-		t.Errorf("%s: message %s differs from what was stored:\n\t%s", what, fmtMsg(want), strings.Join(d, "\n\t"))
-	}
+	return d
 }
 
 func sameUserProps(a, b []persist.UserProperty) bool {
@@ -538,6 +700,49 @@ func wantErr(t testing.TB, what string, err, target error) bool {
 		return false
 	}
 	return true
+}
+
+// wantInvalid checks that err is what bad input gets: an error matching
+// persist.ErrInvalid, not retryable, whose text names each package (or
+// store) once (see repeatedPrefix).
+func wantInvalid(t testing.TB, what string, err error) bool {
+	t.Helper()
+	if !wantErr(t, what, err, persist.ErrInvalid) {
+		return false
+	}
+	ok := true
+	if persist.IsRetryable(err) {
+		t.Errorf("%s: %v is retryable; bad input is not", what, err)
+		ok = false
+	}
+	if p := repeatedPrefix(err.Error()); p != "" {
+		t.Errorf("%s: error %q says %q more than once (the style is \"<store>: <Op> <what>: <cause>\")", what, err, p+": ")
+		ok = false
+	}
+	return ok
+}
+
+// packageName is a package's or a store's name as an error message starts
+// with it: a lower-case word, maybe with a variant in parentheses, such as
+// "redisstore", "sqlstore(sqlite)", "memstore" or "topic".
+var packageName = regexp.MustCompile(`^[a-z][a-z0-9_.]*(\([a-z0-9_.]+\))?$`)
+
+// repeatedPrefix returns the name of a "<name>: " prefix that msg says
+// twice, or "". The segments of msg between ": " that are package names
+// are prefixes; the last segment is the cause's text.
+func repeatedPrefix(msg string) string {
+	segs := strings.Split(msg, ": ")
+	seen := map[string]bool{}
+	for _, seg := range segs[:len(segs)-1] {
+		if !packageName.MatchString(seg) {
+			continue
+		}
+		if seen[seg] {
+			return seg
+		}
+		seen[seg] = true
+	}
+	return ""
 }
 
 // sleepUntil sleeps until deadline.

@@ -36,7 +36,7 @@ func (s *suite) testRetained(t *testing.T) {
 		retain(t, st, other)
 		got := retained(t, rl, "ret/a")
 		if sameIDs(t, "after setting ret/a", got, msgs(r1)) {
-			checkMessage(t, "ret/a", got[0], r1, false)
+			checkMessage(t, "ret/a", got[0], r1, FieldMode)
 		}
 		r2 := newRetained("ret/a", []byte("two"))
 		r2.From = "p2"
@@ -44,7 +44,7 @@ func (s *suite) testRetained(t *testing.T) {
 		retain(t, st, r2)
 		got = retained(t, rl, "ret/a")
 		if sameIDs(t, "after replacing ret/a (the new message, properties and all)", got, msgs(r2)) {
-			checkMessage(t, "ret/a replaced", got[0], r2, false)
+			checkMessage(t, "ret/a replaced", got[0], r2, FieldMode)
 		}
 		retain(t, st, newRetained("ret/a", []byte{}))
 		sameIDs(t, "after an empty payload deleted ret/a", retained(t, rl, "ret/a"), nil)
@@ -120,7 +120,7 @@ func (s *suite) testRetained(t *testing.T) {
 		t.Parallel()
 		st := s.store(t)
 		rl := s.retainLookup(t, st)
-		for i, c := range s.payloads() {
+		for i, c := range s.payloads(st) {
 			if len(c.payload) == 0 {
 				continue // an empty payload deletes
 			}
@@ -136,7 +136,7 @@ func (s *suite) testRetained(t *testing.T) {
 			retain(t, st, m)
 			got := retained(t, rl, m.Topic)
 			if sameIDs(t, c.name, got, msgs(m)) {
-				checkMessage(t, c.name, got[0], m, false)
+				checkMessage(t, c.name, got[0], m, FieldMode)
 			}
 		}
 	})
@@ -156,7 +156,7 @@ func (s *suite) testRetained(t *testing.T) {
 		for i, a := range awkward {
 			got := retained(t, rl, a.value)
 			if sameIDs(t, fmt.Sprintf("Retained(%s topic %q)", a.name, a.value), got, all[i:i+1]) {
-				checkMessage(t, a.name, got[0], all[i], false)
+				checkMessage(t, a.name, got[0], all[i], FieldMode)
 			}
 		}
 		sameIDs(t, "the control message after the injection attempts", retained(t, rl, "control/r"), msgs(control))

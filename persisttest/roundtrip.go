@@ -24,12 +24,12 @@ func randomBytes(n int) []byte {
 }
 
 // payloads are payloads that must round-trip byte for byte.
-func (s *suite) payloads() []struct {
+func (s *suite) payloads(st persist.Store) []struct {
 	name    string
 	payload []byte
 	want    []byte
 } {
-	big := s.maxPayload()
+	big := s.maxPayload(st)
 	return []struct {
 		name    string
 		payload []byte
@@ -55,7 +55,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 	t.Run("Payloads", func(t *testing.T) {
 		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
 			st := s.store(t)
-			cases := s.payloads()
+			cases := s.payloads(st)
 			var all []*persist.Message
 			for i, c := range cases {
 				m := NewMessage(fmt.Sprintf("payload/%d", i), c.payload)
@@ -64,7 +64,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			}
 			publish(t, st, all...)
 			for i, c := range cases {
-				got := fetch(t, st, "reader", all[i].Topic, persist.Fetch{Mode: mode})
+				got := s.read(t, st, "reader", all[i].Topic, mode)
 				if len(got) != 1 {
 					t.Errorf("%s: FetchOffline(%q) returned %d messages, want 1", c.name, all[i].Topic, len(got))
 					continue
@@ -73,7 +73,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 				if c.want != nil {
 					want.Payload = c.want
 				}
-				checkMessage(t, c.name, got[0], want, true)
+				checkMessage(t, c.name, got[0], want, s.ignored(true))
 			}
 		})
 	})
@@ -118,12 +118,12 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			list := withMode(mode, full, bare, zeroFormat, oneProp, maxExpiry)
 			publish(t, st, list...)
 			for _, want := range list {
-				got := fetch(t, st, "reader", want.Topic, persist.Fetch{Mode: mode})
+				got := s.read(t, st, "reader", want.Topic, mode)
 				if len(got) != 1 {
 					t.Errorf("FetchOffline(%q) returned %d messages, want 1", want.Topic, len(got))
 					continue
 				}
-				checkMessage(t, want.Topic, got[0], want, true)
+				checkMessage(t, want.Topic, got[0], want, s.ignored(true))
 			}
 		})
 	})
@@ -142,17 +142,18 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			}
 			publish(t, st, all...)
 			for i, a := range awkward {
-				got := fetch(t, st, "reader", a.value, persist.Fetch{Mode: mode})
+				got := s.read(t, st, "reader", a.value, mode)
 				if !sameIDs(t, fmt.Sprintf("FetchOffline(%s topic %q)", a.name, a.value), got, all[i:i+1]) {
 					continue
 				}
-				checkMessage(t, a.name, got[0], all[i], true)
+				checkMessage(t, a.name, got[0], all[i], s.ignored(true))
 			}
-			got := fetch(t, st, "reader", "control/1", persist.Fetch{Mode: mode})
+			got := s.read(t, st, "reader", "control/1", mode)
 			sameIDs(t, "the control message after the injection attempts", got, msgs(control))
 		})
 	})
 	t.Run("ClientIDs", func(t *testing.T) {
+		s.need(t, persist.OnFetch|persist.OnAcked)
 		s.eachMode(t, func(t *testing.T, mode persist.Mode) {
 			st := s.store(t)
 			if mode == persist.Queue {
