@@ -11,10 +11,12 @@ import (
 )
 
 // Pipeline is a Store that stands between a Router and one store and
-// decides how writes (Publish, Retain, Acked) reach it: Durable, with
-// group commit, or Async, through an outbox. Connected and Subscribed are
-// passed through; FetchOffline of an async pipeline first waits for the
-// records queued before it. A Router puts every store that is not a
+// decides how writes reach it: Durable, Publish with group commit and the
+// other verbs passed through; or Async, every write (Connected,
+// Subscribed, Publish, Retain, Acked) through one outbox, written in
+// order, so that a client's state and subscriptions made while the
+// database is down are not lost either. FetchOffline of an async pipeline
+// first waits for the records queued before it. A Router puts every store that is not a
 // Pipeline behind a durable one, so a Pipeline is needed only for other
 // options; put it in a Router's rules (the Router reads lookups from the
 // store behind it). It is safe for concurrent use. Close drains it; it
@@ -215,7 +217,8 @@ func (p *Pipeline) errClosed(op string) error {
 	return &Error{Store: "persist: pipeline " + p.opts.Name, Op: op, Kind: ErrClosed}
 }
 
-// Connected passes c to the store.
+// Connected records c: durable, passed to the store; async, once it is in
+// the outbox.
 func (p *Pipeline) Connected(ctx context.Context, c *Client) error {
 	if p.closed.Load() {
 		return p.errClosed("Connected")
@@ -224,17 +227,33 @@ func (p *Pipeline) Connected(ctx context.Context, c *Client) error {
 	if err != nil {
 		return err
 	}
+	if p.box != nil {
+		if err := p.enter("Connected"); err != nil {
+			return err
+		}
+		defer p.active.RUnlock()
+		cc := *c
+		return p.enqueue(ctx, []record{{Op: opConnected, Conn: &cc}})
+	}
 	return p.store.Connected(ctx, c)
 }
 
-// Subscribed passes the subscriptions to the store.
+// Subscribed records the subscriptions: durable, passed to the store;
+// async, once they are in the outbox.
 func (p *Pipeline) Subscribed(ctx context.Context, clientID string, subs []Subscription, removed []string) error {
 	if p.closed.Load() {
 		return p.errClosed("Subscribed")
 	}
 	ctx, err := p.check(ctx, "Subscribed", func(l Limits) error { return l.CheckSubscribed(clientID, subs, removed) })
-	if err != nil {
+	if err != nil || len(subs)+len(removed) == 0 {
 		return err
+	}
+	if p.box != nil {
+		if err := p.enter("Subscribed"); err != nil {
+			return err
+		}
+		defer p.active.RUnlock()
+		return p.enqueue(ctx, []record{{Op: opSubscribed, Client: clientID, Subs: subs, Removed: removed}})
 	}
 	return p.store.Subscribed(ctx, clientID, subs, removed)
 }

@@ -10,18 +10,23 @@ import (
 
 // Record operations.
 const (
-	opPublish = 'p'
-	opRetain  = 'r'
-	opAcked   = 'a'
+	opPublish    = 'p'
+	opRetain     = 'r'
+	opAcked      = 'a'
+	opConnected  = 'k'
+	opSubscribed = 's'
 )
 
 // record is one write in the outbox, encoded as JSON.
 type record struct {
-	Op     byte     `json:"o"`
-	Msg    *Message `json:"m,omitempty"`
-	Rule   string   `json:"u,omitempty"` // Msg's rule (unexported there)
-	Client string   `json:"c,omitempty"`
-	Acks   []Ack    `json:"a,omitempty"`
+	Op      byte           `json:"o"`
+	Msg     *Message       `json:"m,omitempty"`
+	Rule    string         `json:"u,omitempty"` // Msg's rule (unexported there)
+	Client  string         `json:"c,omitempty"`
+	Acks    []Ack          `json:"a,omitempty"`
+	Conn    *Client        `json:"k,omitempty"` // opConnected
+	Subs    []Subscription `json:"s,omitempty"` // opSubscribed, with Removed
+	Removed []string       `json:"x,omitempty"`
 }
 
 func (r *record) items() int {
@@ -29,6 +34,22 @@ func (r *record) items() int {
 		return len(r.Acks)
 	}
 	return 1
+}
+
+// single reports whether records of op are each a store call of their own.
+func single(op byte) bool { return op == opRetain || op == opConnected || op == opSubscribed }
+
+// check says what is wrong with a record read from the outbox, or nil.
+func (r *record) check() error {
+	switch {
+	case r.Op != opPublish && r.Op != opRetain && r.Op != opAcked && r.Op != opConnected && r.Op != opSubscribed:
+		return fmt.Errorf("unknown operation %q", r.Op)
+	case (r.Op == opPublish || r.Op == opRetain) && r.Msg == nil:
+		return errors.New("no message")
+	case r.Op == opConnected && r.Conn == nil:
+		return errors.New("no client")
+	}
+	return nil
 }
 
 // enqueue adds records to the outbox, making room as Overflow says.
@@ -111,7 +132,8 @@ type batch struct {
 	client string // opAcked
 	msgs   []*Message
 	acks   []Ack
-	sizes  []int // items of each record
+	one    *record // opConnected, opSubscribed
+	sizes  []int   // items of each record
 }
 
 // trim drops the items of the first n records.
@@ -121,16 +143,24 @@ func (bt *batch) trim(n int) {
 		k += s
 	}
 	bt.sizes = bt.sizes[n:]
-	if bt.op == opAcked {
+	switch {
+	case bt.op == opAcked:
 		bt.acks = bt.acks[k:]
-	} else {
+	case bt.one != nil:
+		if n > 0 {
+			bt.one = nil
+		}
+	default:
 		bt.msgs = bt.msgs[k:]
 	}
 }
 
 func (bt *batch) items() int {
-	if bt.op == opAcked {
+	switch {
+	case bt.op == opAcked:
 		return len(bt.acks)
+	case bt.op == opConnected || bt.op == opSubscribed:
+		return len(bt.sizes)
 	}
 	return len(bt.msgs)
 }
@@ -223,11 +253,8 @@ func (p *Pipeline) readAhead() {
 		if d.err == nil {
 			d.err = json.Unmarshal(data, &d.r)
 		}
-		if d.err == nil && d.r.Op != opPublish && d.r.Op != opRetain && d.r.Op != opAcked {
-			d.err = fmt.Errorf("unknown operation %q", d.r.Op)
-		}
-		if d.err == nil && d.r.Op != opAcked && d.r.Msg == nil {
-			d.err = errors.New("no message")
+		if d.err == nil {
+			d.err = d.r.check()
 		}
 		if d.err == nil && d.r.Msg != nil {
 			d.r.Msg.rule = d.r.Rule
@@ -254,7 +281,7 @@ func (p *Pipeline) take() (*batch, int) {
 			n++
 			continue
 		}
-		if bt != nil && (r.Op != bt.op || r.Op == opRetain || r.Op == opAcked && r.Client != bt.client ||
+		if bt != nil && (r.Op != bt.op || single(r.Op) || r.Op == opAcked && r.Client != bt.client ||
 			items+r.items() > p.opts.MaxBatch || size+d.size > p.opts.MaxBatchBytes) {
 			break
 		}
@@ -264,6 +291,8 @@ func (p *Pipeline) take() (*batch, int) {
 		switch r.Op {
 		case opAcked:
 			bt.acks = append(bt.acks, r.Acks...)
+		case opConnected, opSubscribed:
+			bt.one = r
 		default:
 			bt.msgs = append(bt.msgs, r.Msg)
 		}
@@ -355,6 +384,10 @@ func (p *Pipeline) call(ctx context.Context, bt *batch) error {
 		return p.store.Publish(ctx, bt.msgs...)
 	case opRetain:
 		return p.store.Retain(ctx, bt.msgs[0])
+	case opConnected:
+		return p.store.Connected(ctx, bt.one.Conn)
+	case opSubscribed:
+		return p.store.Subscribed(ctx, bt.one.Client, bt.one.Subs, bt.one.Removed)
 	default:
 		return p.store.Acked(ctx, bt.client, bt.acks...)
 	}
@@ -368,6 +401,13 @@ func (p *Pipeline) refused(bt *batch, err error) {
 	switch bt.op {
 	case opAcked:
 		p.log.Error("mqttpersist: store refused acks", append(args, "op", "Acked", "client", bt.client, "acks", len(bt.acks))...)
+		return
+	case opConnected:
+		p.log.Error("mqttpersist: store refused a client's state", append(args, "op", "Connected", "client", bt.one.Conn.ID)...)
+		return
+	case opSubscribed:
+		p.log.Error("mqttpersist: store refused subscriptions", append(args, "op", "Subscribed", "client", bt.one.Client,
+			"subscriptions", len(bt.one.Subs), "removed", len(bt.one.Removed))...)
 		return
 	case opRetain:
 		args = append(args, "op", "Retain")

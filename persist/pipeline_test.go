@@ -73,6 +73,20 @@ func (o *outage) Acked(ctx context.Context, clientID string, acks ...persist.Ack
 	return o.Store.Acked(ctx, clientID, acks...)
 }
 
+func (o *outage) Connected(ctx context.Context, c *persist.Client) error {
+	if err := o.check("Connected"); err != nil {
+		return err
+	}
+	return o.Store.Connected(ctx, c)
+}
+
+func (o *outage) Subscribed(ctx context.Context, clientID string, subs []persist.Subscription, removed []string) error {
+	if err := o.check("Subscribed"); err != nil {
+		return err
+	}
+	return o.Store.Subscribed(ctx, clientID, subs, removed)
+}
+
 func pipeline(t *testing.T, s persist.Store, o persist.PipelineOptions) *persist.Pipeline {
 	t.Helper()
 	p, err := persist.NewPipeline(s, &o)
@@ -528,5 +542,59 @@ func TestPipelineCloseWaitsForWrites(t *testing.T) {
 	}
 	if err := p.Publish(context.Background(), &persist.Message{Topic: "c/x", QoS: 1}); !errors.Is(err, persist.ErrClosed) {
 		t.Fatalf("publish after Close: %v", err)
+	}
+}
+
+// In async mode a client's state and subscriptions go through the outbox
+// with the other writes, in order: made while the database is down, they
+// are stored once it is back, also after a restart.
+func TestPipelineAsyncClientStateSurvivesOutage(t *testing.T) {
+	s := sqlite(t)
+	o := &outage{Store: s}
+	dir := t.TempDir()
+	opts := persist.PipelineOptions{Mode: persist.Async, Outbox: dir, MinBackoff: 5 * time.Millisecond, Drain: 50 * time.Millisecond}
+	p1, err := persist.NewPipeline(o, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.down.Store(true)
+	ctx := t.Context()
+	at := time.Now().Truncate(time.Second)
+	if err := p1.Connected(ctx, &persist.Client{ID: "dev", Node: "n1", Online: true, OnlineAt: at}); err != nil {
+		t.Fatalf("Connected while the store is down: %v", err)
+	}
+	subs := []persist.Subscription{{Filter: "cmd/dev/#", QoS: 1}, {Filter: "all/+", QoS: 2}}
+	if err := p1.Subscribed(ctx, "dev", subs, nil); err != nil {
+		t.Fatalf("Subscribed while the store is down: %v", err)
+	}
+	if err := p1.Subscribed(ctx, "dev", nil, []string{"all/+"}); err != nil {
+		t.Fatalf("Subscribed (removal) while the store is down: %v", err)
+	}
+	if err := p1.Subscribed(ctx, "dev", []persist.Subscription{{Filter: "bad/#/x"}}, nil); !errors.Is(err, persist.ErrInvalid) {
+		t.Fatalf("an invalid subscription = %v, want ErrInvalid before the outbox", err)
+	}
+	if st := p1.Stats(); st.Queued != 3 {
+		t.Fatalf("outbox holds %d records, want 3", st.Queued)
+	}
+	if err := p1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client(ctx, "dev"); !errors.Is(err, persist.ErrNotFound) {
+		t.Fatalf("client stored while the store was down: %v", err)
+	}
+	o.down.Store(false)
+	opts.Drain = 0
+	p2 := pipeline(t, o, opts)
+	eventually(t, "the outbox to empty", func() bool { return p2.Stats().Queued == 0 })
+	c, err := s.Client(ctx, "dev")
+	if err != nil || !c.Online || c.Node != "n1" || !c.OnlineAt.Equal(at) {
+		t.Fatalf("client after the restart: %+v, %v", c, err)
+	}
+	got, err := s.Subscriptions(ctx, "dev")
+	if err != nil || len(got) != 1 || got[0].Filter != "cmd/dev/#" || got[0].QoS != 1 {
+		t.Fatalf("subscriptions after the restart: %+v, %v; want only cmd/dev/# (all/+ was removed after)", got, err)
+	}
+	if st := p2.Stats(); st.Written != 3 {
+		t.Errorf("stats %+v, want 3 written", st)
 	}
 }
