@@ -71,6 +71,11 @@ type conn struct {
 	bad        map[string]error // filters the store rejects
 	watched    map[string]bool  // filters in the Hook's watch for this connection
 	since      time.Time        // when the connection was made
+
+	// Queue messages it may not take, whose claims it gives back (acl.go).
+	refused   map[string]*refusal
+	nrefused  int       // of those, claimed since their last release
+	releaseAt time.Time // after a failed release
 }
 
 // permanent reports whether trying a store call again cannot help.
@@ -175,7 +180,8 @@ func (c *conn) run() {
 		if c.ctx.Err() != nil {
 			return
 		}
-		if !c.step() {
+		stepped := c.step()
+		if !c.release(false) && !stepped {
 			c.sleep()
 		}
 	}
@@ -259,6 +265,7 @@ func (c *conn) sleep() {
 func (c *conn) finish() {
 	c.intake()
 	c.record(true, true)
+	c.release(true)
 	c.unwatch()
 	inf := c.cl.State.Inflight
 	for pid, e := range c.pending {

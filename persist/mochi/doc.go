@@ -93,6 +93,12 @@
 //     OnACLCheck are not called (mochi has no way to call them from a hook);
 //     set Options.ACL (for example to the auth hook's OnACLCheck) to keep
 //     per-topic read rules. Subscriptions were checked when made.
+//   - A queue message that a consumer may not take (Options.ACL, No Local)
+//     is given back to the queue: the consumer's claim is released (a
+//     fetch of its topic with a lease of a millisecond, once the consumer
+//     has nothing else of that topic in flight) and the consumers on this
+//     node that may take it are asked to fetch; those on other nodes get
+//     it at their next fetch.
 //   - Shared subscriptions: a message goes to a connected member when the
 //     group has one; fanout messages for a group with no connected member
 //     are not replayed (a group has no cursor). Queue messages are claimed

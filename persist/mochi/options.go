@@ -66,6 +66,7 @@ type Options struct {
 	// persisted message is delivered to it (live or from the store). Pass
 	// the OnACLCheck method of the server's auth hook to keep per-topic read
 	// rules; nil allows every delivery to a subscription the broker
-	// accepted.
+	// accepted. A queue message it denies goes to another consumer (see
+	// Caveats in the package doc).
 	ACL func(cl *mqtt.Client, topic string, write bool) bool
 }

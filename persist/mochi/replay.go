@@ -34,7 +34,7 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 	filters = slices.DeleteFunc(filters, func(f string) bool { return c.h.isUnstored(c.id, f) })
 	slices.Sort(filters)
 	opt := persist.Fetch{
-		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.held) + len(c.unsent),
+		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.held) + len(c.unsent) + len(c.refused),
 		Since: c.h.opts.Fetch.Since,
 		Lease: c.h.opts.Fetch.Lease,
 	}
@@ -67,7 +67,7 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 				continue // a shared group has no fanout cursor to replay
 			}
 			seen[m.ID] = true
-			if _, ok := c.known[m.ID]; !ok {
+			if _, ok := c.known[m.ID]; !ok || c.reclaimed(m) {
 				out = append(out, m)
 			}
 		}
@@ -116,6 +116,8 @@ func (c *conn) deliverStored(m *persist.Message) {
 		c.known[m.ID] = 0
 		if m.Mode == persist.Fanout {
 			c.finished(e) // passed over for good [MQTT-3.8.3-3]
+		} else {
+			c.refuse(m) // its claim goes back (acl.go)
 		}
 		return
 	}
