@@ -98,8 +98,10 @@ func (k *Kit) Enter(ctx context.Context, op string) error {
 // Fail turns a database error of op into the error the store returns: nil
 // for nil; the context's error as is when ctx is done; an error matching
 // persist.ErrClosed after Close; an *persist.Error given by the store with
-// this store's name and op filled in; else a *persist.Error of the kind
-// and retryability the classifier says, unwrapping to err.
+// this store's name and op filled in (and, when it has no Kind, the kind
+// and retryability the classifier says of its Err: a store describes a
+// database error with What without losing them); else a *persist.Error of
+// the kind and retryability the classifier says, unwrapping to err.
 func (k *Kit) Fail(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
@@ -111,6 +113,14 @@ func (k *Kit) Fail(ctx context.Context, op string, err error) error {
 		return &persist.Error{Store: k.name, Op: op, Kind: persist.ErrClosed, Err: err}
 	}
 	if pe, ok := err.(*persist.Error); ok {
+		if pe.Kind == nil && pe.Err != nil {
+			// A store's description (What) of a database error: the
+			// classifier still says what the error is.
+			c := *pe
+			c.Kind, c.Retryable = k.classify(pe.Err)
+			c.Retryable = c.Retryable || pe.Retryable || persist.IsRetryable(pe.Err)
+			pe = &c
+		}
 		return k.own(op, pe)
 	}
 	kind, retry := k.classify(err)
