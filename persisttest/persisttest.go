@@ -40,6 +40,12 @@ type Harness struct {
 	// fails t itself when it cannot. It is not called for a store that
 	// handles OnFetch, and must be set for one that does not.
 	ReadBack func(t testing.TB, st persist.Store) []*persist.Message
+	// Shared, when set, returns another store value on the data of st (a
+	// store from New), as a second broker node sharing the database sees
+	// it: a store opened anew with the same database, prefix and tables.
+	// The harness registers its cleanup with t.Cleanup. The cases of
+	// several nodes (SkipNothing) use st twice when Shared is nil.
+	Shared func(t testing.TB, st persist.Store) persist.Store
 	// Features declares what the store's type does not tell; the zero
 	// value declares nothing.
 	Features Features
@@ -158,6 +164,9 @@ func Run(t *testing.T, h Harness) {
 		{"CancelledContext", 0, s.testCancelled},
 		{"Closed", 0, s.testClosed},
 		{"Invalid", 0, s.testInvalid},
+	}
+	if h.Shared != nil { // TODO(lead): unconditional once memstore has per-message acks
+		cases = append(cases, testCase{"SkipNothing", acked, s.testSkipNothing})
 	}
 	if f := h.Features; f.NoQueue || f.NoFanout || s.caps.events != persist.AllEvents {
 		cases = append(cases, testCase{"Unsupported", 0, s.testUnsupported})
