@@ -164,7 +164,8 @@ func (s *suite) invalidConnected(t *testing.T) {
 	t.Run("nil client", func(t *testing.T) {
 		wantInvalid(t, "Connected(nil)", st.Connected(t.Context(), nil))
 	})
-	for _, b := range badIDs(s.uniq("inv-client"), lim) {
+	for i := range badIDs("", lim) {
+		b := badIDs(s.uniq("inv-client"), lim)[i] // a prefix of its own
 		t.Run("ID "+b.name, func(t *testing.T) {
 			wantInvalid(t, "Connected with a client ID that is "+b.name, st.Connected(t.Context(), client(b.id)))
 			notStored(t, b.mangled...)
@@ -195,21 +196,27 @@ func (s *suite) invalidSubscribed(t *testing.T) {
 	st := s.store(t)
 	lim := persist.LimitsOf(st)
 	sl, canRead := s.hasSubLookup(st)
-	id := s.uniq("inv-sub")
 	keep := []persist.Subscription{{Filter: "inv/keep", QoS: 1}}
-	subscribe(t, st, id, keep, nil)
 	ok := persist.Subscription{Filter: "inv/new", QoS: 1}
-	// Every refused call would also add inv/new and remove inv/keep.
-	refused := func(t *testing.T, what, clientID string, subs []persist.Subscription, removed []string) {
+	// Each case has a client of its own, subscribed to inv/keep; every
+	// refused call would also add inv/new and remove inv/keep.
+	client := func(t *testing.T) string {
+		id := s.uniq("inv-sub")
+		subscribe(t, st, id, keep, nil)
+		return id
+	}
+	refused := func(t *testing.T, what, id, clientID string, subs []persist.Subscription, removed []string) {
 		t.Helper()
 		wantInvalid(t, what, st.Subscribed(t.Context(), clientID, subs, append([]string{"inv/keep"}, removed...)))
 		if canRead {
 			checkSubs(t, "after the refused Subscribed (nothing of it is stored)", sl, id, keep)
 		}
 	}
-	for _, b := range badIDs(id, lim) {
-		t.Run("client ID "+b.name, func(t *testing.T) {
-			refused(t, "Subscribed with a client ID that is "+b.name, b.id, []persist.Subscription{ok}, nil)
+	for i := range badIDs("", lim) {
+		t.Run("client ID "+badIDs("", lim)[i].name, func(t *testing.T) {
+			id := client(t)
+			b := badIDs(id, lim)[i]
+			refused(t, "Subscribed with a client ID that is "+b.name, id, b.id, []persist.Subscription{ok}, nil)
 			if canRead {
 				for _, m := range b.mangled {
 					if m != id {
@@ -231,12 +238,14 @@ func (s *suite) invalidSubscribed(t *testing.T) {
 		{"filter too long", persist.Subscription{Filter: long, QoS: 1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			refused(t, "Subscribed with a subscription of "+c.name, id, []persist.Subscription{ok, c.sub}, nil)
+			id := client(t)
+			refused(t, "Subscribed with a subscription of "+c.name, id, id, []persist.Subscription{ok, c.sub}, nil)
 		})
 	}
 	for _, f := range append(invalidFilters, named{"too long", long}) {
 		t.Run("removed "+f.name, func(t *testing.T) {
-			refused(t, "Subscribed removing a filter that is "+f.name, id, []persist.Subscription{ok}, []string{f.value})
+			id := client(t)
+			refused(t, "Subscribed removing a filter that is "+f.name, id, id, []persist.Subscription{ok}, []string{f.value})
 		})
 	}
 }
@@ -288,15 +297,17 @@ func (s *suite) invalidPublish(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				ok1 := NewMessage("inv/ok", []byte("before "+c.name))
-				ok2 := NewMessage("inv/ok", []byte("after "+c.name))
+				before := s.read(t, st, "c", "#", mode)
+				tp := s.uniq("inv/t")
+				ok1 := NewMessage(tp, []byte("before "+c.name))
+				ok2 := NewMessage(tp, []byte("after "+c.name))
 				withMode(mode, ok1, ok2)
-				bad := NewMessage("inv/bad", []byte(c.name))
+				bad := NewMessage(tp+"/bad", []byte(c.name))
 				bad.Mode = mode
 				bad = c.mod(bad)
 				wantInvalid(t, "Publish of a batch with a message of "+c.name, st.Publish(t.Context(), ok1, bad, ok2))
 				// The whole batch is rejected before anything is written.
-				sameIDs(t, "messages of the refused batches", s.read(t, st, "c", "#", mode), nil)
+				sameIDs(t, "messages after the refused batch", s.read(t, st, "c", "#", mode), before)
 			})
 		}
 	})
@@ -311,7 +322,6 @@ func (s *suite) invalidAcked(t *testing.T) {
 	s.need(t, persist.OnAcked)
 	st := s.store(t)
 	lim := persist.LimitsOf(st)
-	id := s.uniq("inv-acker")
 	// A fanout message whose cursor a refused call would move.
 	m0 := NewMessage("inv/acked", []byte("m0"))
 	canRead := !s.h.Features.NoFanout && s.has(persist.OnPublish|persist.OnFetch)
@@ -319,27 +329,34 @@ func (s *suite) invalidAcked(t *testing.T) {
 		publish(t, st, m0)
 	}
 	okAck := persist.Ack{ID: m0.ID, Topic: m0.Topic}
-	refused := func(t *testing.T, what, clientID string, acks ...persist.Ack) {
+	// Each case acks as a client of its own (id), whose cursor is read
+	// back.
+	refused := func(t *testing.T, what, id, clientID string, acks ...persist.Ack) {
 		t.Helper()
 		wantInvalid(t, what, st.Acked(t.Context(), clientID, acks...))
 		if canRead {
 			sameIDs(t, "after the refused Acked (no cursor moved)", fetch(t, st, id, "inv/acked", fan), msgs(m0))
 		}
 	}
-	for _, b := range badIDs(id, lim) {
-		t.Run("client ID "+b.name, func(t *testing.T) {
-			refused(t, "Acked with a client ID that is "+b.name, b.id, okAck)
+	for i := range badIDs("", lim) {
+		t.Run("client ID "+badIDs("", lim)[i].name, func(t *testing.T) {
+			id := s.uniq("inv-acker")
+			b := badIDs(id, lim)[i]
+			refused(t, "Acked with a client ID that is "+b.name, id, b.id, okAck)
 		})
 	}
 	t.Run("ack ID empty", func(t *testing.T) {
-		refused(t, "Acked with an empty message ID", id, okAck, persist.Ack{ID: "", Topic: m0.Topic})
+		id := s.uniq("inv-acker")
+		refused(t, "Acked with an empty message ID", id, id, okAck, persist.Ack{ID: "", Topic: m0.Topic})
 	})
 	t.Run("ack ID too long", func(t *testing.T) {
-		refused(t, "Acked with a message ID that is too long", id, okAck, persist.Ack{ID: strings.Repeat("0", maxLen(lim.ID)+1), Topic: m0.Topic})
+		id := s.uniq("inv-acker")
+		refused(t, "Acked with a message ID that is too long", id, id, okAck, persist.Ack{ID: strings.Repeat("0", maxLen(lim.ID)+1), Topic: m0.Topic})
 	})
 	for _, c := range append(invalidNames, named{"too long", strings.Repeat("t", maxLen(lim.Topic)+1)}) {
 		t.Run("ack topic "+c.name, func(t *testing.T) {
-			refused(t, "Acked with a topic that is "+c.name, id, okAck, persist.Ack{ID: persist.NewID(), Topic: c.value})
+			id := s.uniq("inv-acker")
+			refused(t, "Acked with a topic that is "+c.name, id, id, okAck, persist.Ack{ID: persist.NewID(), Topic: c.value})
 		})
 	}
 }
@@ -369,22 +386,25 @@ func (s *suite) invalidRetain(t *testing.T) {
 			mod  func(m *persist.Message)
 		}{"payload too large", func(m *persist.Message) { m.Payload = make([]byte, lim.Payload+1) }})
 	}
-	nothing := func(t *testing.T) {
+	all := func(t *testing.T) []*persist.Message {
 		t.Helper()
-		if canRead {
-			sameIDs(t, "retained after the refused Retain", retained(t, rl, "#"), nil)
+		if !canRead {
+			return nil
 		}
+		return retained(t, rl, "#")
 	}
 	t.Run("nil message", func(t *testing.T) {
+		before := all(t)
 		wantInvalid(t, "Retain(nil)", st.Retain(t.Context(), nil))
-		nothing(t)
+		sameIDs(t, "retained after the refused Retain", all(t), before)
 	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := newRetained("inv/r", []byte(c.name))
+			before := all(t)
+			m := newRetained(s.uniq("inv/r"), []byte(c.name))
 			c.mod(m)
 			wantInvalid(t, "Retain of a message of "+c.name, st.Retain(t.Context(), m))
-			nothing(t)
+			sameIDs(t, "retained after the refused Retain", all(t), before)
 		})
 	}
 }
