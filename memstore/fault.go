@@ -41,13 +41,38 @@ func (s *Store) key(x string) string {
 	return x
 }
 
-// cursorKey returns the key of a fanout cursor: its topic, or with
-// "cursor per client" one cursor for all topics.
-func (s *Store) cursorKey(topic string) string {
-	if s.bug("cursor per client") {
+// ackKey returns the key of a client's fanout acks: its ID, or with
+// "acks shared" one set for every client.
+func (s *Store) ackKey(id string) string {
+	if s.bug("acks shared") {
 		return ""
 	}
-	return topic
+	return id
+}
+
+// cumulativeAcks keeps, with "ack skips earlier", a cursor per client and
+// topic that an ack moves to its ID, skipping every earlier message of the
+// topic (acks taken as cumulative, which loses a message stored after a
+// later one was acked); with "queue ack moves cursor" queue acks move it
+// too.
+func (s *Store) cumulativeAcks(id string, acks []persist.Ack, queue []bool) {
+	if !s.bug("ack skips earlier") && !s.bug("queue ack moves cursor") {
+		return
+	}
+	fanout := func(i int) bool { return !queue[i] || s.bug("queue ack moves cursor") }
+	for _, a := range storekit.Cursors(acks, fanout) {
+		cur := s.skipTo[id]
+		if cur == nil {
+			cur = map[string]string{}
+			s.skipTo[id] = cur
+		}
+		cur[a.Topic] = max(cur[a.Topic], a.ID)
+	}
+}
+
+// skipped reports whether one of the old-cursor bugs skips m for client id.
+func (s *Store) skipped(id string, m *persist.Message) bool {
+	return m.ID <= s.skipTo[id][m.Topic]
 }
 
 // faultError returns err as FetchOffline returns it; with "name twice" an

@@ -16,8 +16,8 @@ import (
 // name is the store's name in errors.
 const name = "memstore"
 
-// Store keeps clients, subscriptions, messages, cursors, queue claims and
-// retained messages in memory. It is safe for concurrent use.
+// Store keeps clients, subscriptions, messages, fanout acks, queue claims
+// and retained messages in memory. It is safe for concurrent use.
 type Store struct {
 	kit  *storekit.Kit
 	bugs memfault.Bugs // deliberate contract violations, for the suite's own tests only
@@ -26,7 +26,8 @@ type Store struct {
 	clients  map[string]persist.Client
 	subs     map[string]map[string]sub    // client → filter → subscription
 	msgs     map[string]*persist.Message  // ID → message
-	cursors  map[string]map[string]string // client → topic → highest acked ID
+	acked    map[string]map[string]bool   // client → IDs of the fanout messages it acked
+	skipTo   map[string]map[string]string // client → topic → ID: only for the old-cursor bugs (fault.go)
 	claims   map[string]claim             // ID → queue claim
 	retained map[string]*persist.Message  // topic → message
 }
@@ -85,7 +86,8 @@ func NewWithOptions(opts *Options) *Store {
 		clients:  map[string]persist.Client{},
 		subs:     map[string]map[string]sub{},
 		msgs:     map[string]*persist.Message{},
-		cursors:  map[string]map[string]string{},
+		acked:    map[string]map[string]bool{},
+		skipTo:   map[string]map[string]string{},
 		claims:   map[string]claim{},
 		retained: map[string]*persist.Message{},
 	}
@@ -307,26 +309,25 @@ func (s *Store) ack(clientID string, acks []persist.Ack) {
 			delete(s.claims, a.ID)
 		}
 	}
-	fanout := func(i int) bool {
-		if _, stored := s.msgs[acks[i].ID]; !stored && s.bug("ack needs message") {
-			return false
-		}
-		return !queue[i]
+	set := s.acked[s.ackKey(id)]
+	if set == nil || s.bug("acks forgotten") {
+		set = map[string]bool{}
+		s.acked[s.ackKey(id)] = set
 	}
-	for _, a := range storekit.Cursors(acks, fanout) {
-		cur := s.cursors[id]
-		if cur == nil {
-			cur = map[string]string{}
-			s.cursors[id] = cur
+	for i, a := range acks {
+		if _, stored := s.msgs[a.ID]; !stored && s.bug("ack needs message") {
+			continue
 		}
-		key := s.cursorKey(a.Topic)
-		if a.ID > cur[key] || s.bug("cursor moves back") {
-			cur[key] = a.ID // never back
+		if queue[i] {
+			continue
 		}
+		// One message acked: none other, whatever its ID.
+		set[a.ID] = true
 		if s.bug("ack deletes fanout") {
 			delete(s.msgs, a.ID)
 		}
 	}
+	s.cumulativeAcks(id, acks, queue)
 }
 
 // FetchOffline returns and, for a queue fetch, claims the stored messages
@@ -359,13 +360,16 @@ func (s *Store) fetch(q *storekit.Query) []*persist.Message {
 		if m.Expired(q.Now) && !s.bug("return expired") {
 			delete(s.msgs, mid) // never returned again
 			delete(s.claims, mid)
+			for _, set := range s.acked {
+				delete(set, mid)
+			}
 			continue
 		}
 		if m.Mode != q.Fetch.Mode && !s.bug("modes mixed") {
 			continue
 		}
 		if !queue {
-			if m.ID <= s.cursors[id][s.cursorKey(m.Topic)] || m.ID <= start {
+			if s.acked[s.ackKey(id)][m.ID] || m.ID <= start || s.skipped(id, m) {
 				continue // acked, or before the subscription
 			}
 		} else if c, ok := s.claims[m.ID]; ok && q.Now.Before(c.until) && !s.bug("double claim") &&

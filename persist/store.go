@@ -51,12 +51,18 @@ type Store interface {
 	// before anything is written, with an error matching ErrInvalid.
 	Publish(ctx context.Context, msgs ...*Message) error
 	// Acked records a client's acks: a queue message claimed by the client
-	// is deleted; a fanout ack advances the client's cursor for the
-	// message's topic (the mqtt_acked table) and never moves it back.
+	// is deleted; a fanout ack marks that one message as acknowledged by
+	// the client, so that fanout fetches of the client never return it
+	// again (the mqtt_acked table). A fanout ack says nothing of other
+	// messages: acking a message with a later ID (or one stored earlier)
+	// does not skip a message the client has not acked, whenever and on
+	// whichever node that message was stored — messages are acknowledged
+	// one by one, in any order, and none is skipped.
 	// An ack of a queue message by a client that has not claimed it
-	// changes nothing, and an ack of a queue message moves no fanout
-	// cursor. Any other ack is a fanout ack: it moves the cursor even when
-	// its message is not (yet) stored.
+	// changes nothing, and an ack of a queue message acks no fanout
+	// message. Any other ack is a fanout ack, recorded even when its
+	// message is not (yet) stored: an asynchronous pipeline may write the
+	// ack first.
 	Acked(ctx context.Context, clientID string, acks ...Ack) error
 	// Retain sets or replaces the retained message of m.Topic, with all
 	// its fields; an empty payload deletes it (the mqtt_retain table). An
@@ -64,12 +70,11 @@ type Store interface {
 	Retain(ctx context.Context, m *Message) error
 	// FetchOffline returns the stored messages for clientID whose topic
 	// matches filter (wildcards allowed), in ID order, honouring opt:
-	//   - Fanout: messages after the client's cursor for their topic
-	//     (cursors are per client and topic name) and after the start of
-	//     the client's stored subscription to exactly this filter (a new
-	//     subscription starts at the moment it was stored, or at the oldest
-	//     message with Subscription.History; with no stored subscription to
-	//     filter there is no start bound);
+	//   - Fanout: the messages the client has not acked (see Acked) whose
+	//     ID is after the start of the client's stored subscription to
+	//     exactly this filter (a new subscription starts at the moment it
+	//     was stored, or at the oldest message with Subscription.History;
+	//     with no stored subscription to filter there is no start bound);
 	//   - Queue: unclaimed (or lease-expired) messages and the messages
 	//     clientID has claimed already (a consumer that reconnects gets its
 	//     unacked messages again at once, not when its lease runs out),
@@ -80,7 +85,8 @@ type Store interface {
 	// returns only Queue messages, and claims (or renews the claim of) only
 	// those it returns: a queue message claimed by another client whose
 	// lease has not run out is never returned. Limit keeps the first
-	// messages in ID order; Since is measured against Message.Time. Expired messages are never returned. A filter starting
+	// messages in ID order; Since is measured against Message.Time.
+	// Expired messages are never returned. A filter starting
 	// with a wildcard matches no topic starting with '$' [MQTT-4.7.2-1].
 	// An invalid filter returns an error matching ErrInvalid.
 	FetchOffline(ctx context.Context, clientID, filter string, opt Fetch) ([]*Message, error)

@@ -77,7 +77,7 @@ func (s *suite) testSkipNothing(t *testing.T) {
 		publish(t, st, a2, b2)
 		ack(t, st, c, a2, b2)
 		a1 := newMessageAt("sn/x/a", []byte("a1"), time.Now().Add(-3*time.Second))
-		b1 := newMessageAt("sn/x/b", []byte("b1"), time.Now().Add(-3*time.Second))
+		b1 := newMessageAt("sn/x/b", []byte("b1"), time.Now().Add(-2*time.Second))
 		publish(t, st, b1, a1)
 		sameIDs(t, "older messages of two topics stored after newer ones were acked", fetch(t, st, c, "sn/x/+", fan), msgs(a1, b1))
 	})

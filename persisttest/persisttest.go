@@ -154,6 +154,7 @@ func Run(t *testing.T, h Harness) {
 		{"Subscriptions", persist.OnSubscribed, s.testSubscriptions},
 		{"RoundTrip", pub, s.testRoundTrip},
 		{"Fanout", acked, s.testFanout},
+		{"SkipNothing", acked, s.testSkipNothing},
 		{"Wildcards", read, s.testWildcards},
 		{"Limits", acked, s.testLimits},
 		{"Expiry", read, s.testExpiry},
@@ -164,9 +165,6 @@ func Run(t *testing.T, h Harness) {
 		{"CancelledContext", 0, s.testCancelled},
 		{"Closed", 0, s.testClosed},
 		{"Invalid", 0, s.testInvalid},
-	}
-	if h.Shared != nil { // TODO(lead): unconditional once memstore has per-message acks
-		cases = append(cases, testCase{"SkipNothing", acked, s.testSkipNothing})
 	}
 	if f := h.Features; f.NoQueue || f.NoFanout || s.caps.events != persist.AllEvents {
 		cases = append(cases, testCase{"Unsupported", 0, s.testUnsupported})
