@@ -1,7 +1,6 @@
 package mochi
 
 import (
-	"slices"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -88,12 +87,8 @@ func (c *conn) intake() {
 	c.mu.Unlock()
 	for _, ev := range evs {
 		if ev.e != nil {
-			if old, ok := c.pending[ev.pid]; ok {
-				c.delOpen(old)
-			}
 			c.pending[ev.pid] = ev.e
 			c.known[ev.e.id] = 0
-			c.addOpen(ev.e)
 			continue
 		}
 		e, ok := c.pending[ev.pid]
@@ -101,7 +96,6 @@ func (c *conn) intake() {
 			continue // an ack of a message the Hook did not send
 		}
 		delete(c.pending, ev.pid)
-		c.delOpen(e)
 		c.finished(e)
 	}
 	if kicks != c.seenKicks {
@@ -128,72 +122,19 @@ func (c *conn) finished(e *entry) {
 	c.ready = append(c.ready, e)
 }
 
-func (c *conn) addOpen(e *entry) {
-	if e.mode == persist.Fanout {
-		c.open[e.topic] = append(c.open[e.topic], e.id)
-	}
-}
-
-func (c *conn) delOpen(e *entry) {
-	if e.mode != persist.Fanout {
-		return
-	}
-	ids := c.open[e.topic]
-	if i := slices.Index(ids, e.id); i >= 0 {
-		ids = slices.Delete(ids, i, i+1)
-	}
-	if len(ids) == 0 {
-		delete(c.open, e.topic)
-	} else {
-		c.open[e.topic] = ids
-	}
-}
-
-// blocked reports whether recording e would move the client's cursor for
-// its topic past a delivery that is not acknowledged yet.
-func (c *conn) blocked(e *entry) bool {
-	if e.mode != persist.Fanout {
-		return false
-	}
-	for _, id := range c.open[e.topic] {
-		if id < e.id {
-			return true
-		}
-	}
-	return false
-}
-
-// record sends the acks that may be recorded to the store, in one call:
-// when forced, or when enough of them waited (see ackBatch).
+// record sends the acks to the store, in one call: when forced, or when
+// enough of them waited (see ackBatch). Each ack acks its message alone
+// (persist.Store.Acked), so acks are recorded in the order they came,
+// whatever deliveries before them are still unacknowledged.
 func (c *conn) record(force, final bool) {
-	if len(c.ready) == 0 && len(c.unsent) == 0 && len(c.held) == 0 {
+	if len(c.ready) == 0 && len(c.unsent) == 0 {
 		return
 	}
 	if !force && len(c.unsent) == 0 && len(c.ready) < ackBatch && time.Since(c.readySince) < ackDelay {
 		return
 	}
-	if len(c.held) > 0 {
-		keep := c.held[:0]
-		for _, e := range c.held {
-			if c.blocked(e) {
-				keep = append(keep, e)
-			} else {
-				c.ready = append(c.ready, e)
-			}
-		}
-		clear(c.held[len(keep):])
-		c.held = keep
-	}
-	var batch []*entry
-	for _, e := range c.ready {
-		if c.blocked(e) {
-			c.held = append(c.held, e)
-		} else {
-			batch = append(batch, e)
-		}
-	}
-	clear(c.ready)
-	c.ready = c.ready[:0]
+	batch := c.ready
+	c.ready = nil
 	if len(c.unsent) > 0 {
 		if !final && !force && time.Now().Before(c.ackRetryAt) {
 			c.unsent = append(c.unsent, batch...)

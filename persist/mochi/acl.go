@@ -89,7 +89,7 @@ func (c *conn) busy() map[string]bool {
 			b[m.Topic] = true
 		}
 	}
-	for _, list := range [][]*entry{c.ready, c.held, c.unsent} {
+	for _, list := range [][]*entry{c.ready, c.unsent} {
 		for _, e := range list {
 			if e.mode == persist.Queue {
 				b[e.topic] = true

@@ -27,9 +27,9 @@ type entry struct {
 // client. Its run goroutine is the only sender of persisted messages to the
 // client: it replays the store (paged, in ID order) until nothing is left,
 // then sends live messages from memory, falling back to the store whenever
-// memory overflows, a subscription is added or queue messages arrive. It
-// records the client's acks in the store, never moving a fanout cursor past
-// a delivery that is still unacknowledged.
+// memory overflows, a subscription is added, queue messages arrive or the
+// store tells of messages stored on another node. It records the client's
+// acks in the store, each for its message alone.
 type conn struct {
 	h  *Hook
 	cl *mqtt.Client
@@ -53,13 +53,11 @@ type conn struct {
 	db         bool // replaying the store; else sending from memory
 	caughtUp   bool // the backlog is all the store holds: live after it
 	seenKicks  uint64
-	pending    map[uint16]*entry   // sent, waiting for PUBACK/PUBREC
-	open       map[string][]string // topic → IDs of pending fanout deliveries
-	ready      []*entry            // acknowledged, to record
-	readySince time.Time           // when ready became non-empty
-	held       []*entry            // acknowledged after a later delivery of an unacknowledged earlier one
-	unsent     []*entry            // recording failed, to try again
-	known      map[string]int64    // ID → 0 while in flight, else when its ack was recorded
+	pending    map[uint16]*entry // sent, waiting for PUBACK/PUBREC
+	ready      []*entry          // acknowledged, to record
+	readySince time.Time         // when ready became non-empty
+	unsent     []*entry          // recording failed, to try again
+	known      map[string]int64  // ID → 0 while in flight, else when its ack was recorded
 	backlog    []*persist.Message
 	fetchedAt  time.Time // of the backlog
 	subs       map[string]packets.Subscription
@@ -90,7 +88,6 @@ func newConn(h *Hook, cl *mqtt.Client) *conn {
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		pending: map[uint16]*entry{},
-		open:    map[string][]string{},
 		known:   map[string]int64{},
 		bad:     map[string]error{},
 		watched: map[string]bool{},
@@ -196,7 +193,7 @@ func (c *conn) step() bool {
 		if time.Now().Before(c.retryAt) {
 			return false
 		}
-		c.record(true, false) // the store moves the cursors before the fetch
+		c.record(true, false) // the store has the acks before the fetch
 		k := c.kickCount()
 		msgs, full, err := c.fetch()
 		// Caught up: the store gave everything it holds for the client

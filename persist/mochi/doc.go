@@ -45,13 +45,13 @@
 // messages to that client. At connect, and after a new subscription, it
 // replays the store for every subscription in ID order, a page at a time
 // (Options.Page), until the store has nothing more; then it sends live
-// messages from memory. Fanout messages are read after the client's cursor
-// for their topic; queue messages are claimed (so two consumers never get
-// the same one; a live queue message makes the connected consumers claim).
-// The client's acks (PUBACK, and PUBREC for QoS 2: the client owns the
-// message then) are recorded in batches off the client's read path, and
-// never move a fanout cursor past a delivery the client has not
-// acknowledged yet. Messages in flight when the connection ends are taken
+// messages from memory. Fanout messages are those the client has not
+// acknowledged; queue messages are claimed (so two consumers never get the
+// same one; a live queue message makes the connected consumers claim). The
+// client's acks (PUBACK, and PUBREC for QoS 2: the client owns the message
+// then) are recorded in batches off the client's read path, each for its
+// message alone (persist.Store.Acked), so no message is skipped whatever
+// order the client acknowledges in. Messages in flight when the connection ends are taken
 // out of mochi's session, so the next connection (on any node) gets them
 // from the store, in order, rather than as mochi's resends.
 //
@@ -82,6 +82,26 @@
 // bounded by Options.Timeout; a failure is logged with the client and topic
 // and counted (Stats.Failed), and delivery retries with backoff.
 //
+// # Several nodes
+//
+// Broker nodes that share a database behave as one broker. Every node
+// names itself (Options.Node; nodes sharing a database need distinct
+// names). When the store is a persist.Watcher (a persist.Router is one
+// when its stores are: see each store's doc for how it notifies), the Hook
+// watches the filters its connected clients subscribe to, each connection
+// adding its filters before it reads the store. A message published on
+// another node then makes the connections whose subscriptions match it
+// read the store and deliver it at once (Stats.Replayed); the node's own
+// messages are delivered live from memory as before. A client that
+// connects to another node while it is still connected here is
+// disconnected here (DISCONNECT 0x8E, session taken over [MQTT-3.1.4-2]),
+// its unacknowledged deliveries going back to the store for the new
+// connection. Acks are per message, so a message stored late — published
+// on another node, committed late, replayed from an outbox, or stamped by
+// a clock that is behind — is delivered all the same. Without a Watcher,
+// a message from another node reaches a client at its next read of the
+// store: when it reconnects, or when its own node makes it read.
+//
 // # Caveats
 //
 //   - The Hook turns off mochi's own send quota for every client (as mochi
@@ -103,14 +123,6 @@
 //     group has one; fanout messages for a group with no connected member
 //     are not replayed (a group has no cursor). Queue messages are claimed
 //     by members as usual.
-//   - Nodes share state, not live traffic: a message published on node B
-//     reaches a client connected to node A at its next connection — unless
-//     the client acknowledged a later message of the same topic on node A
-//     first, since a fanout cursor is per client and topic.
-//   - For the same reason, a message whose ID is older than one of the same
-//     topic that the client already acknowledged (publishers racing on one
-//     topic) is not replayed on a later connection if it was still
-//     unacknowledged when the connection ended.
 //   - Delivery is at least once across a crash: acks are recorded within
 //     about 20 ms; those not recorded yet are delivered again.
 //   - Will messages are not stored for offline delivery (mochi keeps them

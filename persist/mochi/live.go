@@ -158,10 +158,8 @@ func (c *conn) sendMem() bool {
 			// Messages were spilled (or a subscription or queue message
 			// came) since the store was last read: memory may now hold
 			// messages newer than spilled ones of the same topic, which
-			// the store must deliver first. Sending one here would break
-			// the order and its ack would move the topic's cursor past
-			// the spilled ones, which then were never delivered. Back to
-			// intake, which turns to the store.
+			// the store must deliver first, in order. Back to intake,
+			// which turns to the store.
 			c.mu.Unlock()
 			return true
 		}

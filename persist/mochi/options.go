@@ -20,7 +20,10 @@ const (
 // Options configure a Hook. The zero value (or nil) gives the defaults.
 type Options struct {
 	// Node names this broker node in client state and stored messages;
-	// "" means the host name.
+	// "" means the host name. Nodes that share a database need distinct
+	// names: a node leaves out the store's notices of its own messages
+	// (it delivered them live), and two nodes of one name would not hear
+	// each other's.
 	Node string
 	// Timeout bounds every store call; 0 means DefaultTimeout.
 	Timeout time.Duration

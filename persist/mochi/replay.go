@@ -34,7 +34,7 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 	filters = slices.DeleteFunc(filters, func(f string) bool { return c.h.isUnstored(c.id, f) })
 	slices.Sort(filters)
 	opt := persist.Fetch{
-		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.held) + len(c.unsent) + len(c.refused),
+		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.unsent) + len(c.refused),
 		Since: c.h.opts.Fetch.Since,
 		Lease: c.h.opts.Fetch.Lease,
 	}

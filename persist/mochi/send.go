@@ -67,7 +67,6 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 		}
 		pk.PacketID = uint16(pid)
 		c.pending[pk.PacketID] = e
-		c.addOpen(e)
 		if inf.Set(pk) {
 			atomic.AddInt64(&c.h.server.Info.Inflight, 1)
 		}
@@ -78,7 +77,6 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 		// Larger than the client takes: discarded as if delivered [MQTT-3.1.2-25].
 		if pk.PacketID != 0 {
 			delete(c.pending, pk.PacketID)
-			c.delOpen(e)
 			if inf.Delete(pk.PacketID) {
 				atomic.AddInt64(&c.h.server.Info.Inflight, -1)
 			}
