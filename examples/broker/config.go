@@ -31,8 +31,8 @@ import (
 //	    mode: queue              # queue | fanout (default)
 //	    events: [message.publish, message.acked, message.fetch]  # default: all
 //	    qos0: false              # store QoS 0 publishes too
-//	    expiry: 24h              # default message expiry (the seeds' expired_after)
-//	    offline: {limit: 500, since: 2h, lease: 30s}  # the seeds' offline_opts
+//	    expiry: 24h              # default message expiry (a reference backend's expired_after)
+//	    offline: {limit: 500, since: 2h, lease: 30s}  # a reference backend's offline_opts
 //	    history: false           # new fanout subscribers see older messages
 //	  - name: everything
 //	    filter: "#"
@@ -112,7 +112,7 @@ func loadConfig(file, storeURL string) (*Config, error) {
 	}
 	if storeURL != "" {
 		if _, dup := cfg.Stores[defaultStoreName]; dup {
-			return nil, fmt.Errorf("-store %s: the config file %s already names a store %q", redact(storeURL), file, defaultStoreName)
+			return nil, fmt.Errorf("-store %s: the config file %s already names a store %q", persist.Redact(storeURL), file, defaultStoreName)
 		}
 		cfg.Stores[defaultStoreName] = storeURL
 	}

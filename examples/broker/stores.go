@@ -207,7 +207,3 @@ func (o *openedStores) expireLoop(ctx context.Context, log *slog.Logger) {
 		}
 	}
 }
-
-// redact hides the credentials of a URL for messages, as persist.Redact
-// (config.go names the -store URL with it).
-func redact(u string) string { return persist.Redact(u) }
