@@ -56,8 +56,8 @@ func (Unsupported) FetchOffline(context.Context, string, string, Fetch) ([]*Mess
 	return nil, unsupported("FetchOffline")
 }
 
-// Rule sends the events of the topics matching Filter to Store (the seeds'
-// hook lines: backend.<db>.hook.<event>.<n> = {"topic": …, "action": …}).
+// Rule sends the events of the topics matching Filter to Store (a
+// reference backend's hook lines, see the package doc: backend.<db>.hook.<event>.<n> = {"topic": …, "action": …}).
 type Rule struct {
 	// Name names the rule in errors and Stats; an unnamed rule is called
 	// "#<index>".
@@ -78,12 +78,12 @@ type Rule struct {
 	// messages FetchOffline asks the store for.
 	Mode Mode
 	// QoS0 stores QoS 0 publishes too; by default only QoS 1 and 2 are
-	// stored (the seeds' on_message_store).
+	// stored (the on_message_store function of a backend hook).
 	QoS0 bool
 	// Expiry sets Message.Expiry to Time+Expiry on published messages that
-	// have no expiry (the seeds' expired_after); 0 means no default.
+	// have no expiry (a backend's expired_after); 0 means no default.
 	Expiry time.Duration
-	// Offline holds the defaults of FetchOffline (the seeds' offline_opts):
+	// Offline holds the defaults of FetchOffline (a backend's offline_opts):
 	// Limit, Since and Lease. Its Mode is ignored: Mode is used.
 	Offline Fetch
 	// History makes new subscriptions start at the oldest stored message
