@@ -56,8 +56,9 @@ func (Unsupported) FetchOffline(context.Context, string, string, Fetch) ([]*Mess
 	return nil, unsupported("FetchOffline")
 }
 
-// Rule sends the events of the topics matching Filter to Store (a
-// reference backend's hook lines, see the package doc: backend.<db>.hook.<event>.<n> = {"topic": …, "action": …}).
+// Rule sends the events of the topics matching Filter to Store, as a
+// reference backend's hook lines do (see the package doc):
+// backend.<db>.hook.<event>.<n> = {"topic": …, "action": …}.
 type Rule struct {
 	// Name names the rule in errors and Stats; an unnamed rule is called
 	// "#<index>".
