@@ -119,9 +119,7 @@ func (h *Hook) resolve() error {
 	h.subsLookup, _ = h.store.(persist.SubscriptionLookup)
 	h.retainLookup, _ = h.store.(persist.RetainLookup)
 	h.clientLookup, _ = h.store.(persist.ClientLookup)
-	if f, ok := h.store.(interface {
-		Fetchable(topic string, qos byte) (persist.Mode, bool)
-	}); ok {
+	if f, ok := h.store.(persist.FetchPlanner); ok {
 		h.fetchable = f.Fetchable
 	} else {
 		ev := persist.AllEvents
