@@ -183,3 +183,11 @@ type FetchPlanner interface {
 }
 
 var _ FetchPlanner = (*Router)(nil)
+
+// EventSupporter is implemented by stores that handle only some events,
+// such as a time-series writer that only stores publishes. A store that
+// does not implement it is taken to handle AllEvents.
+type EventSupporter interface {
+	// Events returns the events the store handles.
+	Events() Event
+}
