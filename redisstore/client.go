@@ -17,7 +17,8 @@ import (
 // is online there. One script on the client hash decides and writes, so a
 // disconnect from a node the client has left (arriving after its connect
 // on another node) changes nothing there; that node's list loses the
-// client all the same.
+// client all the same. A connect is PUBLISHed on the channel of client
+// notices (mqtt:connected) for the watches of every node.
 func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	const op = "Connected"
 	if err := s.kit.Connected(ctx, c); err != nil {
@@ -41,17 +42,21 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 		res = connectedScript.EvalSha(ctx, p, []string{s.k.clientKey(c.ID)}, args...)
 		// Whether or not the disconnect applies, the client is not online
 		// on the node it disconnected from.
-		if c.Node == "" {
-			return
-		}
-		if c.Online {
+		switch {
+		case c.Node == "":
+		case c.Online:
 			at := c.OnlineAt
 			if at.IsZero() {
 				at = time.Now()
 			}
 			p.HSet(ctx, s.k.nodeKey(c.Node), c.ID, strconv.FormatInt(at.Unix(), 10))
-		} else {
+		default:
 			p.HDel(ctx, s.k.nodeKey(c.Node), c.ID)
+		}
+		if c.Online {
+			// The client's notice (see Watch): a node that still has a
+			// connection of the client closes it.
+			p.Publish(ctx, s.k.connected, clientNoticeJSON(c))
 		}
 	})
 	if err != nil {

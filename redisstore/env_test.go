@@ -164,11 +164,17 @@ func countKeys(t testing.TB, c redis.UniversalClient, pattern string) int {
 	return n
 }
 
-// harness makes stores of fresh prefixes on c.
+// harness makes stores of fresh prefixes on c; Shared makes a second
+// store on the same prefix with a client of its own (another broker node).
 func harness(c redis.UniversalClient) persisttest.Harness {
-	return persisttest.Harness{New: func(t testing.TB) persist.Store {
-		return newStore(t, c, nil)
-	}}
+	return persisttest.Harness{
+		New: func(t testing.TB) persist.Store {
+			return newStore(t, c, nil)
+		},
+		Shared: func(t testing.TB, st persist.Store) persist.Store {
+			return sharedStore(t, c, st.(*redisstore.Store), nil)
+		},
+	}
 }
 
 // eachTopology runs fn in a subtest per topology, with its client.

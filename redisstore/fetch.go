@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -18,11 +19,13 @@ type candidate struct {
 }
 
 // FetchOffline returns the stored messages of a mode whose topic matches
-// filter. It reads the matching topics' indexes (and for fanout the
-// client's cursors and subscription start) in one pipeline, orders the IDs
-// and then reads the messages — or, for a queue, claims them with a script
-// per message — FetchChunk at a time until Limit is reached; Query.Finish
-// keeps those the fetch returns.
+// filter. For a queue it reads the matching topics' indexes in one
+// pipeline; for fanout it first reads, per matching topic, the client's
+// watermark and acks above it (and the subscription's start), then the
+// index from the watermark up. It orders the IDs and then reads the
+// messages — or, for a queue, claims them with a script per message —
+// FetchChunk at a time until Limit is reached; Query.Finish keeps those
+// the fetch returns.
 func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
 	const op = "FetchOffline"
 	q, err := s.kit.Fetch(ctx, clientID, filter, opt)
@@ -38,38 +41,14 @@ func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt p
 	if len(names) == 0 {
 		return nil, nil
 	}
-	// The topics' indexes, cursors and the subscription's start.
-	ids := make([]*redis.StringSliceCmd, len(names))
-	curs := make([]*redis.StringCmd, len(names))
-	var start *redis.StringCmd
-	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
-		for i, n := range names {
-			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.indexKey(queue, n), Start: nowArg(now), Stop: "+inf", ByScore: true})
-			if !queue {
-				curs[i] = p.Get(ctx, s.k.ackedKey(clientID, n))
-			}
-		}
-		if !queue {
-			start = p.HGet(ctx, s.k.subStartKey(clientID), q.Filter)
-		}
-	}); err != nil {
-		return nil, s.kit.Fail(ctx, op, err)
-	}
-	lower := ""
-	if start != nil {
-		lower = start.Val()
-	}
 	var cands []candidate
-	for i, n := range names {
-		bound := lower
-		if curs[i] != nil && curs[i].Val() > bound {
-			bound = curs[i].Val()
-		}
-		for _, id := range ids[i].Val() {
-			if id > bound {
-				cands = append(cands, candidate{id: id, topic: n})
-			}
-		}
+	if queue {
+		cands, err = s.queueCandidates(ctx, names, now)
+	} else {
+		cands, err = s.fanoutCandidates(ctx, q, names)
+	}
+	if err != nil {
+		return nil, s.kit.Fail(ctx, op, err)
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].id < cands[j].id })
 	var out []*persist.Message
@@ -93,6 +72,82 @@ func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt p
 		out = q.Finish(append(out, got...))
 	}
 	return out, nil
+}
+
+// queueCandidates reads the unexpired IDs of the topics' queue indexes.
+func (s *Store) queueCandidates(ctx context.Context, names []string, now time.Time) ([]candidate, error) {
+	ids := make([]*redis.StringSliceCmd, len(names))
+	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, n := range names {
+			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.queueKey(n), Start: nowArg(now), Stop: "+inf", ByScore: true})
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var cands []candidate
+	for i, n := range names {
+		for _, id := range ids[i].Val() {
+			cands = append(cands, candidate{id: id, topic: n})
+		}
+	}
+	return cands, nil
+}
+
+// fanoutCandidates reads, per topic, the client's watermark and its acks
+// above it (and the subscription's start), then the index above the
+// watermark and the IDs below it that the watermark passed unacked after
+// the start (none when the fetch's filter is the subscription that made
+// them not due), and returns the IDs after the start that the client has
+// not acked.
+func (s *Store) fanoutCandidates(ctx context.Context, q *storekit.Query, names []string) ([]candidate, error) {
+	ws := make([]*redis.StringCmd, len(names))
+	acked := make([]*redis.StringSliceCmd, len(names))
+	var start *redis.StringCmd
+	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, n := range names {
+			ck := s.k.cursorKeys(q.ClientID, n)
+			ws[i] = p.Get(ctx, ck.w)
+			acked[i] = p.ZRange(ctx, ck.acks, 0, -1)
+		}
+		start = p.HGet(ctx, s.k.subStartKey(q.ClientID), q.Filter)
+	}); err != nil {
+		return nil, err
+	}
+	lower := start.Val()
+	from := "-"
+	if lower != "" {
+		from = "(" + lower
+	}
+	ids := make([]*redis.StringSliceCmd, len(names))
+	passed := make([]*redis.StringSliceCmd, len(names))
+	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+		for i, n := range names {
+			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.fanoutKeys(n).idx, Start: "(" + watermark(ws[i]), Stop: "+inf", ByScore: true})
+			passed[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.cursorKeys(q.ClientID, n).passed, Start: from, Stop: "+", ByLex: true})
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var cands []candidate
+	seen := map[string]bool{}
+	for i, n := range names {
+		var done map[string]bool
+		if a := acked[i].Val(); len(a) > 0 {
+			done = make(map[string]bool, len(a))
+			for _, id := range a {
+				done[id] = true
+			}
+		}
+		for _, list := range [][]string{passed[i].Val(), ids[i].Val()} {
+			for _, id := range list {
+				if id > lower && !done[id] && !seen[id] {
+					seen[id] = true
+					cands = append(cands, candidate{id: id, topic: n})
+				}
+			}
+		}
+	}
+	return cands, nil
 }
 
 // read reads fanout messages, leaving out those gone or no longer fanout

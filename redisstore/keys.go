@@ -8,7 +8,9 @@ import (
 type keys struct {
 	prefix string
 	// Key stems, each ending in ':'.
-	client, node, sub, subOpt, subStart, msg, fanIdx, queueIdx, acked, retain string
+	client, node, sub, subOpt, subStart, msg, fanout, queueIdx, acked, cursor, retain, notify string
+	// connected is the channel of client notices.
+	connected string
 	// Topic registries: per kind a sorted set of topic names scored by
 	// expiry and one scored 0 for prefix ranges, in one hash slot.
 	fanTopics, queueTopics, retainTopics registry
@@ -35,10 +37,13 @@ func newKeys(prefix string) keys {
 		subOpt:       p + "subopt:",
 		subStart:     p + "substart:",
 		msg:          p + "msg:",
-		fanIdx:       p + "topic:",
+		fanout:       p + "fanout:",
 		queueIdx:     p + "queue:",
 		acked:        p + "acked:",
+		cursor:       p + "cursor:",
 		retain:       p + "retain:",
+		notify:       p + "notify:",
+		connected:    p + "connected",
 		fanTopics:    newRegistry(prefix, "fanout"),
 		queueTopics:  newRegistry(prefix, "queue"),
 		retainTopics: newRegistry(prefix, "retain"),
@@ -53,13 +58,21 @@ func (k *keys) subStartKey(id string) string  { return k.subStart + id }
 func (k *keys) msgKey(id string) string       { return k.msg + id }
 func (k *keys) retainKey(topic string) string { return k.retain + topic }
 
-// indexKey is the sorted index of one topic's messages of a mode.
-func (k *keys) indexKey(queue bool, topic string) string {
-	if queue {
-		return k.queueIdx + topic
-	}
-	return k.fanIdx + topic
+// fanoutKeys names the three keys of a topic's fanout messages, which
+// share the hash tag {topic} (one Cluster slot, so that one script
+// changes them together): the index (IDs scored by their position, seq),
+// the topic's counter of positions and the IDs scored by expiry.
+type fanoutKeys struct {
+	idx, seq, exp string
 }
+
+func (k *keys) fanoutKeys(topic string) fanoutKeys {
+	base := k.fanout + "{" + tag(topic) + "}"
+	return fanoutKeys{idx: base, seq: base + ":seq", exp: base + ":exp"}
+}
+
+// queueKey is the index of one topic's queue messages, scored by expiry.
+func (k *keys) queueKey(topic string) string { return k.queueIdx + topic }
 
 // topicsKey is the registry of the topics that have messages of a mode.
 func (k *keys) topicsKey(queue bool) registry {
@@ -69,12 +82,54 @@ func (k *keys) topicsKey(queue bool) registry {
 	return k.fanTopics
 }
 
-// ackedKey is the seeds' mqtt:acked:${clientid}:${topic}, the client's
-// fanout cursor of topic. A client ID holding ':' or '%' is written with
-// those two bytes percent-encoded (%3A, %25), so that no two (client,
+// ackedKey is the seeds' mqtt:acked:${clientid}:${topic}: the highest ID
+// the client acked on topic. A client ID holding ':' or '%' is written
+// with those two bytes percent-encoded (%3A, %25), so that no two (client,
 // topic) pairs share a key; every other client ID is written as it is.
 func (k *keys) ackedKey(clientID, topic string) string {
 	return k.acked + escapeClientID(clientID) + ":" + topic
+}
+
+// cursorKeys names a client's fanout cursor of a topic, three keys that
+// share the hash tag {clientid} (every cursor key of a client is in the
+// client's Cluster slot): the watermark (a position of the topic: every
+// message at or below it is acked, expired or in the passed set), the
+// sorted set of the IDs acked above it and the set of the IDs below it
+// that it passed unacked because they were due to none of the client's
+// subscriptions.
+type cursorKeys struct {
+	w, acks, passed string
+}
+
+func (k *keys) cursorKeys(clientID, topic string) cursorKeys {
+	base := k.cursor + "{" + tag(clientID) + "}:"
+	return cursorKeys{w: base + "w:" + topic, acks: base + "a:" + topic, passed: base + "p:" + topic}
+}
+
+// notifyChannel is the pub/sub channel of notices of topic.
+func (k *keys) notifyChannel(topic string) string { return k.notify + topic }
+
+// tag returns s for a hash tag: s itself, or with '%', '{' and '}'
+// percent-encoded (%25, %7B, %7D) when it holds any, so that the tag ends
+// at the '}' that follows it and no two names share a tag.
+func tag(s string) string {
+	if !strings.ContainsAny(s, "%{}") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			b.WriteString("%25")
+		case '{':
+			b.WriteString("%7B")
+		case '}':
+			b.WriteString("%7D")
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // escapeClientID returns id, or id with '%' and ':' percent-encoded when it

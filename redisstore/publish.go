@@ -22,10 +22,14 @@ func (s *Store) ttlAt(m *persist.Message, now time.Time) time.Time {
 }
 
 // Publish stores a batch (its unexpired messages, each ID once) in one
-// pipeline: per message an HSET of
-// mqtt:msg:${msgid} and its expiry; per topic and mode one script that adds
-// the IDs to the topic's index; per mode one script that registers the
-// topics for wildcard fetches.
+// pipeline: per message an HSET of mqtt:msg:${msgid} and its expiry; per
+// topic and mode one script that adds the IDs to the topic's index — for
+// fanout with the next positions of the topic's counter —; per mode one
+// script that registers the topics for wildcard fetches; and one notice
+// per topic on the topic's channel for watches (see Watch), last, so that
+// the messages are readable when it is heard. On a Cluster the pipeline's
+// commands run on several nodes at once, so the notices follow in a
+// second round trip.
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	const op = "Publish"
 	msgs, err := s.kit.Publish(ctx, msgs)
@@ -36,11 +40,15 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	type group struct {
 		queue bool
 		topic string
-		args  []any // score, id, …
+		args  []any // queue: score, id, …; fanout: id, score, …
 		max   float64
 	}
 	groups := map[string]*group{}
 	var order []*group
+	// The notices: per topic the node that published its messages ("" when
+	// they came from several).
+	nodes := map[string]string{}
+	var notices []string
 	for _, m := range msgs {
 		q := m.Mode == persist.Queue
 		gk := m.Mode.String() + "\x00" + m.Topic
@@ -51,9 +59,25 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 			order = append(order, g)
 		}
 		sc := score(s.ttlAt(m, now))
-		g.args = append(g.args, sc, m.ID)
+		if q {
+			g.args = append(g.args, sc, m.ID)
+		} else {
+			g.args = append(g.args, m.ID, sc)
+		}
 		if sc > g.max {
 			g.max = sc
+		}
+		if n, ok := nodes[m.Topic]; !ok {
+			nodes[m.Topic] = m.Node
+			notices = append(notices, m.Topic)
+		} else if n != m.Node {
+			nodes[m.Topic] = ""
+		}
+	}
+	_, cluster := s.c.(*redis.ClusterClient)
+	notify := func(p redis.Pipeliner) {
+		for _, t := range notices {
+			p.Publish(ctx, s.k.notifyChannel(t), nodes[t])
 		}
 	}
 	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
@@ -68,10 +92,15 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 		}
 		reg := map[bool][]any{}
 		for _, g := range order {
-			idx := s.k.indexKey(g.queue, g.topic)
 			// unpack() in Lua takes a few thousand values at most.
 			for i := 0; i < len(g.args); i += 2000 {
-				indexScript.EvalSha(ctx, p, []string{idx}, g.args[i:min(i+2000, len(g.args))]...)
+				part := g.args[i:min(i+2000, len(g.args))]
+				if g.queue {
+					queueIndexScript.EvalSha(ctx, p, []string{s.k.queueKey(g.topic)}, part...)
+				} else {
+					fk := s.k.fanoutKeys(g.topic)
+					fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp}, part...)
+				}
 			}
 			reg[g.queue] = append(reg[g.queue], g.max, g.topic)
 		}
@@ -82,6 +111,12 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 				registerScript.EvalSha(ctx, p, []string{r.exp, r.lex}, append([]any{"gt"}, args[i:min(i+2000, len(args))]...)...)
 			}
 		}
+		if !cluster {
+			notify(p)
+		}
 	})
+	if err == nil && cluster {
+		_, err = s.run(ctx, false, notify)
+	}
 	return s.kit.Fail(ctx, op, err)
 }

@@ -7,19 +7,34 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Every script touches one key only, so each runs atomically on the node
-// that holds the key, in a Redis Cluster too, without hash tags.
+// A script runs atomically on the node that holds its keys, so on a Redis
+// Cluster every key of one call must be in one hash slot: most scripts
+// touch one key; the fanout scripts touch a topic's keys (hash tag {topic})
+// or a client's cursor keys (hash tag {clientid}), and the topic
+// registries' two sets share a tag.
 
 // nowMs in a script is the server's time in milliseconds.
 const luaNow = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// indexScript adds message IDs to a topic index (KEYS[1]) with their
-// expiry as score (ARGV: score, id, score, id, …), drops the entries that
-// have expired, and sets the key's expiry to its latest entry's (none when
-// an entry never expires).
-var indexScript = redis.NewScript(luaNow + `
+// luaGreater compares strings byte-wise (Lua's own comparison follows the
+// locale).
+const luaGreater = `local function greater(a, b)
+	local n = math.min(#a, #b)
+	for i = 1, n do
+		local x, y = string.byte(a, i), string.byte(b, i)
+		if x ~= y then return x > y end
+	end
+	return #a > #b
+end
+`
+
+// queueIndexScript adds message IDs to a topic's queue index (KEYS[1])
+// with their expiry as score (ARGV: score, id, score, id, …), drops the
+// entries that have expired, and sets the key's expiry to its latest
+// entry's (none when an entry never expires).
+var queueIndexScript = redis.NewScript(luaNow + `
 redis.call('ZADD', KEYS[1], unpack(ARGV))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -30,6 +45,180 @@ else
 	redis.call('PEXPIREAT', KEYS[1], top[2])
 end
 return 1
+`)
+
+// fanoutIndexScript stores a topic's fanout message IDs (ARGV: id,
+// expiry score, id, expiry score, …) in its three keys: KEYS[1] the index,
+// scored by seq; KEYS[2] the topic's counter; KEYS[3] the IDs scored by
+// expiry (milliseconds, +inf: never). Each new ID gets the next position
+// of the counter (INCRBY), so positions follow the order in which the
+// script runs: whoever sees position N sees every smaller one that will
+// ever exist. An ID already indexed keeps its position. A counter made
+// anew starts at the server's clock in microseconds, above any position
+// of the counter it replaces (a topic averaging under a million messages a
+// second). Expired IDs leave both sets (up to 1000 a call); the three keys
+// expire with the latest entry (never, if one never expires).
+var fanoutIndexScript = redis.NewScript(luaNow + `
+if redis.call('EXISTS', KEYS[2]) == 0 then
+	redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
+local n = #ARGV / 2
+local seq = redis.call('INCRBY', KEYS[2], n) - n
+local idx, exp = {'NX'}, {}
+for i = 1, #ARGV, 2 do
+	seq = seq + 1
+	idx[#idx + 1] = string.format('%d', seq)
+	idx[#idx + 1] = ARGV[i]
+	exp[#exp + 1] = ARGV[i + 1]
+	exp[#exp + 1] = ARGV[i]
+end
+redis.call('ZADD', KEYS[1], unpack(idx))
+redis.call('ZADD', KEYS[3], unpack(exp))
+local gone = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+if #gone > 0 then
+	redis.call('ZREM', KEYS[3], unpack(gone))
+	redis.call('ZREM', KEYS[1], unpack(gone))
+end
+local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+if #top == 0 then
+	redis.call('DEL', KEYS[2])
+	return 0
+end
+for k = 1, 3 do
+	if top[2] == 'inf' then
+		redis.call('PERSIST', KEYS[k])
+	else
+		redis.call('PEXPIREAT', KEYS[k], top[2])
+	end
+end
+return 1
+`)
+
+// settleScript reads a topic's fanout keys (KEYS: index, expiry set,
+// counter) for a client's watermark: from position ARGV[1] (exclusive)
+// up, the entries that are not expired, each with "1" when it is due to
+// the client (its ID is greater, byte-wise, than ARGV[2], the client's
+// earliest start; "" for any) or "0" when not. It stops after ARGV[3] due
+// entries or ARGV[4] examined ones, and returns {upto, {id, seq, due, …}}:
+// every entry at or below position upto that is not in the list has
+// expired. upto is the topic's counter when the scan reached the end of
+// the index — every position up to the counter exists already — else the
+// last position examined.
+var settleScript = redis.NewScript(luaNow + luaGreater + `
+local w, s = ARGV[1], ARGV[2]
+local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, n, due, last, full = {}, 0, 0, w, false
+local from = '(' .. w
+while not full do
+	local page = redis.call('ZRANGE', KEYS[1], from, '+inf', 'BYSCORE', 'LIMIT', 0, 200, 'WITHSCORES')
+	if #page == 0 then break end
+	local ids = {}
+	for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
+	local ex = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+	for j = 1, #ids do
+		n = n + 1
+		last = page[2 * j]
+		local e = ex[j]
+		if not e or e == 'inf' or tonumber(e) > now then
+			local d = s == '' or greater(ids[j], s)
+			out[#out + 1] = ids[j]
+			out[#out + 1] = last
+			out[#out + 1] = d and '1' or '0'
+			if d then
+				due = due + 1
+				if due >= limit then full = true break end
+			end
+		end
+		if n >= budget then full = true break end
+	end
+	if #page < 400 then break end
+	from = '(' .. last
+end
+if not full then last = redis.call('GET', KEYS[3]) or w end
+return {last, out}
+`)
+
+// advanceScript records a client's fanout acks of one topic and moves the
+// client's watermark of it. KEYS: the watermark (a position), the IDs
+// acked above it (scored by position, or by minus the ack's time in
+// milliseconds when the message was not stored yet) and the IDs it passed
+// without an ack because they were due to none of the client's
+// subscriptions (all scored 0, so that a fetch reads those after its
+// start by range, ZRANGE BYLEX). ARGV: now (ms), the TTL (ms, 0: none),
+// the watermark the scan started from, upto ("": no scan), the number of
+// acks, then score, id per ack, then id, seq, due per candidate (see
+// settleScript). When the watermark is still the one the scan started
+// from (or above), it moves up to the first due candidate above it that
+// is not acked (or to upto) — never back; the candidates it passes that
+// are not acked nor due are added to the passed set. Acks at or below the
+// watermark are dropped (a passed ID acked leaves the passed set), as are
+// acks of unstored messages older than the TTL. The keys get the TTL (the
+// passed set when it grows: its messages have expired when it expires).
+// It returns {watermark, acks left}.
+var advanceScript = redis.NewScript(`
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local na = tonumber(ARGV[5])
+local w = tonumber(redis.call('GET', KEYS[1]) or '0')
+local c0 = 6 + 2 * na
+local add, unpass = {}, {}
+for i = 6, c0 - 1, 2 do
+	local sc = tonumber(ARGV[i])
+	if sc < 0 or sc > w then
+		add[#add + 1] = ARGV[i]
+		add[#add + 1] = ARGV[i + 1]
+	else
+		unpass[#unpass + 1] = ARGV[i + 1]
+	end
+end
+for i = 1, #add, 1000 do
+	redis.call('ZADD', KEYS[2], unpack(add, i, math.min(i + 999, #add)))
+end
+for i = 1, #unpass, 1000 do
+	redis.call('ZREM', KEYS[3], unpack(unpass, i, math.min(i + 999, #unpass)))
+end
+local nw, pass = w, {}
+if ARGV[4] ~= '' and tonumber(ARGV[3]) <= w then
+	nw = tonumber(ARGV[4])
+	for i = c0, #ARGV, 3 do
+		local q = tonumber(ARGV[i + 1])
+		if q > w and not redis.call('ZSCORE', KEYS[2], ARGV[i]) then
+			if ARGV[i + 2] == '1' then
+				nw = math.min(nw, q - 1)
+				break
+			end
+			pass[#pass + 1] = 0
+			pass[#pass + 1] = ARGV[i]
+		end
+	end
+end
+if nw > w then
+	local s = string.format('%d', nw)
+	redis.call('SET', KEYS[1], s)
+	redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, s)
+	local rm = {}
+	for i = c0, #ARGV, 3 do
+		if tonumber(ARGV[i + 1]) <= nw then rm[#rm + 1] = ARGV[i] end
+	end
+	for i = 1, #rm, 1000 do
+		redis.call('ZREM', KEYS[2], unpack(rm, i, math.min(i + 999, #rm)))
+	end
+	for i = 1, #pass, 1000 do
+		redis.call('ZADD', KEYS[3], unpack(pass, i, math.min(i + 999, #pass)))
+	end
+	if #pass > 0 then
+		if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) else redis.call('PERSIST', KEYS[3]) end
+	end
+	w = nw
+end
+if ttl > 0 then
+	redis.call('ZREMRANGEBYSCORE', KEYS[2], '(' .. string.format('%d', ttl - now), '(0')
+	redis.call('PEXPIRE', KEYS[1], ttl)
+	redis.call('PEXPIRE', KEYS[2], ttl)
+else
+	redis.call('PERSIST', KEYS[1])
+	redis.call('PERSIST', KEYS[2])
+end
+return {string.format('%d', w), redis.call('ZCARD', KEYS[2])}
 `)
 
 // claimScript claims a queue message (KEYS[1], its hash) for a client
@@ -65,18 +254,11 @@ end
 return 0
 `)
 
-// cursorScript moves a fanout cursor (KEYS[1], a string holding a message
-// ID) to ARGV[1] if that ID is greater, byte-wise, and sets the key's TTL to
-// ARGV[2] milliseconds (0: none).
-var cursorScript = redis.NewScript(`
-local function greater(a, b)
-	local n = math.min(#a, #b)
-	for i = 1, n do
-		local x, y = string.byte(a, i), string.byte(b, i)
-		if x ~= y then return x > y end
-	end
-	return #a > #b
-end
+// cursorScript keeps the highest ID a client acked on a topic (KEYS[1],
+// the seeds' mqtt:acked:${clientid}:${topic}): it sets it to ARGV[1] if
+// that ID is greater, byte-wise, and sets the key's TTL to ARGV[2]
+// milliseconds (0: none).
+var cursorScript = redis.NewScript(luaGreater + `
 local c = redis.call('GET', KEYS[1])
 if (not c) or greater(ARGV[1], c) then
 	redis.call('SET', KEYS[1], ARGV[1])
@@ -166,7 +348,7 @@ if ARGV[3] == '1' then redis.call('HSETNX', KEYS[1], 'offline_at', 'undefined') 
 return {1, node}
 `)
 
-var allScripts = []*redis.Script{indexScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript}
+var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions

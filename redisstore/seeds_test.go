@@ -146,9 +146,9 @@ func checkSeeds(t *testing.T, st *redisstore.Store, c redis.UniversalClient, p s
 	}
 	seedMsg["id"] = m.ID
 	same("HGETALL mqtt:msg:${msgid}, the seeds' fields", pick(hgetall(p+":msg:"+m.ID), "id", "from", "qos", "topic", "retain", "payload", "ts"), seedMsg)
-	ids, err := c.ZRange(ctx, p+":topic:topic", 0, -1).Result()
+	ids, err := c.ZRange(ctx, p+":fanout:{topic}", 0, -1).Result()
 	if err != nil || !slices.Equal(ids, []string{m.ID}) {
-		t.Errorf("ZRANGE mqtt:topic:topic 0 -1 = %q, %v; want [%s]", ids, err, m.ID)
+		t.Errorf("ZRANGE mqtt:fanout:{topic} 0 -1 = %q, %v; want [%s]", ids, err, m.ID)
 	}
 	if err := st.Acked(ctx, "test", persist.Ack{ID: m.ID, Topic: "topic"}); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,7 +51,7 @@ type Options struct {
 }
 
 // Store is a persist.Store (with ClientLookup, SubscriptionLookup,
-// RetainLookup, Pinger, Closer and Limiter) on Redis in the seeds' key layout, safe
+// RetainLookup, Pinger, Closer, Limiter and Watcher) on Redis in the seeds' key layout, safe
 // for concurrent use. It works the same on a single server, a Sentinel
 // failover client and a Redis Cluster (see the package doc).
 type Store struct {
@@ -62,6 +63,9 @@ type Store struct {
 	ttl     time.Duration // 0: no TTL
 	chunk   int
 	own     bool // Open made c: Close closes it
+
+	watchMu sync.Mutex
+	watches map[*watch]struct{} // open watches: Close closes them
 }
 
 var (
@@ -72,6 +76,7 @@ var (
 	_ persist.Pinger             = (*Store)(nil)
 	_ persist.Closer             = (*Store)(nil)
 	_ persist.Limiter            = (*Store)(nil)
+	_ persist.Watcher            = (*Store)(nil)
 )
 
 // New returns a store on client — a *redis.Client, a Sentinel failover
@@ -144,12 +149,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.kit.Fail(ctx, "Ping", err)
 }
 
-// Close makes every later call fail with persist.ErrClosed and closes the
-// client if Open made it; closing again returns nil.
+// Close makes every later call fail with persist.ErrClosed, ends the
+// store's watches and closes the client if Open made it; closing again
+// returns nil.
 func (s *Store) Close() error {
 	if !s.kit.Close() {
 		return nil
 	}
+	s.closeWatches()
 	if s.own {
 		if err := s.c.Close(); err != nil {
 			return s.kit.Error("Close", nil, "", err)

@@ -55,12 +55,15 @@ func TestTTL(t *testing.T) {
 		within("message without expiry (expired_after 10s)", pttl(t, c, p+":msg:"+plain.ID), 8*time.Second, 10*time.Second)
 		within("message expiring in 3s", pttl(t, c, p+":msg:"+soon.ID), time.Second, 3*time.Second)
 		within("message expiring in 1h (capped by expired_after)", pttl(t, c, p+":msg:"+late.ID), 8*time.Second, 10*time.Second)
-		within("fanout index", pttl(t, c, p+":topic:ttl/plain"), 8*time.Second, 10*time.Second)
+		for _, k := range []string{"", ":seq", ":exp"} {
+			within("fanout index"+k, pttl(t, c, p+":fanout:{ttl/plain}"+k), 8*time.Second, 10*time.Second)
+		}
 		within("queue index", pttl(t, c, p+":queue:ttl/soon"), time.Second, 3*time.Second)
 		if err := st.Acked(ctx, "c", persist.Ack{ID: plain.ID, Topic: plain.Topic}); err != nil {
 			t.Fatal(err)
 		}
 		within("cursor", pttl(t, c, p+":acked:c:ttl/plain"), 8*time.Second, 10*time.Second)
+		within("watermark", pttl(t, c, p+":cursor:{c}:w:ttl/plain"), 8*time.Second, 10*time.Second)
 		r := msg("ttl/r", persist.Fanout)
 		if err := st.Retain(ctx, r); err != nil {
 			t.Fatal(err)
@@ -82,20 +85,27 @@ func TestTTL(t *testing.T) {
 		if d := pttl(t, c, forever.Prefix()+":msg:"+f.ID); d != -1 {
 			t.Errorf("ExpiredAfter -1, no expiry: message TTL %v, want none", d)
 		}
-		if d := pttl(t, c, forever.Prefix()+":topic:ttl/forever"); d != -1 {
+		if d := pttl(t, c, forever.Prefix()+":fanout:{ttl/forever}"); d != -1 {
 			t.Errorf("ExpiredAfter -1, no expiry: index TTL %v, want none", d)
+		}
+		if err := forever.Acked(ctx, "c", persist.Ack{ID: f.ID, Topic: f.Topic}); err != nil {
+			t.Fatal(err)
+		}
+		if d := pttl(t, c, forever.Prefix()+":cursor:{c}:w:ttl/forever"); d != -1 {
+			t.Errorf("ExpiredAfter -1: watermark TTL %v, want none", d)
 		}
 	})
 }
 
-// TestIndexPruning: expired IDs leave a topic's index on the next publish
-// to it; an index holding a message that never expires has no TTL.
+// TestIndexPruning: expired IDs leave a topic's index (and its expiry
+// set) on the next publish to it; an index holding a message that never
+// expires has no TTL.
 func TestIndexPruning(t *testing.T) {
 	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
 		t.Parallel()
 		ctx := t.Context()
 		st := newStore(t, c, &redisstore.Options{ExpiredAfter: -1})
-		key := st.Prefix() + ":topic:prune/t"
+		key := st.Prefix() + ":fanout:{prune/t}"
 		gone := msg("prune/t", persist.Fanout)
 		gone.Expiry = time.Now().Add(time.Second)
 		never := msg("prune/t", persist.Fanout)
@@ -108,16 +118,23 @@ func TestIndexPruning(t *testing.T) {
 		if err := st.Publish(ctx, last); err != nil {
 			t.Fatal(err)
 		}
-		zs, err := c.ZRangeWithScores(ctx, key, 0, -1).Result()
+		ids, err := c.ZRange(ctx, key, 0, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
+		if len(ids) != 2 || !slices.Contains(ids, last.ID) || !slices.Contains(ids, never.ID) {
+			t.Errorf("index after the expiry = %v, want %v", ids, []string{never.ID, last.ID})
+		}
+		zs, err := c.ZRangeWithScores(ctx, key+":exp", 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = ids[:0]
 		for _, z := range zs {
 			ids = append(ids, z.Member.(string))
 		}
 		if want := []string{last.ID, never.ID}; len(zs) != 2 || !slices.Contains(ids, last.ID) || !slices.Contains(ids, never.ID) {
-			t.Errorf("index after the expiry = %v, want %v", ids, want)
+			t.Errorf("expiry set after the expiry = %v, want %v", ids, want)
 		}
 		for _, z := range zs {
 			if z.Member == never.ID && !math.IsInf(z.Score, 1) {
