@@ -22,6 +22,13 @@ import (
 //	outbox_bytes: 268435456      # bound of each store's outbox (-outbox-bytes)
 //	overflow: block              # block | drop-oldest, when an outbox is full (-overflow)
 //	metrics: 127.0.0.1:9100      # serve /metrics there (-metrics; default off)
+//	listen: ":8883"              # the MQTT listener (-listen; default 127.0.0.1:1883 without auth)
+//	ws: ":8084"                  # MQTT over WebSocket (-ws; default none)
+//	auth: ./users.yaml           # users, bcrypt passwords, ACLs (-auth; see auth.go)
+//	allow_anonymous: false       # no auth beyond loopback (-allow-anonymous)
+//	tls_cert: ./server.pem       # TLS on the listeners (-tls-cert, -tls-key)
+//	tls_key: ./server-key.pem
+//	tls_ca: ./clients-ca.pem     # clients must present a certificate it signed (-tls-ca)
 //	stores:                      # name → URL (sqlite://, postgres://, mysql://)
 //	  main: sqlite://./data/mqtt.db
 //	rules:                       # in order: for one store, the first matching rule decides
@@ -48,6 +55,9 @@ type Config struct {
 	Metrics     string            `yaml:"metrics"`
 	Stores      map[string]string `yaml:"stores"`
 	Rules       []RuleConfig      `yaml:"rules"`
+
+	// listen, ws, auth, allow_anonymous, tls_cert, tls_key, tls_ca.
+	SecurityConfig `yaml:",inline"`
 }
 
 // RuleConfig is one rule of a Config; see persist.Rule for the meaning.

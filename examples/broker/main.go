@@ -3,7 +3,8 @@
 // retained messages and acks are kept in a database, so clients get what
 // they missed across reconnects, broker restarts and broker nodes.
 //
-//	go run ./examples/broker                      # :1883, SQLite in ./data/mqtt.db
+//	go run ./examples/broker                      # 127.0.0.1:1883, SQLite in ./data/mqtt.db
+//	go run ./examples/broker -auth users.yaml -tls-cert cert.pem -tls-key key.pem  # :8883, users and ACLs, TLS
 //	go run ./examples/broker -store postgres://user:pass@localhost/mqtt
 //	go run ./examples/broker -config rules.yaml   # stores and rules from YAML
 //	go run ./examples/broker -mode async -metrics :9100
@@ -26,6 +27,14 @@
 // pipelines drain (what is left stays in the outbox for the next start),
 // then closes the stores.
 //
+// With no authentication configured it listens on loopback only, as
+// Mosquitto does; beyond loopback it needs -auth FILE (users with bcrypt
+// passwords and ACLs, mochi's auth ledger; -hash-password makes a hash;
+// SIGHUP re-reads it), -tls-ca FILE (client certificates), or an explicit
+// -allow-anonymous. The ACL's read rules hold for persisted messages too,
+// live and replayed. -tls-cert and -tls-key put the listeners on TLS; -ws
+// ADDR adds a WebSocket listener. See security.go.
+//
 // It is a program to copy: everything it does is a few calls into
 // mqttpersist (persist.Open, persist.NewRouter, persist.NewPipeline,
 // mochi.New, metrics.Register).
@@ -47,8 +56,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -86,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	listen := fs.String("listen", ":1883", "`address` the MQTT listener (TCP) binds")
+	sf := addSecurityFlags(fs) // -listen, -ws, -auth, -tls-*: security.go
 	node := fs.String("node", "", "`name` of this broker node in stored state (default: the host name)")
 	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, redis://…, redis+sentinel://…, redis+cluster://…, or none (default "+DefaultStore+")")
 	configFile := fs.String("config", "", "YAML `file` with stores, rules and settings such as mode (see examples/broker/config.go); flags win over it")
@@ -102,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if done, err := sf.hash(stdout, stderr); done {
+		return err
 	}
 	if *wait < 0 {
 		return fmt.Errorf("-wait %v: negative", *wait)
@@ -132,6 +142,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return flagValue, "-" + name
 		}
 		return configValue, "-config " + *configFile + ": " + strings.ReplaceAll(name, "-", "_")
+	}
+	sec, err := sf.resolve(cfg.SecurityConfig, given, *configFile)
+	if err != nil {
+		return err
 	}
 	ws := writeSettings{outboxBytes: *outboxBytes}
 	ws.outbox, _ = pick("outbox", *outbox, cfg.Outbox)
@@ -173,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if *configFile != "" {
 			return fmt.Errorf("-store none: no store, but -config %s names stores and rules", *configFile)
 		}
-		return serve(ctx, stdout, log, *listen, cfg.Node, nil, reg, nil)
+		return serve(ctx, stdout, log, sec, cfg.Node, nil, reg, nil)
 	}
 
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second+*wait)
@@ -211,7 +225,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go stores.expireLoop(ctx, log)
 	// After the broker and its hook stopped, the pipelines drain (what is
 	// left stays in the outbox), then the router and the stores close.
-	return serve(ctx, stdout, log, *listen, cfg.Node, router, reg, func() { stores.closePipelines(log) })
+	return serve(ctx, stdout, log, sec, cfg.Node, router, reg, func() { stores.closePipelines(log) })
 }
 
 const usage = `usage: broker [flags]
@@ -219,7 +233,9 @@ const usage = `usage: broker [flags]
 An MQTT broker that keeps client state, subscriptions, messages for offline
 clients, retained messages and acks in a database.
 
-  broker                                    # :1883, SQLite in ./data/mqtt.db
+  broker                                    # 127.0.0.1:1883 (no auth: loopback only), SQLite in ./data/mqtt.db
+  broker -auth users.yaml -tls-cert cert.pem -tls-key key.pem   # :8883: users and ACLs, TLS
+  broker -hash-password                     # a bcrypt hash for users.yaml
   broker -store postgres://user:pass@localhost/mqtt
   broker -mode async -metrics :9100         # outbox in ./data/outbox, /metrics on :9100
   broker -config rules.yaml                 # stores, rules and settings from YAML
@@ -227,18 +243,18 @@ clients, retained messages and acks in a database.
 Flags:
 `
 
-// serve runs a mochi broker on listen, persisting in store (nil: a plain
-// broker that remembers nothing, to compare against), until ctx is done.
-// With reg, it registers the hook's counters there. After the broker and
-// its hook stopped, it calls drain (when not nil).
-func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node string, store persist.Store, reg *prometheus.Registry, drain func()) error {
+// serve runs a mochi broker on sec's listeners, persisting in store (nil:
+// a plain broker that remembers nothing, to compare against), until ctx is
+// done. With reg, it registers the hook's counters there. After the broker
+// and its hook stopped, it calls drain (when not nil).
+func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, sec *security, node string, store persist.Store, reg *prometheus.Registry, drain func()) error {
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
-	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
+	if err := sec.addHooks(server); err != nil {
 		return err
 	}
 	var hook *mochi.Hook
 	if store != nil {
-		hook = mochi.New(server, store, &mochi.Options{Node: node, Logger: log})
+		hook = mochi.New(server, store, &mochi.Options{Node: node, Logger: log, ACL: sec.acl()})
 		if err := server.AddHook(hook, nil); err != nil {
 			return fmt.Errorf("persistence hook: %w", err)
 		}
@@ -250,13 +266,14 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, listen, node
 	} else {
 		fmt.Fprintln(stdout, "store none: nothing is persisted")
 	}
-	if err := server.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: listen})); err != nil {
-		return fmt.Errorf("listen %s: %w", listen, err)
+	if err := sec.addListeners(server); err != nil {
+		return err
 	}
+	sec.reloadOnHUP(ctx, log)
 	if err := server.Serve(); err != nil {
-		return fmt.Errorf("listen %s: %w", listen, err)
+		return fmt.Errorf("listen %s: %w", sec.listen, err)
 	}
-	fmt.Fprintf(stdout, "mqttpersist broker: node %s listening on %s\n", node, listenerAddr(server, listen))
+	sec.announce(stdout, log, server, node)
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "mqttpersist broker: shutting down")
