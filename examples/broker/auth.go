@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -62,6 +61,9 @@ type authHook struct {
 	mqtt.HookBase
 	file   string
 	ledger atomic.Pointer[auth.Ledger]
+	// dummy is a hash at the users' cost, compared for a user who is not
+	// there as long as for a wrong password.
+	dummy atomic.Pointer[[]byte]
 }
 
 func newAuthHook(file string) (*authHook, error) {
@@ -89,7 +91,19 @@ func (h *authHook) reload() error {
 	if err != nil {
 		return err
 	}
+	cost := bcrypt.DefaultCost
+	for _, u := range l.Users {
+		if c, err := bcrypt.Cost([]byte(u.Password)); err == nil {
+			cost = c
+			break
+		}
+	}
+	d, err := bcrypt.GenerateFromPassword([]byte("no such user"), cost)
+	if err != nil {
+		return err
+	}
 	h.ledger.Store(l)
+	h.dummy.Store(&d)
 	return nil
 }
 
@@ -110,8 +124,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 			return !u.Disallow
 		}
 	} else {
-		// As long for a user who is not there as for a wrong password.
-		_ = bcrypt.CompareHashAndPassword(dummyHash(), pass)
+		_ = bcrypt.CompareHashAndPassword(*h.dummy.Load(), pass)
 	}
 	for _, r := range l.Auth {
 		if r.Client.Matches(cl.ID) && r.Username.Matches(user) && r.Remote.Matches(cl.Net.Remote) && passwordMatches(r.Password, pass) {
@@ -209,18 +222,6 @@ func passwordMatches(rule auth.RString, pass []byte) bool {
 		return true
 	}
 	return bcrypt.CompareHashAndPassword([]byte(rule), pass) == nil
-}
-
-var (
-	dummyOnce sync.Once
-	dummy     []byte
-)
-
-func dummyHash() []byte {
-	dummyOnce.Do(func() {
-		dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
-	})
-	return dummy
 }
 
 // loadLedger reads and checks an -auth file.
