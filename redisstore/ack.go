@@ -16,13 +16,13 @@ import (
 // fanout acks.
 type ackTopic struct {
 	topic string
-	ids   []string         // the acked IDs, as given
-	of    []int            // the index in the batch of each of ids
-	seqs  *redis.Cmd       // their positions in the topic's index (nil: not stored)
-	w     *redis.StringCmd // the client's watermark
-	n     *redis.IntCmd    // the client's acks recorded above it
-	fan   []int            // indexes (into ids) of the fanout acks
-	scan  *redis.Cmd       // the settle scan
+	ids   []string             // the acked IDs, as given
+	of    []int                // the index in the batch of each of ids
+	seqs  *redis.FloatSliceCmd // their positions in the topic's index (0: not stored)
+	w     *redis.StringCmd     // the client's watermark
+	n     *redis.IntCmd        // the client's acks recorded above it
+	fan   []int                // indexes (into ids) of the fanout acks
+	scan  *redis.Cmd           // the settle scan
 }
 
 // Acked handles a batch of acks in three round trips. First, per ack a
@@ -63,12 +63,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 			kinds[i] = ackScript.EvalSha(ctx, p, []string{s.k.msgKey(a.ID)}, clientID)
 		}
 		for _, at := range topics {
-			args := make([]any, 0, len(at.ids)+2)
-			args = append(args, "ZMSCORE", s.k.fanoutKeys(at.topic).idx)
-			for _, id := range at.ids {
-				args = append(args, id)
-			}
-			at.seqs = p.Do(ctx, args...)
+			at.seqs = p.ZMScore(ctx, s.k.fanoutKeys(at.topic).idx, at.ids...)
 			ck := s.k.cursorKeys(clientID, at.topic)
 			at.w = p.Get(ctx, ck.w)
 			at.n = p.ZCard(ctx, ck.acks)
@@ -125,7 +120,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	pending := "-" + now // the score of an ack of a message not stored yet
 	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
 		for _, at := range fanTopics {
-			seqs, _ := at.seqs.Slice()
+			seqs := at.seqs.Val()
 			upto, cands := scanResult(at.scan)
 			args := make([]any, 0, 5+2*len(at.fan)+len(cands))
 			args = append(args, now, ttl, watermark(at.w), upto, 0)
@@ -137,10 +132,8 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 				}
 				seen[id] = true
 				score := pending
-				if j < len(seqs) {
-					if sq, ok := seqs[j].(string); ok {
-						score = sq
-					}
+				if j < len(seqs) && seqs[j] > 0 { // positions are integers below 2⁵³: exact
+					score = strconv.FormatFloat(seqs[j], 'f', -1, 64)
 				}
 				args = append(args, score, id)
 			}

@@ -436,8 +436,8 @@ func (w *watch) confirmed(m *redis.Subscription) {
 	}
 }
 
-// deliver passes a notice to fn: a client's notice always, a topic's when
-// one of the watched filters matches the topic.
+// deliver passes a notice to fn: a client's notice always, a topic's once
+// when watched filters match the topic.
 func (w *watch) deliver(m *redis.Message) {
 	if m.Channel == w.s.k.connected {
 		var c clientNotice
@@ -455,12 +455,21 @@ func (w *watch) deliver(m *redis.Message) {
 	if !ok || name == "" {
 		return
 	}
-	hit := false
-	w.match.Each(name, func(string, struct{}) bool {
-		hit = true
-		return false
+	// Redis sends a message per matching subscription: a topic watched
+	// exactly is told by its channel's message, else by the message of
+	// the least pattern of the filters that match it.
+	exact, best := false, ""
+	w.match.Each(name, func(f string, _ struct{}) bool {
+		if !topic.HasWildcard(f) {
+			exact = true
+			return false
+		}
+		if _, p := w.subscription(f); best == "" || p < best {
+			best = p
+		}
+		return true
 	})
-	if hit {
+	if m.Pattern == "" && exact || m.Pattern != "" && !exact && m.Pattern == best {
 		w.fn(persist.Notice{Topic: name, Node: m.Payload})
 	}
 }
