@@ -160,3 +160,41 @@ func (r *Reporter) skip(src *Source, m *persist.Message, err *skipError) {
 		(*fn)(Skip{Template: *src, Message: m, Reason: err.reason, Err: err})
 	}
 }
+
+// Skipped counts and reports that m was skipped for the template src: err
+// is the error of a render method (AppendLines, AppendPuts, AppendJSON,
+// AppendRows) or of SkipError, which gives the Reason (an error without
+// one counts as Unwritable).
+func (r *Reporter) Skipped(src *Source, m *persist.Message, err error) {
+	se, ok := err.(*skipError)
+	if !ok {
+		se = &skipError{reason: Unwritable, err: err}
+	}
+	r.skip(src, m, se)
+}
+
+// Render renders each message of msgs with every template of set that
+// matches its topic, through render (which appends the template's points
+// for the message of s where the writer keeps them and returns how many),
+// counting messages, points and skips in r. A Scope is taken from the pool
+// for the call.
+func Render[T any](r *Reporter, set *Set[T], msgs []*persist.Message, render func(s *Scope, t *T) (points int, err error)) {
+	s := GetScope()
+	defer PutScope(s)
+	for _, m := range msgs {
+		s.Reset(m)
+		matched := false
+		set.Each(m.Topic, func(i int, t *T) {
+			matched = true
+			n, err := render(s, t)
+			if err != nil {
+				r.Skipped(set.srcs[i], m, err)
+				return
+			}
+			r.points.Add(uint64(n))
+		})
+		if matched {
+			r.messages.Add(1)
+		}
+	}
+}
