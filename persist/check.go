@@ -228,6 +228,9 @@ func (l Limits) subscription(sub *Subscription) error {
 	case sub.Identifier < 0 || sub.Identifier > 268435455:
 		return fmt.Errorf("subscription identifier is %d (want 0 to 268435455)", sub.Identifier)
 	}
+	if sub.Start != "" {
+		return checkText("start", sub.Start, l.ID)
+	}
 	return nil
 }
 

@@ -152,6 +152,13 @@ type Subscription struct {
 	// oldest stored message instead of "now". A repeated subscription to
 	// the same filter keeps the start it already has.
 	History bool
+	// Start, when set, is the moment a new subscription starts, as an ID
+	// (NewID when it was made): its fanout messages are those with greater
+	// IDs. Empty means the moment the store writes it. An async Pipeline
+	// sets it, so that a subscription that waited in the outbox starts when
+	// it was made, not when it was written. History wins over Start; it is
+	// not read back by lookups.
+	Start string
 }
 
 // Ack is a subscriber's acknowledgement of one delivered message.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -253,7 +254,15 @@ func (p *Pipeline) Subscribed(ctx context.Context, clientID string, subs []Subsc
 			return err
 		}
 		defer p.active.RUnlock()
-		return p.enqueue(ctx, []record{{Op: opSubscribed, Client: clientID, Subs: subs, Removed: removed}})
+		// A new subscription starts now, not when the worker writes it.
+		stamped := slices.Clone(subs)
+		now := NewID()
+		for i := range stamped {
+			if stamped[i].Start == "" {
+				stamped[i].Start = now
+			}
+		}
+		return p.enqueue(ctx, []record{{Op: opSubscribed, Client: clientID, Subs: stamped, Removed: removed}})
 	}
 	return p.store.Subscribed(ctx, clientID, subs, removed)
 }

@@ -29,9 +29,15 @@ type record struct {
 	Removed []string       `json:"x,omitempty"`
 }
 
+// items is how many items a record counts for in the stats: messages and
+// acks. A client's state and subscriptions are records of the outbox but no
+// items.
 func (r *record) items() int {
-	if r.Op == opAcked {
+	switch r.Op {
+	case opAcked:
 		return len(r.Acks)
+	case opConnected, opSubscribed:
+		return 0
 	}
 	return 1
 }
@@ -104,7 +110,7 @@ func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
 func (p *Pipeline) dropOldest(size int64) {
 	b := p.box
 	n, items, free := 0, 0, int64(0)
-	var topics []string
+	var topics, clients []string
 	for i := b.first; i < b.next && b.bytes-free+size > p.opts.OutboxBytes; i++ {
 		if data, err := b.read(i); err == nil {
 			var r record
@@ -113,12 +119,21 @@ func (p *Pipeline) dropOldest(size int64) {
 				if r.Msg != nil && len(topics) < 3 {
 					topics = append(topics, r.Msg.Topic)
 				}
+				switch r.Op {
+				case opConnected:
+					clients = append(clients, r.Conn.ID)
+				case opSubscribed:
+					clients = append(clients, r.Client)
+				}
 			}
 		}
 		free += int64(b.sizes[i-b.first])
 		n++
 	}
 	b.remove(n)
+	if len(clients) > 0 { // not items, but lost all the same: always said
+		p.log.Warn("mqttpersist: outbox full; dropped client state or subscriptions", "clients", clients)
+	}
 	total := p.dropped.Add(uint64(items))
 	if now := time.Now(); now.Sub(p.dropLog) >= time.Second { // once a second at most
 		p.dropLog = now
@@ -160,7 +175,7 @@ func (bt *batch) items() int {
 	case bt.op == opAcked:
 		return len(bt.acks)
 	case bt.op == opConnected || bt.op == opSubscribed:
-		return len(bt.sizes)
+		return 0
 	}
 	return len(bt.msgs)
 }

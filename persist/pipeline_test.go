@@ -219,26 +219,34 @@ func TestPipelineAsync(t *testing.T) {
 	if err := p.Retain(context.Background(), ret); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Acked(context.Background(), "reader", persist.Ack{ID: ret.ID, Topic: "a/x"}); err != nil {
+	msgs, err := p.FetchOffline(context.Background(), "reader", "a/#", persist.Fetch{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make([]persist.Ack, len(msgs))
+	for i, m := range msgs {
+		acks[i] = persist.Ack{ID: m.ID, Topic: m.Topic}
+	}
+	if err := p.Acked(context.Background(), "reader", acks...); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if got := stored(t, s, "a"); len(got) != 0 {
-		// The ack (of an ID later than every message) moved the cursor past them all.
-		t.Errorf("after the ack: %d messages still unacked", len(got))
+		// The acks went through the outbox, after the messages.
+		t.Errorf("after the acks: %d messages still unacked", len(got))
 	}
 	r, err := s.Retained(context.Background(), "a/r")
 	if err != nil || len(r) != 1 || string(r[0].Payload) != "kept" {
 		t.Fatalf("retained: %v %v", r, err)
 	}
 	st := p.Stats()
-	if st.Written != 502 || st.Queued != 0 || st.OutboxBytes != 0 {
+	if st.Written != 1001 || st.Queued != 0 || st.OutboxBytes != 0 { // 500 messages, a retained one, 500 acks
 		t.Errorf("stats %+v", st)
 	}
 	if st.Batch.Count >= 500 {
-		t.Errorf("%d store calls for 502 items: no batching", st.Batch.Count)
+		t.Errorf("%d store calls for 1001 items: no batching", st.Batch.Count)
 	}
 	if err := p.Publish(context.Background(), &persist.Message{Topic: "a/x"}); !errors.Is(err, persist.ErrClosed) {
 		t.Errorf("publish after Close: %v", err)
@@ -570,11 +578,18 @@ func TestPipelineAsyncClientStateSurvivesOutage(t *testing.T) {
 	if err := p1.Subscribed(ctx, "dev", nil, []string{"all/+"}); err != nil {
 		t.Fatalf("Subscribed (removal) while the store is down: %v", err)
 	}
+	// Published after the subscription was made, before it was written:
+	// the subscription starts when it was made.
+	time.Sleep(5 * time.Millisecond)
+	cmd := &persist.Message{Topic: "cmd/dev/reboot", Payload: []byte("now"), QoS: 1}
+	if err := p1.Publish(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
 	if err := p1.Subscribed(ctx, "dev", []persist.Subscription{{Filter: "bad/#/x"}}, nil); !errors.Is(err, persist.ErrInvalid) {
 		t.Fatalf("an invalid subscription = %v, want ErrInvalid before the outbox", err)
 	}
-	if st := p1.Stats(); st.Queued != 3 {
-		t.Fatalf("outbox holds %d records, want 3", st.Queued)
+	if st := p1.Stats(); st.Queued != 4 {
+		t.Fatalf("outbox holds %d records, want 4", st.Queued)
 	}
 	if err := p1.Close(); err != nil {
 		t.Fatal(err)
@@ -594,7 +609,11 @@ func TestPipelineAsyncClientStateSurvivesOutage(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Filter != "cmd/dev/#" || got[0].QoS != 1 {
 		t.Fatalf("subscriptions after the restart: %+v, %v; want only cmd/dev/# (all/+ was removed after)", got, err)
 	}
-	if st := p2.Stats(); st.Written != 3 {
-		t.Errorf("stats %+v, want 3 written", st)
+	msgs, err := s.FetchOffline(ctx, "dev", "cmd/dev/#", persist.Fetch{})
+	if err != nil || len(msgs) != 1 || msgs[0].ID != cmd.ID {
+		t.Errorf("fetch after the restart: %v, %v; want the message published after the subscription was made", msgs, err)
+	}
+	if st := p2.Stats(); st.Written != 1 {
+		t.Errorf("stats %+v, want 1 written (a client's state and subscriptions are records, not items)", st)
 	}
 }

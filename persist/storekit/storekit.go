@@ -337,13 +337,17 @@ func Subscriptions(subs []persist.Subscription) []persist.Subscription {
 	return out
 }
 
-// Start returns the fanout start of a new subscription: the moment it is
-// stored (an ID made now: messages with greater IDs are after it), or ""
-// (before every message) when it asks for History. A repeated
-// subscription keeps the start it has; the store must not overwrite it.
+// Start returns the fanout start of a new subscription: "" (before every
+// message) when it asks for History, else its Start when the caller set
+// one (an async pipeline does), else the moment it is stored (an ID made
+// now: messages with greater IDs are after it). A repeated subscription
+// keeps the start it has; the store must not overwrite it.
 func Start(sub *persist.Subscription) string {
-	if sub.History {
+	switch {
+	case sub.History:
 		return ""
+	case sub.Start != "":
+		return sub.Start
 	}
 	return persist.NewID()
 }

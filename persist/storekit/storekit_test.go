@@ -97,6 +97,12 @@ func TestSubscriptions(t *testing.T) {
 	if s := storekit.Start(&persist.Subscription{}); s <= before {
 		t.Errorf("Start = %q, not after an ID made before it (%q)", s, before)
 	}
+	if s := storekit.Start(&persist.Subscription{Start: before}); s != before {
+		t.Errorf("Start of a subscription with Start %q = %q", before, s)
+	}
+	if s := storekit.Start(&persist.Subscription{Start: before, History: true}); s != "" {
+		t.Errorf("Start with History and a Start = %q, want none", s)
+	}
 }
 
 func TestCursors(t *testing.T) {
