@@ -42,15 +42,25 @@ svc_env() {
 	if bin="$(ix_bin)"; then env_line MQTTPERSIST_INFLUXDB_BIN "$bin"; fi
 }
 
-# http_status PORT PATH: print the status code of GET PATH on 127.0.0.1:PORT
-# (bash's /dev/tcp: no curl needed).
+# http_status PORT PATH [METHOD]: print the status code of a request (GET
+# by default) of PATH on 127.0.0.1:PORT (bash's /dev/tcp: no curl needed).
 http_status() {
 	timeout 3 bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3
+		printf "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n" "$3" "$2" >&3
 		read -r _ code _ <&3 && printf "%s\n" "$code"
-	' _ "$1" "$2" 2>/dev/null
+	' _ "$1" "$2" "${3:-GET}" 2>/dev/null
 }
+
+# ix_create_db NAME: CREATE DATABASE NAME (a no-op when it exists); true
+# when the server answers 200.
+ix_create_db() {
+	[ "$(http_status "$IX_HTTP_PORT" "/query?q=CREATE+DATABASE+$1" POST)" = 200 ]
+}
+
+# ix_provisioned: the databases of the UDP and OpenTSDB inputs exist (the
+# inputs do not always create them themselves).
+ix_provisioned() { ix_create_db "$IX_UDP_DB" && ix_create_db "$IX_OPENTSDB_DB"; }
 
 svc_status() {
 	[ "$(http_status "$IX_HTTP_PORT" /ping)" = 204 ] && port_open "$IX_OPENTSDB_PORT"
@@ -128,6 +138,7 @@ svc_up() {
 	[ -z "$missing" ] || apt_install $missing
 	bin="$(ix_bin)" || die "influxd not found after installing ${IX_PACKAGES[*]}"
 	if svc_status; then
+		ix_provisioned || die "cannot create databases $IX_UDP_DB and $IX_OPENTSDB_DB"
 		log "already running on 127.0.0.1:$IX_HTTP_PORT"
 		return 0
 	fi
@@ -151,6 +162,7 @@ svc_up() {
 	# shellcheck disable=SC2034 # read by wait_until in lib.sh
 	WAIT_ALIVE=ix_alive
 	wait_until 60 "influxdb on 127.0.0.1:$IX_HTTP_PORT" "$LOGFILE" svc_status
+	ix_provisioned || die "cannot create databases $IX_UDP_DB and $IX_OPENTSDB_DB (log: $LOGFILE)"
 	log "ready on 127.0.0.1:$IX_HTTP_PORT"
 }
 
