@@ -95,9 +95,9 @@ func (w *Writer) Events() persist.Event { return persist.OnPublish }
 
 // row is a queued statement: its template and message, for errors.
 type row struct {
-	t   *tsdb.Timescale
-	m   *persist.Message
-	n   int // the row's position among the rows of its template and message
+	t *tsdb.Timescale
+	m *persist.Message
+	n int // the row's position among the rows of its template and message
 }
 
 var batches = sync.Pool{New: func() any { return new(work) }}
