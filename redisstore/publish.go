@@ -28,8 +28,8 @@ func (s *Store) ttlAt(m *persist.Message, now time.Time) time.Time {
 // script that registers the topics for wildcard fetches; and one notice
 // per topic on the topic's channel for watches (see Watch), last, so that
 // the messages are readable when it is heard. On a Cluster the pipeline's
-// commands run on several nodes at once, so the notices follow in a
-// second round trip.
+// commands run on several nodes at once, so the notices follow it, sent
+// in the background after Publish returns (see notifyLater).
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	const op = "Publish"
 	msgs, err := s.kit.Publish(ctx, msgs)
@@ -75,11 +75,6 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 		}
 	}
 	_, cluster := s.c.(*redis.ClusterClient)
-	notify := func(p redis.Pipeliner) {
-		for _, t := range notices {
-			p.Publish(ctx, s.k.notifyChannel(t), nodes[t])
-		}
-	}
 	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
 		for _, m := range msgs {
 			key := s.k.msgKey(m.ID)
@@ -112,11 +107,60 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 			}
 		}
 		if !cluster {
-			notify(p)
+			for _, t := range notices {
+				p.Publish(ctx, s.k.notifyChannel(t), nodes[t])
+			}
 		}
 	})
 	if err == nil && cluster {
-		_, err = s.run(ctx, false, notify)
+		s.notifyLater(notices, nodes)
 	}
 	return s.kit.Fail(ctx, op, err)
+}
+
+// notifyLater has the notices of a Publish sent after it returns (on a
+// Cluster, where they cannot ride in its pipeline): a goroutine, started
+// when there is none, sends what Publishes left, merged, one pipeline at a
+// time, and ends when none is left.
+func (s *Store) notifyLater(topics []string, nodes map[string]string) {
+	s.noticeMu.Lock()
+	defer s.noticeMu.Unlock()
+	if s.notices == nil {
+		s.notices = map[string]string{}
+	}
+	for _, t := range topics {
+		if n, ok := s.notices[t]; ok && n != nodes[t] {
+			s.notices[t] = "" // published by several nodes
+		} else {
+			s.notices[t] = nodes[t]
+		}
+	}
+	if !s.notifying {
+		s.notifying = true
+		go s.sendNotices()
+	}
+}
+
+// sendNotices PUBLISHes the notices left by Publishes until none is left.
+// A notice that cannot be sent is dropped: the watches of nodes that miss
+// it fetch at the next notice or reconnect.
+func (s *Store) sendNotices() {
+	for {
+		s.noticeMu.Lock()
+		batch := s.notices
+		s.notices = nil
+		if len(batch) == 0 {
+			s.notifying = false
+			s.noticeMu.Unlock()
+			return
+		}
+		s.noticeMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _ = s.run(ctx, false, func(p redis.Pipeliner) {
+			for t, node := range batch {
+				p.Publish(ctx, s.k.notifyChannel(t), node)
+			}
+		})
+		cancel()
+	}
 }

@@ -66,6 +66,10 @@ type Store struct {
 
 	watchMu sync.Mutex
 	watches map[*watch]struct{} // open watches: Close closes them
+
+	noticeMu  sync.Mutex
+	notices   map[string]string // Cluster: topic → node of the notices to send
+	notifying bool              // a goroutine sends them
 }
 
 var (
