@@ -49,21 +49,21 @@ return 1
 
 // fanoutIndexScript stores a topic's fanout message IDs (ARGV: id,
 // expiry score, id, expiry score, …) in its three keys: KEYS[1] the index,
-// scored by seq; KEYS[2] the topic's counter; KEYS[3] the IDs scored by
-// expiry (milliseconds, +inf: never). Each new ID gets the next position
-// of the counter (INCRBY), so positions follow the order in which the
-// script runs: whoever sees position N sees every smaller one that will
-// ever exist. An ID already indexed keeps its position. A counter made
-// anew starts at the server's clock in microseconds, above any position
-// of the counter it replaces (a topic averaging under a million messages a
-// second). Expired IDs leave both sets (up to 1000 a call); the three keys
-// expire with the latest entry (never, if one never expires).
+// scored by position (seq); KEYS[2] the topic's counter, the last position
+// given; KEYS[3] the IDs scored by expiry (milliseconds, +inf: never).
+// Each new ID gets the next position, so positions follow the order in
+// which the script runs: whoever sees position N sees every smaller one
+// that will ever exist. Positions never fall behind the server's clock in
+// microseconds (a batch starts at the later of the counter and the clock),
+// so a counter made anew — its topic's keys expired — or rolled back by a
+// failover that lost the latest writes starts above the positions given
+// before (see the package doc, # Order and acks). An ID already indexed
+// keeps its position. Expired IDs leave both sets (up to 1000 a call);
+// the three keys expire with the latest entry (never, if one never
+// expires).
 var fanoutIndexScript = redis.NewScript(luaNow + `
-if redis.call('EXISTS', KEYS[2]) == 0 then
-	redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
-end
-local n = #ARGV / 2
-local seq = redis.call('INCRBY', KEYS[2], n) - n
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local seq = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), us)
 local idx, exp = {'NX'}, {}
 for i = 1, #ARGV, 2 do
 	seq = seq + 1
@@ -72,6 +72,7 @@ for i = 1, #ARGV, 2 do
 	exp[#exp + 1] = ARGV[i + 1]
 	exp[#exp + 1] = ARGV[i]
 end
+redis.call('SET', KEYS[2], string.format('%d', seq))
 redis.call('ZADD', KEYS[1], unpack(idx))
 redis.call('ZADD', KEYS[3], unpack(exp))
 local gone = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
