@@ -29,6 +29,8 @@ import (
 //	tls_cert: ./server.pem       # TLS on the listeners (-tls-cert, -tls-key)
 //	tls_key: ./server-key.pem
 //	tls_ca: ./clients-ca.pem     # clients must present a certificate it signed (-tls-ca)
+//	tsdb: influxdb://localhost:8086/mqtt  # a time-series writer of every publish (-tsdb; see tsdb.go)
+//	templates: ./emqx_backend_influxdb.tmpl  # its templates, the seeds' format (-templates)
 //	stores:                      # name → URL (sqlite://, postgres://, mysql://)
 //	  main: sqlite://./data/mqtt.db
 //	rules:                       # in order: for one store, the first matching rule decides
@@ -53,6 +55,8 @@ type Config struct {
 	OutboxBytes *int64            `yaml:"outbox_bytes"`
 	Overflow    string            `yaml:"overflow"`
 	Metrics     string            `yaml:"metrics"`
+	TSDB        string            `yaml:"tsdb"`
+	Templates   string            `yaml:"templates"`
 	Stores      map[string]string `yaml:"stores"`
 	Rules       []RuleConfig      `yaml:"rules"`
 

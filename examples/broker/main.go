@@ -8,6 +8,7 @@
 //	go run ./examples/broker -store postgres://user:pass@localhost/mqtt
 //	go run ./examples/broker -config rules.yaml   # stores and rules from YAML
 //	go run ./examples/broker -mode async -metrics :9100
+//	go run ./examples/broker -tsdb influxdb://localhost:8086/mqtt -templates examples/tsdb/emqx_backend_influxdb.tmpl
 //
 // With only -store, topics under queue/ are one-to-one queues (each message
 // goes to one consumer) and every other topic is fanout (each subscriber
@@ -96,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sf := addSecurityFlags(fs) // -listen, -ws, -auth, -tls-*: security.go
 	node := fs.String("node", "", "`name` of this broker node in stored state (default: the host name)")
 	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, redis://…, redis+sentinel://…, redis+cluster://…, or none (default "+DefaultStore+")")
+	tsdbFlag := fs.String("tsdb", "", "`URL` of a time-series writer that gets every publish through -templates: influxdb://host:8086/db, influxdb2://host:8086/bucket?org=…&token=…, influxdb+udp://host:8089, opentsdb://host:4242, opentsdb+telnet://host:4242, timescale://… or postgres://… (see tsdb.go)")
+	templatesFlag := fs.String("templates", "", "JSON `file` of the -tsdb writer's templates, in the seeds' format (see examples/tsdb)")
 	configFile := fs.String("config", "", "YAML `file` with stores, rules and settings such as mode (see examples/broker/config.go); flags win over it")
 	mode := fs.String("mode", "durable", "`durable|async`: how stores are written: durable (a QoS 1/2 publish is acknowledged once stored; concurrent ones share a write) or async (acknowledged once in the on-disk outbox; written in batches, retried while the database is down)")
 	outbox := fs.String("outbox", DefaultOutbox, "`directory` of the async outboxes, a subdirectory per store")
@@ -143,6 +146,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return configValue, "-config " + *configFile + ": " + strings.ReplaceAll(name, "-", "_")
 	}
+	if u, _ := pick("tsdb", *tsdbFlag, cfg.TSDB); u != "" {
+		tmpl, _ := pick("templates", *templatesFlag, cfg.Templates)
+		if err := cfg.addTSDB(u, tmpl); err != nil {
+			return err
+		}
+	} else if *templatesFlag != "" {
+		return fmt.Errorf("-templates %s: without -tsdb there is no time-series writer to use it", *templatesFlag)
+	}
 	sec, err := sf.resolve(cfg.SecurityConfig, given, *configFile)
 	if err != nil {
 		return err
@@ -183,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", displayAddr(ln.Addr()))
 	}
 
-	if *storeURL == "none" {
+	if *storeURL == "none" && cfg.Stores[tsdbStoreName] == "" {
 		if *configFile != "" {
 			return fmt.Errorf("-store none: no store, but -config %s names stores and rules", *configFile)
 		}
@@ -197,6 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stores.Close()
+	stores.watchTSDB(log) // tsdb.go
 	if err := stores.startPipelines(ws, log); err != nil {
 		return err
 	}
@@ -212,6 +224,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer router.Close()
 	if reg != nil {
 		if err := metrics.Register(reg, router); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		if err := registerTSDB(reg, stores); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
