@@ -149,23 +149,22 @@ func (t *Influx) appendLine(dst []byte, s *Scope, i int, prec time.Duration, o *
 	if m.Text[0] == '#' {
 		return dst, skipf(Unwritable, "measurement", "%q starts with '#', which line protocol reads as a comment", m.Text)
 	}
-	if err := lineWritable(m.Text, true, o.V2); err != nil {
+	var err error
+	if dst, err = appendLineText(dst, m.Text, mclass, true, o.V2); err != nil {
 		return dst, &skipError{reason: Unwritable, where: "measurement", err: fmt.Errorf("%q: %w", m.Text, err)}
 	}
-	dst = appendEscaped(dst, m.Text, mclass)
 	for _, p := range t.Tags {
 		v := s.at(j, i)
 		j++
 		if v.Kind == Null || len(v.Text) == 0 {
 			continue // InfluxDB has no empty tag: the tag is left out
 		}
-		if err := lineWritable(v.Text, false, o.V2); err != nil {
-			return dst, &skipError{reason: Unwritable, where: "tags." + p.Key, err: fmt.Errorf("%q: %w", v.Text, err)}
-		}
 		dst = append(dst, ',')
 		dst = appendEscaped(dst, bytesOf(p.Key), kclass)
 		dst = append(dst, '=')
-		dst = appendEscaped(dst, v.Text, kclass)
+		if dst, err = appendLineText(dst, v.Text, kclass, false, o.V2); err != nil {
+			return dst, &skipError{reason: Unwritable, where: "tags." + p.Key, err: fmt.Errorf("%q: %w", v.Text, err)}
+		}
 	}
 	if len(dst)-start > maxKeyLen {
 		return dst, skipf(TooLarge, "tags", "the series key (measurement and tags) has %d bytes; InfluxDB takes at most %d", len(dst)-start, maxKeyLen)
@@ -283,6 +282,33 @@ func appendEscaped(dst, s []byte, class uint8) []byte {
 		}
 	}
 	return append(dst, s[from:]...)
+}
+
+// appendLineText appends s escaped for its place (see appendEscaped) when
+// it can be written there (see lineWritable), in one pass.
+func appendLineText(dst, s []byte, class uint8, measurement, v2 bool) ([]byte, error) {
+	from := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\n' || c == '\r':
+			return dst, lineWritable(s, measurement, v2)
+		case c == '\\' && !v2:
+			j := i
+			for j < len(s) && s[j] == '\\' {
+				j++
+			}
+			if j == len(s) || lineSpecial[s[j]]&class != 0 {
+				return dst, lineWritable(s, measurement, v2)
+			}
+			i = j - 1
+		case lineSpecial[c]&class != 0:
+			dst = append(dst, s[from:i]...)
+			dst = append(dst, '\\', c)
+			from = i + 1
+		}
+	}
+	return append(dst, s[from:]...), nil
 }
 
 // lineWritable reports why s cannot be written as a measurement, tag key,
