@@ -25,6 +25,12 @@ type Notice struct {
 	// notice: a node leaves a connection of the client that is newer than
 	// that alone (the client came back to it).
 	At time.Time
+	// Offline marks a client's notice of a disconnect from Node (a
+	// Connected with Online false), sent whether or not the store applied
+	// it: the node has recorded the client's acks, and the node the client
+	// moved to may now read its messages without getting acknowledged ones
+	// again.
+	Offline bool
 }
 
 // Watcher is implemented by stores that tell the broker nodes sharing
@@ -44,7 +50,8 @@ type Watcher interface {
 	// Watch starts a watch: fn is called with a Notice soon after a
 	// Publish that stored messages for a topic matching one of the
 	// watch's filters has returned (the messages are readable then), and
-	// after every Connected of an online client.
+	// after every Connected (a client's notice, with Offline for a
+	// disconnect).
 	// Notices are hints to fetch, not messages: one may stand for several
 	// messages, may come twice, and may come for messages already read.
 	// fn must not block for long. The watch ends when ctx ends or Close
