@@ -51,7 +51,9 @@ func Example() {
 	for _, m := range missed {
 		fmt.Printf("%s %s\n", m.Topic, m.Payload)
 	}
-	// Acking moves dev-1's cursor of that topic (example:acked:dev-1:sensor/1/temp).
+	// Acking records the ack of that one message for dev-1 (its cursor keys
+	// example:cursor:{dev-1}:…:sensor/1/temp); the seeds'
+	// example:acked:dev-1:sensor/1/temp keeps the highest ID acked.
 	if err := st.Acked(ctx, "dev-1", persist.Ack{ID: missed[0].ID, Topic: missed[0].Topic}); err != nil {
 		log.Fatal(err)
 	}
