@@ -71,6 +71,8 @@ func (postgresDialect) columnOK(k colKind, c colInfo) bool {
 		return textOK(c, msgIDLen) && c.collation == "C"
 	case kState, kInt, kMode:
 		return isNumeric(c.dataType)
+	case kSeq:
+		return c.dataType == "bigint"
 	case kTime:
 		return strings.HasPrefix(c.dataType, "timestamp")
 	case kBlob:
@@ -88,7 +90,7 @@ func (d postgresDialect) retype(_ string, c column, info colInfo) ([]string, str
 	switch {
 	case c.kind == kBlob && !strings.Contains(info.dataType, "bytea"):
 		using = " USING convert_to(" + c.name + ", 'UTF8')"
-	case isNumeric(info.dataType):
+	case isNumeric(info.dataType) && c.kind != kSeq:
 		using = " USING NULL"
 	}
 	return nil, "ALTER COLUMN " + c.name + " TYPE " + d.colType(c.kind) + using
@@ -111,6 +113,8 @@ func (d *mysqlDialect) columnOK(k colKind, c colInfo) bool {
 		return c.dataType == "varchar" || isNumeric(c.dataType)
 	case kInt, kMode:
 		return isNumeric(c.dataType)
+	case kSeq:
+		return c.dataType == "bigint"
 	case kTime:
 		return c.dataType == "datetime" && c.precision == 6
 	case kBlob:
@@ -125,7 +129,7 @@ func (d *mysqlDialect) columnOK(k colKind, c colInfo) bool {
 // mean nothing next to ours) is emptied first.
 func (d *mysqlDialect) retype(table string, c column, info colInfo) ([]string, string) {
 	var before []string
-	if isNumeric(info.dataType) && c.kind != kState && c.kind != kInt && c.kind != kMode {
+	if isNumeric(info.dataType) && c.kind != kState && c.kind != kInt && c.kind != kMode && c.kind != kSeq {
 		before = append(before, "UPDATE "+table+" SET "+c.name+" = NULL")
 	}
 	nn := ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,13 +15,16 @@ import (
 	"github.com/mqttpersist/mqttpersist/sqlstore"
 )
 
-// sqliteHarness makes each store on a SQLite file of its own.
+// sqliteHarness makes each store on a SQLite file of its own; Shared
+// opens another store on the same file.
 func sqliteHarness() persisttest.Harness {
+	var files sync.Map // *sqlstore.Store → its URL
 	return persisttest.Harness{New: func(t testing.TB) persist.Store {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		st, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "mqtt.db"), nil)
+		url := "sqlite://" + filepath.Join(t.TempDir(), "mqtt.db")
+		st, err := sqlstore.Open(ctx, url, nil)
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -28,8 +32,33 @@ func sqliteHarness() persisttest.Harness {
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatalf("Migrate: %v", err)
 		}
+		files.Store(st, url)
 		return st
+	}, Shared: func(t testing.TB, st persist.Store) persist.Store {
+		t.Helper()
+		url, ok := files.Load(st)
+		if !ok {
+			t.Fatal("Shared: not a store of this harness")
+		}
+		return openShared(t, url.(string), nil)
 	}}
+}
+
+// openShared opens another store on the database at url, with opts (a
+// second broker node on the same tables).
+func openShared(t testing.TB, url string, opts *sqlstore.Options) persist.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o, err := sqlstore.Open(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { o.Close() })
+	if sqlDB, err := o.DB().DB(); err == nil {
+		sqlDB.SetMaxOpenConns(4)
+	}
+	return o
 }
 
 var prefixes atomic.Int64
@@ -52,9 +81,11 @@ func serverHarness(t testing.TB, url string) persisttest.Harness {
 	}
 	sqlDB.SetMaxOpenConns(24) // a default server takes 100 (PostgreSQL) or 151 (MariaDB)
 	sqlDB.SetMaxIdleConns(24)
+	var prefixOf sync.Map // *sqlstore.Store → its TablePrefix
 	return persisttest.Harness{New: func(t testing.TB) persist.Store {
 		t.Helper()
-		st, err := sqlstore.New(shared.DB(), &sqlstore.Options{TablePrefix: fmt.Sprintf("t%d_", prefixes.Add(1))})
+		prefix := fmt.Sprintf("t%d_", prefixes.Add(1))
+		st, err := sqlstore.New(shared.DB(), &sqlstore.Options{TablePrefix: prefix})
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
@@ -64,7 +95,15 @@ func serverHarness(t testing.TB, url string) persisttest.Harness {
 			t.Fatalf("Migrate: %v", err)
 		}
 		t.Cleanup(func() { st.Close() })
+		prefixOf.Store(st, prefix)
 		return st
+	}, Shared: func(t testing.TB, st persist.Store) persist.Store {
+		t.Helper()
+		prefix, ok := prefixOf.Load(st)
+		if !ok {
+			t.Fatal("Shared: not a store of this harness")
+		}
+		return openShared(t, url, &sqlstore.Options{TablePrefix: prefix.(string)})
 	}}
 }
 

@@ -56,6 +56,22 @@ type dialect interface {
 	hashKeys() bool
 	// colType is the column type of kind k for a new column.
 	colType(k colKind) string
+	// now is the database's clock as a stored time (UTC), read when the
+	// expression is evaluated, after the row locks of its statement: the
+	// changed columns that the polling watch reads.
+	now() string
+	// listens reports whether the database notifies listening sessions
+	// (PostgreSQL's LISTEN/NOTIFY): Watch then listens instead of
+	// polling, and Publish runs as one statement with data-modifying
+	// CTEs (see publish.go).
+	listens() bool
+	// updateFrom is an UPDATE of table setting set from the rows of from
+	// (a derived table with its alias) where cond joins them.
+	updateFrom(table, set, from, cond string) string
+	// typed is a placeholder for a value of kind k that the database
+	// cannot type from its context (in a VALUES list that is not an
+	// INSERT's own): "CAST(? AS bytea)" on PostgreSQL.
+	typed(k colKind) string
 
 	// The rest is the schema side, used by Migrate: migrate_lock.go,
 	// columns.go and indexes.go hold each dialect's methods.
@@ -115,6 +131,7 @@ const (
 	kBlob                    // payloads, up to 1 MiB and more
 	kText                    // JSON (MQTT 5 properties)
 	kHash                    // MySQL only: SHA-256 of a unique key, generated
+	kSeq                     // positions and counters (64-bit)
 )
 
 // Lengths of string columns in characters; the stores check the same
@@ -181,6 +198,10 @@ func (std) onConflict(cols []string, set string) string {
 	return c + " DO UPDATE SET " + set
 }
 
+func (std) updateFrom(table, set, from, cond string) string {
+	return "UPDATE " + table + " SET " + set + " FROM " + from + " WHERE " + cond
+}
+
 // onConflictIf: an update with a WHERE leaves the row alone when the
 // condition is false.
 func (d std) onConflictIf(cols []string, set func(string) string, cond string) string {
@@ -196,11 +217,19 @@ func (sqliteDialect) greatest(a, b string) string { return "MAX(" + a + ", " + b
 func (sqliteDialect) skipLocked() string          { return "" }
 func (sqliteDialect) timeArg(t time.Time) any     { return t.UTC().Format(sqlTime) }
 func (sqliteDialect) oneWriter() bool             { return true }
+func (sqliteDialect) listens() bool               { return false }
+func (sqliteDialect) typed(colKind) string        { return "?" }
+
+// now: 'now' is the same within one statement, which takes the write lock
+// before it runs; fixed width like timeArg's.
+func (sqliteDialect) now() string {
+	return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
+}
 func (sqliteDialect) colType(k colKind) string {
 	switch k {
 	case kSerial:
 		return "INTEGER PRIMARY KEY"
-	case kState, kInt:
+	case kState, kInt, kSeq:
 		return "INTEGER"
 	case kMode:
 		return "INTEGER NOT NULL DEFAULT 0"
@@ -225,6 +254,28 @@ func (postgresDialect) skipLocked() string          { return " FOR UPDATE SKIP L
 // so it gets the UTC one.
 func (postgresDialect) timeArg(t time.Time) any { return t.UTC() }
 func (postgresDialect) oneWriter() bool         { return false }
+func (postgresDialect) listens() bool           { return true }
+
+// now: clock_timestamp(), not now() (the transaction's start).
+func (postgresDialect) now() string { return "(clock_timestamp() AT TIME ZONE 'UTC')" }
+
+func (postgresDialect) typed(k colKind) string {
+	t := "varchar"
+	switch k {
+	case kState, kInt, kMode:
+		t = "integer"
+	case kSeq:
+		t = "bigint"
+	case kTime:
+		t = "timestamp"
+	case kBlob:
+		t = "bytea"
+	case kText:
+		t = "text"
+	}
+	return "CAST(? AS " + t + ")"
+}
+
 func (postgresDialect) colType(k colKind) string {
 	switch k {
 	case kSerial:
@@ -237,6 +288,8 @@ func (postgresDialect) colType(k colKind) string {
 		return `varchar(` + strconv.Itoa(msgIDLen) + `) COLLATE "C"`
 	case kState, kInt:
 		return "integer"
+	case kSeq:
+		return "bigint"
 	case kMode:
 		return "integer NOT NULL DEFAULT 0"
 	case kTime:
@@ -273,6 +326,20 @@ func (*mysqlDialect) timeArg(t time.Time) any { return t.UTC().Format(sqlTime) }
 func (*mysqlDialect) hashKeys() bool          { return true }
 func (*mysqlDialect) online() string          { return "'1'" }
 func (*mysqlDialect) oneWriter() bool         { return false }
+func (*mysqlDialect) listens() bool           { return false }
+func (*mysqlDialect) typed(colKind) string    { return "?" }
+
+func (*mysqlDialect) updateFrom(table, set, from, cond string) string {
+	return "UPDATE " + table + " JOIN " + from + " ON " + cond + " SET " + set
+}
+
+// now: UTC_TIMESTAMP(6) is the statement's start, which may be long
+// before the row lock the statement waited for; SYSDATE(6) is the time of
+// evaluation but in the session's time zone. Their difference from NOW(6)
+// (the start in that zone) moves the start to the evaluation.
+func (*mysqlDialect) now() string {
+	return "(UTC_TIMESTAMP(6) + INTERVAL TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) MICROSECOND)"
+}
 
 // onConflict: MySQL upserts on whichever unique key clashes; "id = id" is
 // the do-nothing update (INSERT IGNORE would also hide other errors).
@@ -310,6 +377,8 @@ func (d *mysqlDialect) colType(k colKind) string {
 		return "varchar(3)"
 	case kInt:
 		return "int"
+	case kSeq:
+		return "bigint"
 	case kMode:
 		return "int NOT NULL DEFAULT 0"
 	case kTime:

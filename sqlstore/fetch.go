@@ -9,6 +9,7 @@ import (
 
 	"github.com/mqttpersist/mqttpersist/persist"
 	"github.com/mqttpersist/mqttpersist/persist/storekit"
+	"github.com/mqttpersist/mqttpersist/topic"
 )
 
 // FetchOffline returns the stored messages for clientID whose topic matches
@@ -60,30 +61,58 @@ func (s *Store) common(q *strings.Builder, args []any, fq *storekit.Query, after
 	return append(args, after)
 }
 
+// fanout reads the client's fanout messages after the start of its
+// subscription to the filter: those after its watermark of their topic
+// (mqtt_acked.seq; from the (topic, seq) index for a filter without
+// wildcards) that it has not acked (mqtt_acked_msg), and those below
+// their watermark that it passed unacked (mqtt_acked_msg rows with passed
+// 1, read from the (clientid, msgid) index after the start: none for a
+// filter whose subscription made them not due).
 func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Message, error) {
 	d := s.d
 	nw := topicNarrow("m.topic", fq.Match)
+	one := !topic.HasWildcard(fq.Match)
 	limit := fq.Fetch.Limit
+	msg := d.quote(s.t.msg)
+	start := "COALESCE((SELECT sb.start_id FROM " + d.quote(s.t.sub) + " sb WHERE " + keyCond(d, "sb", "clientid", "topic") + "), '')"
+	startArgs := keyArgs(d, fq.ClientID, fq.Filter)
 	var out []*persist.Message
 	after := ""
 	for {
 		var q strings.Builder
 		var args []any
-		q.WriteString("SELECT " + msgColsM + " FROM " + d.quote(s.t.msg) + " m LEFT JOIN " + d.quote(s.t.acked) + " a ON ")
-		if d.hashKeys() {
-			q.WriteString("a." + hashCol + " = " + hashExpr([]string{"?", "m.topic"}))
-		} else {
-			q.WriteString("a.clientid = ? AND a.topic = m.topic")
+		q.WriteString("SELECT * FROM (SELECT " + msgColsM + " FROM " + msg + " m")
+		if !one {
+			q.WriteString(" LEFT JOIN " + d.quote(s.t.acked) + " a ON ")
+			if d.hashKeys() {
+				q.WriteString("a." + hashCol + " = " + hashExpr([]string{"?", "m.topic"}))
+			} else {
+				q.WriteString("a.clientid = ? AND a.topic = m.topic")
+			}
+			args = append(args, fq.ClientID)
 		}
-		args = append(args, fq.ClientID)
 		q.WriteString(" WHERE m.mode = 0 AND " + nw.sql)
 		args = append(args, nw.args...)
-		q.WriteString(" AND (a.mid IS NULL OR m.msgid > a.mid)")
+		if one {
+			q.WriteString(" AND m.seq > COALESCE((SELECT a.seq FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), 0)")
+			args = append(args, keyArgs(d, fq.ClientID, fq.Match)...)
+		} else {
+			q.WriteString(" AND m.seq > COALESCE(a.seq, 0)")
+		}
+		q.WriteString(" AND " + s.unackedCond())
+		args = append(args, fq.ClientID)
 		args = s.common(&q, args, fq, after)
-		// The start of the client's stored subscription to exactly filter.
-		q.WriteString(" AND m.msgid > COALESCE((SELECT sb.start_id FROM " + d.quote(s.t.sub) + " sb WHERE " + keyCond(d, "sb", "clientid", "topic") + "), '')")
-		args = append(args, keyArgs(d, fq.ClientID, fq.Filter)...)
-		q.WriteString(" ORDER BY m.msgid")
+		q.WriteString(" AND m.msgid > " + start)
+		args = append(args, startArgs...)
+
+		// The messages passed unacked.
+		q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + d.quote(s.t.ackedMsg) + " x JOIN " + msg + " m ON m.msgid = x.msgid WHERE x.clientid = ? AND x.passed = 1 AND x.msgid > " + start)
+		args = append(args, fq.ClientID)
+		args = append(args, startArgs...)
+		q.WriteString(" AND m.mode = 0 AND " + nw.sql)
+		args = append(args, nw.args...)
+		args = s.common(&q, args, fq, after)
+		q.WriteString(") u ORDER BY u.msgid")
 		page := pageSize(limit, len(out), nw.exact)
 		if page > 0 {
 			q.WriteString(" LIMIT " + strconv.Itoa(page))

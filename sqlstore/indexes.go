@@ -12,7 +12,11 @@ func (d std) createIndexes(_ context.Context, _ migrator, spec tableSpec) ([]str
 		if ix.cols == "" {
 			continue
 		}
-		out = append(out, "CREATE "+indexKind(ix)+" IF NOT EXISTS "+d.quote(spec.name+ix.suffix)+" ON "+d.quote(spec.name)+" ("+ix.cols+")")
+		q := "CREATE " + indexKind(ix) + " IF NOT EXISTS " + d.quote(spec.name+ix.suffix) + " ON " + d.quote(spec.name) + " (" + ix.cols + ")"
+		if ix.where != "" {
+			q += " WHERE " + ix.where
+		}
+		out = append(out, q)
 	}
 	return out, nil
 }

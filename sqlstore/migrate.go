@@ -45,7 +45,7 @@ func (s *Store) migrateTables(ctx context.Context, conn migrator) error {
 			return fmt.Errorf("table %s: %w", spec.name, err)
 		}
 	}
-	return nil
+	return s.migrateSeq(ctx, conn)
 }
 
 func (s *Store) migrateTable(ctx context.Context, conn migrator, spec tableSpec) error {

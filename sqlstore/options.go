@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"time"
+
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
@@ -11,6 +13,15 @@ const (
 	DefaultMessageTable      = "mqtt_msg"
 	DefaultRetainTable       = "mqtt_retain"
 	DefaultAckTable          = "mqtt_acked"
+	// DefaultTopicTable holds each topic's message counter (see the
+	// package doc's Ordering).
+	DefaultTopicTable = "mqtt_topic"
+	// DefaultAckedMsgTable holds the fanout acks above a client's
+	// watermark, one row per acknowledged message.
+	DefaultAckedMsgTable = "mqtt_acked_msg"
+	// DefaultWatchTable holds the filters of the nodes' watches
+	// (PostgreSQL only, see Store.Watch).
+	DefaultWatchTable = "mqtt_watch"
 )
 
 // Limits of what the stores keep, in bytes; longer input is rejected with
@@ -37,8 +48,9 @@ type Options struct {
 	// t1_mqtt_client, t1_mqtt_sub, ... It does not apply to the names set
 	// below.
 	TablePrefix string
-	// ClientTable, SubscriptionTable, MessageTable, RetainTable and
-	// AckTable replace a table name entirely. Names are identifiers:
+	// ClientTable, SubscriptionTable, MessageTable, RetainTable,
+	// AckTable, TopicTable, AckedMsgTable and WatchTable replace a table
+	// name entirely. Names are identifiers:
 	// letters, digits and '_', not starting with a digit, at most 40
 	// characters. They are quoted in SQL, so on PostgreSQL use lower
 	// case to query the tables unquoted.
@@ -47,6 +59,9 @@ type Options struct {
 	MessageTable      string
 	RetainTable       string
 	AckTable          string
+	TopicTable        string
+	AckedMsgTable     string
+	WatchTable        string
 	// BatchRows is the most messages one INSERT of Publish carries; a
 	// larger batch is split into several statements in one transaction.
 	// 0 means 500.
@@ -55,6 +70,10 @@ type Options struct {
 	// (it always carries at least one message). 0 means 8 MiB, within
 	// MySQL's default max_allowed_packet of 16 MiB (MariaDB) or 64 MiB.
 	BatchBytes int
+	// PollInterval is how often a watch polls for stored messages and
+	// connected clients on SQLite and MySQL, which have no notifications
+	// (see Store.Watch). 0 means 50ms.
+	PollInterval time.Duration
 }
 
 const (
@@ -63,11 +82,14 @@ const (
 	// maxBatchRows keeps a statement under the 32766 bound variables of
 	// SQLite and the 65535 of PostgreSQL and MySQL.
 	maxBatchRows = 2000
+	// defaultPollInterval is PollInterval's default.
+	defaultPollInterval = 50 * time.Millisecond
 )
 
 // tables holds the table names in use, unquoted.
 type tables struct {
 	client, sub, msg, retain, acked string
+	topic, ackedMsg, watch          string
 }
 
 // resolve returns the options with defaults filled in and the table names,
@@ -89,11 +111,16 @@ func (o *Options) resolve() (Options, tables, error) {
 		msg:    pick(opt.MessageTable, DefaultMessageTable),
 		retain: pick(opt.RetainTable, DefaultRetainTable),
 		acked:  pick(opt.AckTable, DefaultAckTable),
+
+		topic:    pick(opt.TopicTable, DefaultTopicTable),
+		ackedMsg: pick(opt.AckedMsgTable, DefaultAckedMsgTable),
+		watch:    pick(opt.WatchTable, DefaultWatchTable),
 	}
 	seen := map[string]string{}
 	for _, n := range []struct{ field, name string }{
 		{"ClientTable", t.client}, {"SubscriptionTable", t.sub}, {"MessageTable", t.msg},
-		{"RetainTable", t.retain}, {"AckTable", t.acked},
+		{"RetainTable", t.retain}, {"AckTable", t.acked}, {"TopicTable", t.topic},
+		{"AckedMsgTable", t.ackedMsg}, {"WatchTable", t.watch},
 	} {
 		if err := checkIdent(n.name); err != nil {
 			return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.%s (or TablePrefix): table name %q %v", n.field, n.name, err)
@@ -116,6 +143,12 @@ func (o *Options) resolve() (Options, tables, error) {
 		return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.BatchBytes is %d", opt.BatchBytes)
 	case opt.BatchBytes == 0:
 		opt.BatchBytes = defaultBatchBytes
+	}
+	switch {
+	case opt.PollInterval < 0:
+		return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.PollInterval is %v", opt.PollInterval)
+	case opt.PollInterval == 0:
+		opt.PollInterval = defaultPollInterval
 	}
 	return opt, t, nil
 }

@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"strconv"
 	"strings"
+	"time"
 )
 
 // msgCols are the mqtt_msg columns Publish writes and fetches read, in the
@@ -27,8 +29,23 @@ type queries struct {
 	disconnected string // a disconnect: applies unless the client moved to another node
 	client       string
 	subList      string
-	retainUpsert string
-	retainDelete string
+	subStarts    string // a client's filters and their fanout starts
+	// Acked's list of the messages it passes (see pass) and its delete
+	// of settled acks.
+	passList, settle string
+	staleAcks        string // DeleteExpired's delete of stale ack rows
+	retainUpsert     string
+	retainDelete     string
+	// PostgreSQL: the version of the watch table (see watch_pg.go) and
+	// the notification of (channel, payload) pairs given as two arrays.
+	watchVersion string
+	notify       string
+	// poll is the polling watch's query (see pollWatch).
+	poll string
+	// PostgreSQL's watch table (see watch_pg.go): its rows added after an
+	// id, a watch's heartbeat, the deletion of dead watches' rows and the
+	// move of the version.
+	watchRows, watchBeat, watchDead, watchBump string
 }
 
 // placeholders returns "(?, ?, ...)" with n marks.
@@ -84,7 +101,10 @@ func buildQueries(d dialect, t tables) queries {
 	client := d.quote(t.client)
 	var q queries
 
-	ins := "INSERT INTO " + client + " (clientid, state, node, username, peerhost, online_at, offline_at, created) VALUES " + placeholders(8)
+	// changed is the database's clock at a connect (the polling watch
+	// reads it), left alone by a disconnect.
+	insCols := "INSERT INTO " + client + " (clientid, state, node, username, peerhost, online_at, offline_at, created, changed) VALUES ("
+	ins := insCols + strings.Repeat("?, ", 8) + "NULL)"
 	// Strings and state are stored as given; a zero time keeps the stored
 	// one. The node and state come last: MySQL assigns left to right and
 	// later expressions read the new values (see q.disconnected).
@@ -107,7 +127,13 @@ func buildQueries(d dialect, t tables) queries {
 		}
 		return strings.Join(parts, ", ")
 	}
-	q.connected = d.rebind(ins + d.onConflict([]string{"clientid"}, clientSet("")))
+	q.connected = insCols + strings.Repeat("?, ", 8) + d.now() + ")" +
+		d.onConflict([]string{"clientid"}, clientSet("")+", changed = "+d.now())
+	if d.listens() {
+		// A connect notifies every watch (see Store.Connected).
+		q.connected = "WITH u AS (" + q.connected + ") SELECT pg_notify(?, ?)"
+	}
+	q.connected = d.rebind(q.connected)
 	// A disconnect applies unless the client is stored online (state 1,
 	// as Client reads it) on another node: it applies when the stored
 	// state is not 1, the stored node is NULL, or the stored node is the
@@ -126,6 +152,7 @@ func buildQueries(d dialect, t tables) queries {
 	q.client = d.rebind("SELECT clientid, state, node, username, peerhost, online_at, offline_at FROM " + client +
 		" WHERE " + keyCond(d, "", "clientid"))
 
+	q.subStarts = d.rebind("SELECT clientid, topic, start_id FROM " + d.quote(t.sub) + " WHERE clientid = ?")
 	q.subList = d.rebind("SELECT clientid, topic, qos, no_local, retain_as_published, retain_handling, sub_id FROM " +
 		d.quote(t.sub) + " WHERE clientid = ?")
 
@@ -137,22 +164,20 @@ func buildQueries(d dialect, t tables) queries {
 	q.retainUpsert = d.rebind("INSERT INTO " + retain + " (" + retainCols + ") VALUES " + placeholders(11) +
 		d.onConflict([]string{"topic"}, strings.Join(set, ", ")))
 	q.retainDelete = d.rebind("DELETE FROM " + retain + " WHERE " + keyCond(d, "", "topic"))
-	return q
-}
 
-// insertSQL returns the Publish INSERT of n messages.
-func (s *Store) insertSQL(n int) string {
-	s.insMu.RLock()
-	q, ok := s.insByN[n]
-	s.insMu.RUnlock()
-	if ok {
-		return q
+	q.poll = d.rebind("SELECT 2 AS kind, '' AS name, 0 AS seq, NULL AS node, 0 AS n, " + d.now() + " AS changed, NULL AS at" +
+		" UNION ALL SELECT 0, topic, seq, node, n, changed, NULL FROM " + d.quote(t.topic) + " WHERE changed > ?" +
+		" UNION ALL SELECT 1, clientid, 0, node, 0, changed, online_at FROM " + client + " WHERE changed > ? AND state = " + d.online())
+	q.watchVersion = d.rebind("SELECT COALESCE((SELECT seq FROM " + d.quote(t.topic) + " WHERE topic = ''), 0)")
+	if d.listens() {
+		q.notify = d.rebind("SELECT pg_notify(c, p) FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS u(c, p)")
+		watch := d.quote(t.watch)
+		q.watchRows = d.rebind("SELECT id, channel, topic FROM " + watch + " WHERE id > ?")
+		q.watchBeat = d.rebind("UPDATE " + watch + " SET beat = " + d.now() + " WHERE channel = ?")
+		q.watchDead = d.rebind("DELETE FROM " + watch + " WHERE beat < " + d.now() + " - INTERVAL '" + strconv.Itoa(int(deadAfter/time.Second)) + " seconds'")
+		q.watchBump = d.rebind("INSERT INTO " + d.quote(t.topic) + " (topic, seq, changed, n) VALUES ('', 1, " + d.now() + ", 0)" +
+			d.onConflict([]string{"topic"}, "seq = "+d.current(t.topic, "seq")+" + 1, changed = "+d.excluded("changed")))
 	}
-	q = s.d.rebind("INSERT INTO " + s.d.quote(s.t.msg) + " (" + msgCols + ") VALUES " + rowsOf(n, nMsgCols) +
-		s.d.onConflict([]string{"msgid"}, ""))
-	s.insMu.Lock()
-	s.insByN[n] = q
-	s.insMu.Unlock()
 	return q
 }
 
@@ -174,26 +199,6 @@ func (s *Store) subUpsertSQL(n int) string {
 		d.onConflict([]string{"clientid", "topic"}, strings.Join(set, ", ")))
 	s.insMu.Lock()
 	s.subByN[n] = q
-	s.insMu.Unlock()
-	return q
-}
-
-// ackUpsertSQL returns the Acked cursor upsert of n topics: a cursor only
-// moves forward.
-func (s *Store) ackUpsertSQL(n int) string {
-	s.insMu.RLock()
-	q, ok := s.ackByN[n]
-	s.insMu.RUnlock()
-	if ok {
-		return q
-	}
-	d := s.d
-	set := "mid = " + d.greatest("COALESCE("+d.current(s.t.acked, "mid")+", '')", d.excluded("mid")) +
-		", created = " + d.excluded("created")
-	q = d.rebind("INSERT INTO " + d.quote(s.t.acked) + " (clientid, topic, mid, created) VALUES " + rowsOf(n, 4) +
-		d.onConflict([]string{"clientid", "topic"}, set))
-	s.insMu.Lock()
-	s.ackByN[n] = q
 	s.insMu.Unlock()
 	return q
 }

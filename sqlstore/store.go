@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"sync"
 
 	"gorm.io/gorm"
@@ -13,8 +14,8 @@ import (
 )
 
 // Store is a persist.Store (with ClientLookup, SubscriptionLookup,
-// RetainLookup, Pinger, Closer and Limiter) on SQL tables shaped like the
-// seeds', safe for concurrent use.
+// RetainLookup, Pinger, Closer, Limiter and Watcher) on SQL tables shaped
+// like the seeds', safe for concurrent use.
 type Store struct {
 	// kit is the shared half of the store: the closed gate, the checks
 	// and preparation of every verb's input, the post-filter of reads and
@@ -34,9 +35,15 @@ type Store struct {
 
 	q      queries
 	insMu  sync.RWMutex
-	insByN map[int]string // Publish INSERT by row count
-	subByN map[int]string // Subscribed upsert by row count
-	ackByN map[int]string // Acked cursor upsert by row count
+	sqlBy  map[string]string // statements by kind and row counts (see cached)
+	subByN map[int]string    // Subscribed upsert by row count
+
+	// note is PostgreSQL's cache of the watches' filters, for the
+	// notifications of Publish (nil elsewhere).
+	note *notifier
+	// watches are the store's open watches, closed by Close.
+	watchMu sync.Mutex
+	watches map[io.Closer]struct{}
 }
 
 var (
@@ -72,17 +79,21 @@ func New(db *gorm.DB, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		kit:    storekit.New("sqlstore("+d.name()+")", limits, classify),
-		gdb:    db,
-		db:     sqlDB,
-		d:      d,
-		t:      t,
-		opt:    opt,
-		insByN: map[int]string{},
-		subByN: map[int]string{},
-		ackByN: map[int]string{},
+		kit:     storekit.New("sqlstore("+d.name()+")", limits, classify),
+		gdb:     db,
+		db:      sqlDB,
+		d:       d,
+		t:       t,
+		opt:     opt,
+		sqlBy:   map[string]string{},
+		subByN:  map[int]string{},
+		watches: map[io.Closer]struct{}{},
 	}
 	s.q = buildQueries(d, t)
+	s.q.passList, s.q.settle, s.q.staleAcks = passListSQL(s), settleSQL(s), staleAcksSQL(s)
+	if d.listens() {
+		s.note = newNotifier()
+	}
 	return s, nil
 }
 
@@ -104,11 +115,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.kit.Fail(ctx, "Ping", s.db.PingContext(ctx))
 }
 
-// Close makes every later call fail with persist.ErrClosed and closes the
-// connection if Open made it; closing again returns nil.
+// Close makes every later call fail with persist.ErrClosed, ends the
+// store's watches and closes the connection if Open made it; closing
+// again returns nil.
 func (s *Store) Close() error {
 	if !s.kit.Close() {
 		return nil
+	}
+	s.watchMu.Lock()
+	ws := make([]io.Closer, 0, len(s.watches))
+	for w := range s.watches {
+		ws = append(ws, w)
+	}
+	s.watchMu.Unlock()
+	for _, w := range ws {
+		_ = w.Close()
 	}
 	if s.own {
 		if err := s.db.Close(); err != nil {

@@ -15,6 +15,7 @@ type index struct {
 	unique bool
 	cols   string // PostgreSQL and SQLite
 	mysql  string // MySQL; "" means none
+	where  string // PostgreSQL and SQLite: a partial index's condition
 }
 
 // tableSpec describes one table.
@@ -33,7 +34,7 @@ const hashCol = "ukey"
 // specs returns the tables of the store.
 func (s *Store) specs() []tableSpec {
 	t := s.t
-	return []tableSpec{
+	specs := []tableSpec{
 		{
 			name: t.client,
 			cols: []column{
@@ -46,11 +47,13 @@ func (s *Store) specs() []tableSpec {
 				{"created", kTime, false},
 				{"username", kString, false},
 				{"peerhost", kString, false},
+				{"changed", kTime, false},
 			},
 			hash: []string{"clientid"},
 			idx: []index{
 				{suffix: "_clientid_key", unique: true, cols: "clientid"},
 				{suffix: "_clientid_idx", mysql: "clientid(255)"},
+				{suffix: "_changed_idx", cols: "changed", mysql: "changed"},
 			},
 		},
 		{
@@ -92,11 +95,16 @@ func (s *Store) specs() []tableSpec {
 				{"props", kText, false},
 				{"claimed_by", kClientID, false},
 				{"claim_until", kTime, false},
+				{"seq", kSeq, false},
 			},
 			idx: []index{
 				{suffix: "_msgid_key", unique: true, cols: "msgid", mysql: "msgid"},
 				{suffix: "_topic_idx", cols: "topic, msgid", mysql: "topic(255), msgid"},
 				{suffix: "_expiry_idx", cols: "expiry", mysql: "expiry"},
+				{suffix: "_topic_seq_idx", cols: "topic, seq", mysql: "topic(255), seq"},
+				// Rows without a position, which Migrate numbers (none
+				// but those of an older version of this package).
+				{suffix: "_noseq_idx", cols: "id", where: "seq IS NULL"},
 			},
 		},
 		{
@@ -129,13 +137,64 @@ func (s *Store) specs() []tableSpec {
 				{"topic", kTopic, false},
 				{"mid", kMsgID, false},
 				{"created", kTime, false},
+				{"seq", kSeq, false},
 			},
 			hash: []string{"clientid", "topic"},
 			idx: []index{
 				{suffix: "_clientid_topic_key", unique: true, cols: "clientid, topic"},
+				{suffix: "_noseq_idx", cols: "id", where: "seq IS NULL"},
+			},
+		},
+		{
+			name: t.topic,
+			cols: []column{
+				{"id", kSerial, false},
+				{"topic", kTopic, true},
+				{"seq", kSeq, true},
+				{"changed", kTime, false},
+				{"node", kString, false},
+				{"n", kSeq, false},
+			},
+			hash: []string{"topic"},
+			idx: []index{
+				{suffix: "_topic_key", unique: true, cols: "topic"},
+				{suffix: "_changed_idx", cols: "changed", mysql: "changed"},
+			},
+		},
+		{
+			name: t.ackedMsg,
+			cols: []column{
+				{"id", kSerial, false},
+				{"clientid", kClientID, true},
+				{"msgid", kMsgID, true},
+				{"topic", kTopic, true},
+				{"acked_at", kTime, false},
+				{"passed", kInt, true},
+			},
+			hash: []string{"clientid", "msgid"},
+			idx: []index{
+				{suffix: "_clientid_msgid_key", unique: true, cols: "clientid, msgid"},
+				{suffix: "_clientid_msgid_idx", mysql: "clientid(255), msgid"},
+				{suffix: "_clientid_topic_idx", cols: "clientid, topic", mysql: "clientid(255), topic(255)"},
+				{suffix: "_acked_at_idx", cols: "acked_at", mysql: "acked_at"},
 			},
 		},
 	}
+	if s.d.listens() {
+		specs = append(specs, tableSpec{
+			name: t.watch,
+			cols: []column{
+				{"id", kSerial, false},
+				{"channel", kString, true},
+				{"topic", kTopic, true},
+				{"beat", kTime, false},
+			},
+			idx: []index{
+				{suffix: "_channel_topic_key", unique: true, cols: "channel, topic"},
+			},
+		})
+	}
+	return specs
 }
 
 // hashExpr is MySQL's expression for the key hash of cols.

@@ -37,7 +37,9 @@ func boolInt(b bool) int {
 }
 
 // Connected upserts the client's row: state 1 or 0, node, username and peer
-// host as given, online_at and offline_at where not zero. A disconnect is
+// host as given, online_at and offline_at where not zero; a connect also
+// sets changed to the database's clock (the polling watches read it) and,
+// on PostgreSQL, notifies every watch in the same statement. A disconnect is
 // one upsert whose update applies only if the stored row is not online on
 // another node (see buildQueries), so a disconnect from a node the client
 // has left, arriving after its connect on another, changes nothing.
@@ -51,8 +53,12 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	if !c.Online {
 		q = s.q.disconnected
 	}
-	_, err := s.db.ExecContext(ctx, q, c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
-		s.nullTime(c.OnlineAt), s.nullTime(c.OfflineAt), s.d.timeArg(time.Now()))
+	args := []any{c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
+		s.nullTime(c.OnlineAt), s.nullTime(c.OfflineAt), s.d.timeArg(time.Now())}
+	if c.Online && s.d.listens() {
+		args = append(args, s.clientChannel(), clientNote(c))
+	}
+	_, err := s.db.ExecContext(ctx, q, args...)
 	return s.kit.Fail(ctx, "Connected", err)
 }
 
@@ -122,67 +128,8 @@ func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) 
 	return tx.Commit()
 }
 
-// Publish stores the unexpired messages of a batch with one multi-row INSERT
-// (split by Options.BatchRows and BatchBytes), ignoring IDs already stored, or
-// rejects the whole batch if a message is invalid.
-func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
-	keep, err := s.kit.Publish(ctx, msgs)
-	if err != nil || len(keep) == 0 {
-		return err
-	}
-	now := time.Now()
-	// Chunks by rows and payload bytes.
-	var chunks [][]*persist.Message
-	start, bytes := 0, 0
-	for i, m := range keep {
-		if i > start && (i-start >= s.opt.BatchRows || bytes+len(m.Payload) > s.opt.BatchBytes) {
-			chunks = append(chunks, keep[start:i])
-			start, bytes = i, 0
-		}
-		bytes += len(m.Payload)
-	}
-	chunks = append(chunks, keep[start:])
-
-	unlock := s.lockWrites()
-	defer unlock()
-	if len(chunks) == 1 {
-		return s.kit.Fail(ctx, "Publish", s.insertChunk(ctx, s.db, chunks[0], now))
-	}
-	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
-		for _, c := range chunks {
-			if err := s.insertChunk(ctx, tx, c, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return s.kit.Fail(ctx, "Publish", err)
-}
-
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func (s *Store) insertChunk(ctx context.Context, db execer, msgs []*persist.Message, now time.Time) error {
-	args := make([]any, 0, len(msgs)*nMsgCols)
-	for _, m := range msgs {
-		payload := m.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		props, err := encodeProps(&m.Props)
-		if err != nil {
-			return err
-		}
-		at := m.Time
-		if at.IsZero() {
-			at = now
-		}
-		args = append(args, m.ID, m.Topic, nullStr(m.From), nullStr(m.Node), int(m.QoS), boolInt(m.Retain), payload,
-			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props)
-	}
-	_, err := db.ExecContext(ctx, s.insertSQL(len(msgs)), args...)
-	return err
 }
 
 // encodeProps returns the JSON of p, or NULL when p carries nothing.
@@ -195,70 +142,6 @@ func encodeProps(p *persist.Properties) (any, error) {
 		return nil, err
 	}
 	return string(b), nil
-}
-
-// Acked deletes the acked queue messages claimed by clientID and moves its
-// cursor of each other ack's topic forward, in one transaction.
-func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
-	if err := s.kit.Acked(ctx, clientID, acks); err != nil || len(acks) == 0 {
-		return err
-	}
-	now := time.Now()
-	unlock := s.lockWrites()
-	defer unlock()
-	err := s.inTx(ctx, nil, func(tx *sql.Tx) error {
-		msg := s.d.quote(s.t.msg)
-		queue := map[string]bool{}
-		for rest := acks; len(rest) > 0; {
-			n := min(len(rest), 500)
-			args := make([]any, n)
-			for i, a := range rest[:n] {
-				args[i] = a.ID
-			}
-			rows, err := tx.QueryContext(ctx, s.d.rebind("SELECT msgid FROM "+msg+" WHERE mode = 1 AND msgid IN "+placeholders(n)), args...)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				queue[id] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			rest = rest[n:]
-		}
-		if len(queue) > 0 {
-			ids := make([]any, 0, len(queue)+1)
-			ids = append(ids, clientID)
-			for id := range queue {
-				ids = append(ids, id)
-			}
-			if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM "+msg+" WHERE mode = 1 AND claimed_by = ? AND msgid IN "+placeholders(len(ids)-1)), ids...); err != nil {
-				return err
-			}
-		}
-		// Fanout: the highest acked ID per topic, in topic order.
-		cursors := storekit.Cursors(acks, func(i int) bool { return !queue[acks[i].ID] })
-		for len(cursors) > 0 {
-			n := min(len(cursors), 500)
-			args := make([]any, 0, n*4)
-			for _, c := range cursors[:n] {
-				args = append(args, clientID, c.Topic, c.ID, s.d.timeArg(now))
-			}
-			if _, err := tx.ExecContext(ctx, s.ackUpsertSQL(n), args...); err != nil {
-				return err
-			}
-			cursors = cursors[n:]
-		}
-		return nil
-	})
-	return s.kit.Fail(ctx, "Acked", err)
 }
 
 // Retain sets or replaces the retained message of m.Topic, or deletes it when the payload is empty.
@@ -286,8 +169,16 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	return s.kit.Fail(ctx, op, err)
 }
 
+// staleAckAfter is how long DeleteExpired keeps a row of mqtt_acked_msg
+// whose message is not stored (an ack may come before its message, from
+// an asynchronous pipeline) or is below the client's watermark (Acked
+// deletes those itself; a row left by a race goes here).
+const staleAckAfter = time.Hour
+
 // DeleteExpired deletes the expired messages and retained messages (nothing
-// else removes expired fanout messages) and returns how many rows went.
+// else removes expired fanout messages) and the stale rows of
+// mqtt_acked_msg (see the package doc's Ordering), and returns how many rows
+// went.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	const op = "DeleteExpired"
 	if err := s.kit.Enter(ctx, op); err != nil {
@@ -295,15 +186,39 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	}
 	unlock := s.lockWrites()
 	defer unlock()
-	now := s.d.timeArg(time.Now())
+	now := time.Now()
 	var total int64
-	for _, t := range []string{s.t.msg, s.t.retain} {
-		res, err := s.db.ExecContext(ctx, s.d.rebind("DELETE FROM "+s.d.quote(t)+" WHERE expiry <= ?"), now)
+	run := func(q string, arg any) error {
+		res, err := s.db.ExecContext(ctx, q, arg)
 		if err != nil {
-			return total, s.kit.Fail(ctx, op, err)
+			return s.kit.Fail(ctx, op, err)
 		}
 		n, _ := res.RowsAffected()
 		total += n
+		return nil
+	}
+	for _, t := range []string{s.t.msg, s.t.retain} {
+		if err := run(s.d.rebind("DELETE FROM "+s.d.quote(t)+" WHERE expiry <= ?"), s.d.timeArg(now)); err != nil {
+			return total, err
+		}
+	}
+	if err := run(s.q.staleAcks, s.d.timeArg(now.Add(-staleAckAfter))); err != nil {
+		return total, err
 	}
 	return total, nil
+}
+
+// staleAcksSQL returns DeleteExpired's delete of the rows of
+// mqtt_acked_msg written before its parameter whose message is gone, or
+// (acks) at or below the client's watermark.
+func staleAcksSQL(s *Store) string {
+	d := s.d
+	am, msg := d.quote(s.t.ackedMsg), d.quote(s.t.msg)
+	cursor := "a.clientid = " + am + ".clientid AND a.topic = " + am + ".topic"
+	if d.hashKeys() {
+		cursor = "a." + hashCol + " = " + hashExpr([]string{am + ".clientid", am + ".topic"})
+	}
+	return d.rebind("DELETE FROM " + am + " WHERE acked_at < ? AND (NOT EXISTS (SELECT 1 FROM " + msg + " m WHERE m.msgid = " + am + ".msgid)" +
+		" OR passed = 0 AND EXISTS (SELECT 1 FROM " + msg + " m JOIN " + d.quote(s.t.acked) + " a ON " + cursor +
+		" WHERE m.msgid = " + am + ".msgid AND m.topic = " + am + ".topic AND m.seq <= a.seq))")
 }

@@ -1,0 +1,347 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+)
+
+// touchAfter is how long a Publish transaction may take from its counter
+// update to its commit before Publish sets the counters' changed column
+// again, after the commit: the polling watch reads the counters changed
+// since its last poll less pollMargin, and a commit later than that
+// would go unnoticed.
+const touchAfter = pollMargin / 2
+
+// batch is a Publish batch prepared for the counters: the messages in
+// the order given, and per topic (in byte order, the order in which
+// every writer locks the counter rows, so that none deadlocks) how many
+// messages the batch adds.
+type batch struct {
+	msgs   []*persist.Message
+	topics []topicAdd
+	// back is, per message, how far below its topic's new counter its
+	// position is: the messages of a topic take the positions counter-n+1
+	// .. counter in the order of the batch.
+	back []int64
+	now  time.Time
+}
+
+// topicAdd is one topic of a batch: its name, how many messages the batch
+// stores for it and the node that published them all ("" when several
+// did).
+type topicAdd struct {
+	topic string
+	n     int64
+	node  string
+}
+
+func newBatch(msgs []*persist.Message, now time.Time) *batch {
+	b := &batch{msgs: msgs, back: make([]int64, len(msgs)), now: now}
+	idx := make(map[string]int, 4)
+	seen := make([]int64, 0, 4)
+	for _, m := range msgs {
+		i, ok := idx[m.Topic]
+		if !ok {
+			i = len(b.topics)
+			idx[m.Topic] = i
+			b.topics = append(b.topics, topicAdd{topic: m.Topic, node: m.Node})
+			seen = append(seen, 0)
+		}
+		b.topics[i].n++
+		if b.topics[i].node != m.Node {
+			b.topics[i].node = ""
+		}
+	}
+	for j, m := range msgs {
+		i := idx[m.Topic]
+		seen[i]++
+		b.back[j] = b.topics[i].n - seen[i]
+	}
+	slices.SortFunc(b.topics, func(a, c topicAdd) int { return strings.Compare(a.topic, c.topic) })
+	return b
+}
+
+// names returns the batch's topics in byte order.
+func (b *batch) names() []string {
+	out := make([]string, len(b.topics))
+	for i, t := range b.topics {
+		out[i] = t.topic
+	}
+	return out
+}
+
+// Publish stores the unexpired messages of a batch in one transaction (one
+// statement on PostgreSQL), ignoring IDs already stored, or rejects the
+// whole batch if a message is invalid. Each message gets its position in
+// its topic from the topic's counter, updated in the same transaction
+// (see the package doc's Ordering); on PostgreSQL the watches whose
+// filters match a topic of the batch are notified at commit.
+func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
+	keep, err := s.kit.Publish(ctx, msgs)
+	if err != nil || len(keep) == 0 {
+		return err
+	}
+	b := newBatch(keep, time.Now())
+	// Chunks by rows and payload bytes.
+	var chunks [][2]int
+	start, bytes := 0, 0
+	for i, m := range keep {
+		if i > start && (i-start >= s.opt.BatchRows || bytes+len(m.Payload) > s.opt.BatchBytes) {
+			chunks = append(chunks, [2]int{start, i})
+			start, bytes = i, 0
+		}
+		bytes += len(m.Payload)
+	}
+	chunks = append(chunks, [2]int{start, len(keep)})
+	var plan notePlan
+	if s.note != nil {
+		plan = s.note.plan(ctx, s, b.topics)
+	}
+
+	unlock := s.lockWrites()
+	defer unlock()
+	var version int64
+	var slow bool
+	for try := 0; ; try++ {
+		if s.d.listens() && len(chunks) == 1 {
+			version, err = s.publishOne(ctx, b, &plan)
+		} else {
+			version, slow, err = s.publishTx(ctx, b, chunks, &plan)
+		}
+		if !isDeadlock(err) || try == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return s.kit.Fail(ctx, "Publish", err)
+	}
+	if s.note != nil {
+		s.note.after(ctx, s, version, b.topics, &plan)
+	}
+	if slow {
+		s.touch(ctx, b)
+	}
+	return nil
+}
+
+// publishTx writes the batch in one transaction: the counters first (in
+// topic order), then each chunk's INSERT, whose rows read their topic's
+// counter; on PostgreSQL the notifications and the watch version too. It
+// reports whether the commit came so late after the counter update that
+// the polling watches may miss it (see touchAfter).
+func (s *Store) publishTx(ctx context.Context, b *batch, chunks [][2]int, plan *notePlan) (version int64, slow bool, err error) {
+	var updated time.Time
+	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.counterSQL(len(b.topics), false), s.counterArgs(b)...); err != nil {
+			return err
+		}
+		updated = time.Now()
+		for _, c := range chunks {
+			args, err := s.msgArgs(b, c[0], c[1], false)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.insertSQL(c[1]-c[0]), args...); err != nil {
+				return err
+			}
+		}
+		if !s.d.listens() {
+			return nil
+		}
+		if len(plan.chans) > 0 {
+			if _, err := tx.ExecContext(ctx, s.q.notify, plan.chans, plan.payloads); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRowContext(ctx, s.q.watchVersion).Scan(&version)
+	})
+	return version, err == nil && !s.d.listens() && time.Since(updated) > touchAfter, err
+}
+
+// publishOne writes a batch of one chunk on PostgreSQL in one statement:
+// the counter upsert returns each topic's new counter, the INSERT of the
+// messages reads it, the notifications go out at commit, and the
+// statement returns the watch version it saw.
+func (s *Store) publishOne(ctx context.Context, b *batch, plan *notePlan) (int64, error) {
+	args := s.counterArgs(b)
+	margs, err := s.msgArgs(b, 0, len(b.msgs), true)
+	if err != nil {
+		return 0, err
+	}
+	args = append(args, margs...)
+	notify := len(plan.chans) > 0
+	if notify {
+		args = append(args, plan.chans, plan.payloads)
+	}
+	var version int64
+	err = s.db.QueryRowContext(ctx, s.publishCTE(len(b.topics), len(b.msgs), notify), args...).Scan(&version)
+	return version, err
+}
+
+// counterArgs are the arguments of counterSQL for b.
+func (s *Store) counterArgs(b *batch) []any {
+	args := make([]any, 0, len(b.topics)*4)
+	for _, t := range b.topics {
+		args = append(args, t.topic, t.n, nullStr(t.node), t.n)
+	}
+	return args
+}
+
+// msgArgs are the arguments of the rows of msgs[from:to]: the columns of
+// msgCols, then the position: the topic's key and back for insertSQL, or
+// back alone for publishCTE (cte).
+func (s *Store) msgArgs(b *batch, from, to int, cte bool) ([]any, error) {
+	args := make([]any, 0, (to-from)*(nMsgCols+2))
+	for j := from; j < to; j++ {
+		m := b.msgs[j]
+		payload := m.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		props, err := encodeProps(&m.Props)
+		if err != nil {
+			return nil, err
+		}
+		at := m.Time
+		if at.IsZero() {
+			at = b.now
+		}
+		args = append(args, m.ID, m.Topic, nullStr(m.From), nullStr(m.Node), int(m.QoS), boolInt(m.Retain), payload,
+			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props)
+		if !cte {
+			args = append(args, keyArgs(s.d, m.Topic)...)
+		}
+		args = append(args, b.back[j])
+	}
+	return args, nil
+}
+
+// touch sets the changed column of the batch's counters to the database's
+// clock again, after a commit that came late (see touchAfter).
+func (s *Store) touch(ctx context.Context, b *batch) {
+	names := b.names()
+	for len(names) > 0 {
+		n := min(len(names), 500)
+		var q strings.Builder
+		q.WriteString("UPDATE " + s.d.quote(s.t.topic) + " SET changed = " + s.d.now() + " WHERE ")
+		var args []any
+		if s.d.hashKeys() {
+			q.WriteString(hashCol + " IN " + placeholders(n))
+		} else {
+			q.WriteString("topic IN " + placeholders(n))
+		}
+		for _, t := range names[:n] {
+			args = append(args, keyArgs(s.d, t)...)
+		}
+		// A hint only: the messages are stored, and a watch that misses
+		// them fetches them at its next fetch.
+		_, _ = s.db.ExecContext(ctx, s.d.rebind(q.String()), args...)
+		names = names[n:]
+	}
+}
+
+// counterSQL returns the upsert of n topic counters (in the order given),
+// each moved up by its batch's count; with returning (PostgreSQL's CTE)
+// it returns every topic's new counter.
+func (s *Store) counterSQL(n int, returning bool) string {
+	return s.cached("counter:"+strconv.Itoa(n)+":"+strconv.FormatBool(returning), func() string {
+		d := s.d
+		now := d.now()
+		row := "(?, ?, " + now + ", ?, ?)"
+		var q strings.Builder
+		q.WriteString("INSERT INTO " + d.quote(s.t.topic) + " (topic, seq, changed, node, n) VALUES ")
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(row)
+		}
+		q.WriteString(d.onConflict([]string{"topic"}, "seq = "+d.current(s.t.topic, "seq")+" + "+d.excluded("seq")+
+			", changed = "+now+", node = "+d.excluded("node")+", n = "+d.excluded("n")))
+		if returning {
+			q.WriteString(" RETURNING topic, seq")
+			return q.String() // rebound by publishCTE
+		}
+		return d.rebind(q.String())
+	})
+}
+
+// insertSQL returns the INSERT of n messages, each with its position: its
+// topic's counter (updated before in the transaction) less its back.
+func (s *Store) insertSQL(n int) string {
+	return s.cached("insert:"+strconv.Itoa(n), func() string {
+		d := s.d
+		pos := "(SELECT tc.seq FROM " + d.quote(s.t.topic) + " tc WHERE " + keyCond(d, "tc", "topic") + ") - ?"
+		row := "(" + strings.Repeat("?, ", nMsgCols) + pos + ")"
+		var q strings.Builder
+		q.WriteString("INSERT INTO " + d.quote(s.t.msg) + " (" + msgCols + ", seq) VALUES ")
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(row)
+		}
+		q.WriteString(d.onConflict([]string{"msgid"}, ""))
+		return d.rebind(q.String())
+	})
+}
+
+// msgKinds are the kinds of the msgCols columns, for typed placeholders.
+var msgKinds = [nMsgCols]colKind{kMsgID, kTopic, kClientID, kString, kInt, kInt, kBlob, kTime, kTime, kMode, kString, kString, kText}
+
+// publishCTE returns PostgreSQL's one-statement Publish of nt topics and
+// nm messages: the counter upsert returns the new counters, the INSERT of
+// the messages (from a VALUES list with typed placeholders) takes each
+// message's position from them, and, with notify, pg_notify is called for
+// the (channel, payload) pairs of two text arrays. The statement returns
+// the watch version (see watchVersion).
+func (s *Store) publishCTE(nt, nm int, notify bool) string {
+	return s.cached("cte:"+strconv.Itoa(nt)+":"+strconv.Itoa(nm)+":"+strconv.FormatBool(notify), func() string {
+		d := s.d
+		var row strings.Builder
+		row.WriteString("(")
+		for _, k := range msgKinds {
+			row.WriteString(d.typed(k) + ", ")
+		}
+		row.WriteString(d.typed(kSeq) + ")")
+		var q strings.Builder
+		q.WriteString("WITH tc AS (" + s.counterSQL(nt, true) + "), ms AS (INSERT INTO " + d.quote(s.t.msg) +
+			" (" + msgCols + ", seq) SELECT " + strings.ReplaceAll("v."+msgCols, ", ", ", v.") + ", tc.seq - v.back FROM (VALUES ")
+		for i := range nm {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(row.String())
+		}
+		q.WriteString(") AS v (" + msgCols + ", back), tc WHERE tc.topic = v.topic" + d.onConflict([]string{"msgid"}, "") + ")")
+		if notify {
+			q.WriteString(", nt AS (SELECT pg_notify(c, p) FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS u(c, p))")
+		}
+		q.WriteString(" SELECT COALESCE((SELECT seq FROM " + d.quote(s.t.topic) + " WHERE topic = ''), 0)")
+		if notify {
+			q.WriteString(" + 0 * (SELECT count(*) FROM nt)")
+		}
+		return d.rebind(q.String())
+	})
+}
+
+// cached returns the statement of key, built once per store.
+func (s *Store) cached(key string, build func() string) string {
+	s.insMu.RLock()
+	q, ok := s.sqlBy[key]
+	s.insMu.RUnlock()
+	if ok {
+		return q
+	}
+	q = build()
+	s.insMu.Lock()
+	s.sqlBy[key] = q
+	s.insMu.Unlock()
+	return q
+}
