@@ -48,11 +48,9 @@ func TestDemo(t *testing.T) {
 	}
 
 	got = got[:0]
-	for _, s := range testenv.VictoriaMetricsExport(t, vm, `{__name__="sample",clientid="inline"}`, 2) {
-		for i, v := range s.Values {
-			if s.Timestamps[i] >= start.UnixMilli() {
-				got = append(got, fmt.Sprintf("%s %s %v", s.Metric["host"], s.Metric["region"], v))
-			}
+	for _, s := range testenv.VictoriaMetricsExportSince(t, vm, `{__name__="sample",clientid="inline"}`, start.Truncate(time.Millisecond), 2) {
+		for _, v := range s.Values {
+			got = append(got, fmt.Sprintf("%s %s %v", s.Metric["host"], s.Metric["region"], v))
 		}
 	}
 	slices.Sort(got)

@@ -263,9 +263,16 @@ type Series struct {
 // to 10 s, and then returns what there is.
 func VictoriaMetricsExport(t testing.TB, url, match string, samples int) []Series {
 	t.Helper()
+	return VictoriaMetricsExportSince(t, url, match, time.Time{}, samples)
+}
+
+// VictoriaMetricsExportSince is VictoriaMetricsExport of the samples at or
+// after since only (all of them for the zero time).
+func VictoriaMetricsExportSince(t testing.TB, url, match string, since time.Time, samples int) []Series {
+	t.Helper()
 	var out []Series
 	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		out = vmExport(t, url, match)
+		out = vmExport(t, url, match, since)
 		n := 0
 		for _, s := range out {
 			n += len(s.Values)
@@ -276,14 +283,18 @@ func VictoriaMetricsExport(t testing.TB, url, match string, samples int) []Serie
 	}
 }
 
-func vmExport(t testing.TB, url, match string) []Series {
+func vmExport(t testing.TB, url, match string, since time.Time) []Series {
 	t.Helper()
 	resp, err := httpClient.Get(url + "/internal/force_flush")
 	if err != nil {
 		t.Fatalf("testenv: force_flush on %s: %v", url, err)
 	}
 	resp.Body.Close()
-	resp, err = httpClient.PostForm(url+"/api/v1/export", map[string][]string{"match[]": {match}})
+	form := map[string][]string{"match[]": {match}}
+	if !since.IsZero() {
+		form["start"] = []string{strconv.FormatFloat(float64(since.UnixMilli())/1000, 'f', 3, 64)}
+	}
+	resp, err = httpClient.PostForm(url+"/api/v1/export", form)
 	if err != nil {
 		t.Fatalf("testenv: export %s from %s: %v", match, url, err)
 	}

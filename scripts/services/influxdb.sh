@@ -117,6 +117,9 @@ bind-address = "127.0.0.1:$IX_RPC_PORT"
   database = "$IX_UDP_DB"
   batch-size = 1000
   batch-timeout = "10ms"
+  # A 4 MiB socket buffer (the kernel caps it at net.core.rmem_max): UDP
+  # drops what does not fit while the server is busy.
+  read-buffer = 4194304
 
 [[opentsdb]]
   enabled = true
