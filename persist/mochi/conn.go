@@ -69,6 +69,7 @@ type conn struct {
 	bad        map[string]error // filters the store rejects
 	watched    map[string]bool  // filters in the Hook's watch for this connection
 	since      time.Time        // when the connection was made
+	handoff    handoff          // from the client's connection on another node
 
 	// Queue messages it may not take, whose claims it gives back (acl.go).
 	refused   map[string]*refusal
@@ -169,6 +170,7 @@ func (c *conn) run() {
 	if mi := int(c.h.server.Options.Capabilities.MaximumInflight) / 2; mi > 0 {
 		c.window = min(c.window, mi)
 	}
+	c.awaitHandoff()
 	c.db = true
 	c.seenKicks = c.kickCount()
 	for c.ctx.Err() == nil {

@@ -38,6 +38,17 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		old.wait(h.opts.Timeout)
 	}
 	h.restore(cl, pk.Connect.Clean)
+	if h.watch != nil && h.clientLookup != nil {
+		// Online on another node: that node records the client's acks
+		// (it hears of this connection, closes its own and says so)
+		// before this connection reads the store.
+		ctx, cancel := h.call(nil)
+		st, err := h.clientLookup.Client(ctx, cl.ID)
+		cancel()
+		if err == nil && st.Online && st.Node != "" && st.Node != h.opts.Node {
+			c.expect(st.Node)
+		}
+	}
 
 	ctx, cancel := h.call(nil)
 	err := h.store.Connected(ctx, &persist.Client{
@@ -184,16 +195,10 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if h.closed.Load() && h.base.Err() != nil {
 		return
 	}
-	if h.clientLookup != nil {
-		// Another node may have the client already (it moved faster than
-		// this node noticed it was gone).
-		ctx, cancel := h.call(nil)
-		st, err := h.clientLookup.Client(ctx, cl.ID)
-		cancel()
-		if err == nil && st.Online && st.Node != h.opts.Node {
-			return
-		}
-	}
+	// Written also when the client is online on another node already (it
+	// moved faster than this node noticed it was gone): the store leaves
+	// it online there, and tells that node that this one has recorded the
+	// client's acks (a client's notice with Offline).
 	ctx, cancel := h.call(nil)
 	err := h.store.Connected(ctx, &persist.Client{
 		ID: cl.ID, Username: string(cl.Properties.Username), PeerHost: host(cl.Net.Remote),

@@ -28,6 +28,15 @@ func (h *Hook) startWatch() error {
 // node is disconnected here.
 func (h *Hook) notice(n persist.Notice) {
 	switch {
+	case n.Client != "" && n.Offline:
+		if n.Node != h.opts.Node {
+			h.mu.RLock()
+			c := h.conns[n.Client]
+			h.mu.RUnlock()
+			if c != nil {
+				c.releasedBy(n.Node)
+			}
+		}
 	case n.Client != "":
 		if n.Node != h.opts.Node {
 			h.takeover(n)

@@ -2,6 +2,7 @@ package mochi_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -47,9 +48,7 @@ func (s *busStore) Connected(ctx context.Context, c *persist.Client) error {
 	if err := s.Store.Connected(ctx, c); err != nil {
 		return err
 	}
-	if c.Online {
-		s.bus.send(persist.Notice{Client: c.ID, Node: c.Node, At: c.OnlineAt}, "")
-	}
+	s.bus.send(persist.Notice{Client: c.ID, Node: c.Node, At: c.OnlineAt, Offline: !c.Online}, "")
 	return nil
 }
 
@@ -115,11 +114,12 @@ func (w *busWatch) Close() error {
 
 // twoNodes starts brokers "a" and "b" on one SQLite database, with a bus
 // between their stores.
-func twoNodes(t *testing.T) (a, b *broker) {
+func twoNodes(t *testing.T) (a, b *broker, lookup persist.ClientLookup) {
 	d := sqliteDB(t)
 	bs := &bus{}
 	node := func(name string) *broker {
 		_, s := d.open(t)
+		lookup = s
 		st := &busStore{Store: s, bus: bs}
 		r, err := persist.NewRouter(
 			persist.Rule{Name: "queue", Filter: "queue/#", Store: st, Mode: persist.Queue},
@@ -130,13 +130,13 @@ func twoNodes(t *testing.T) (a, b *broker) {
 		}
 		return startBroker(t, r, &mochi.Options{Node: name}, nil)
 	}
-	return node("a"), node("b")
+	return node("a"), node("b"), lookup
 }
 
 // A client connected to node A gets what is published on node B, live,
 // without reconnecting: fanout and queue messages.
 func TestCrossNodeLive(t *testing.T) {
-	a, b := twoNodes(t)
+	a, b, _ := twoNodes(t)
 	sub := dial(t, a.addr, "live-sub", connOpts{Expiry: 3600})
 	sub.Subscribe("live/#", 1)
 	sub.Subscribe("queue/live", 1)
@@ -160,7 +160,7 @@ func TestCrossNodeLive(t *testing.T) {
 // A client that connects to node B while its connection to node A is open
 // takes the session over: node A closes the old connection [MQTT-3.1.4-2].
 func TestCrossNodeTakeover(t *testing.T) {
-	a, b := twoNodes(t)
+	a, b, _ := twoNodes(t)
 	first := dial(t, a.addr, "mover", connOpts{Expiry: 3600})
 	first.Subscribe("move/t", 1)
 	time.Sleep(50 * time.Millisecond) // the connect on a is older
@@ -183,5 +183,47 @@ func TestCrossNodeTakeover(t *testing.T) {
 	}
 	if cl, ok := b.server.Clients.Get("mover"); !ok || cl.Closed() {
 		t.Error("node b closed the new connection")
+	}
+}
+
+// A client that acknowledged messages on node A and at once connects to
+// node B gets none of them again: B reads the store only after A recorded
+// the acks (A's disconnect notice), also when A still had the connection
+// open (a takeover).
+func TestCrossNodeMoveNoDuplicates(t *testing.T) {
+	for _, takeover := range []bool{false, true} {
+		name := "Reconnect"
+		if takeover {
+			name = "Takeover"
+		}
+		t.Run(name, func(t *testing.T) {
+			a, b, lookup := twoNodes(t)
+			pub := dial(t, a.addr, "mv-pub", connOpts{Clean: true})
+			const id = "mv-sub"
+			for round := range 5 {
+				sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
+				if round == 0 {
+					sub.Subscribe("mv/t", 1)
+				}
+				want := numbered(fmt.Sprintf("r%d-", round), 50)
+				for _, p := range want {
+					pub.Publish("mv/t", []byte(p), 1, false)
+				}
+				if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
+					t.Fatalf("round %d on node a: %s", round, diff(got, want))
+				}
+				if !takeover {
+					sub.Disconnect()
+				}
+				// Straight to node b: the acks of node a may not be
+				// recorded yet.
+				other := dial(t, b.addr, id, connOpts{Expiry: 3600})
+				if got := other.WaitFor(0, time.Second, 300*time.Millisecond); len(got) != 0 {
+					t.Fatalf("round %d: node b delivered %d messages the client had acknowledged on node a: %s", round, len(got), summary(got))
+				}
+				other.Disconnect()
+				waitOffline(t, lookup, id, 5*time.Second)
+			}
+		})
 	}
 }
