@@ -403,3 +403,48 @@ func TestWatchReconnect(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchNodes: with 1, 2 and 4 nodes (store values with clients of
+// their own, one watch each), a notice reaches only the nodes that watch
+// its topic: node i watches n/<i>/+ and all watch n/all; 20 publishes to
+// node 0's topic are heard by node 0 alone, one to n/all by every node.
+func TestWatchNodes(t *testing.T) {
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		t.Parallel()
+		base := newStore(t, c, nil)
+		pub := sharedStore(t, c, base, nil)
+		for _, nodes := range []int{1, 2, 4} {
+			hs := make([]*heard, nodes)
+			for i := range nodes {
+				hs[i] = newHeard()
+				watchOf(t, sharedStore(t, c, base, nil), hs[i], fmt.Sprintf("n%d/%d/+", nodes, i), fmt.Sprintf("n%d/all", nodes))
+			}
+			for j := range 20 {
+				publishOn(t, pub, fmt.Sprintf("n%d/0/%d", nodes, j), "p")
+			}
+			publishOn(t, pub, fmt.Sprintf("n%d/all", nodes), "p")
+			counts := make([]int, nodes)
+			for i, h := range hs {
+				want := 1
+				if i == 0 {
+					want = 21
+				}
+				for range want {
+					h.next(t, 5*time.Second, nil)
+					counts[i]++
+				}
+				h.none(t, 200*time.Millisecond, func(persist.Notice) bool { return true })
+			}
+			t.Logf("%d nodes: notices heard per node %v (node 0 watches the 20 publishes' topic, every node n%d/all)", nodes, counts, nodes)
+			if _, cluster := c.(*redis.ClusterClient); !cluster {
+				// Redis itself sends node 0's topic to node 0 alone (a
+				// Cluster node counts only its own receivers).
+				for name, want := range map[string]int64{fmt.Sprintf("n%d/0/x", nodes): 1, fmt.Sprintf("n%d/all", nodes): int64(nodes)} {
+					if n, err := c.Publish(t.Context(), base.Prefix()+":notify:"+name, "p").Result(); err != nil || n != want {
+						t.Errorf("%d nodes: PUBLISH of a notice of %s reached %d, %v; want %d", nodes, name, n, err, want)
+					}
+				}
+			}
+		}
+	})
+}
