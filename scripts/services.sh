@@ -16,7 +16,7 @@
 # To add a server: write that script and add NAME to ALL_SERVICES below.
 set -euo pipefail
 
-ALL_SERVICES=(postgres mariadb redis redis-cluster redis-sentinel mosquitto-clients influxdb victoria-metrics)
+ALL_SERVICES=(postgres mariadb redis redis-cluster redis-sentinel mosquitto-clients influxdb victoria-metrics ferretdb)
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck disable=SC2034 # read by log() in lib.sh

@@ -1,0 +1,2 @@
+// Package mongostore keeps an MQTT broker's state in MongoDB.
+package mongostore

@@ -1,0 +1,446 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/topic"
+)
+
+// lookback is how far before the newest write it has seen a polling watch
+// looks again, once a second, for writes that became readable after
+// newer ones (a slow Publish, a node whose clock is behind).
+const lookback = 2 * time.Second
+
+// noChangeStream are the codes of a server refusing a change stream: a
+// standalone MongoDB (40573), an unknown stage (40324), or what FerretDB
+// and others say of a missing feature.
+var noChangeStream = []int{40573, 40324, codeNotImplemented, codeCommandMissing, codeIllegalOp}
+
+// Watch starts a watch (see persist.Watcher). On a replica set or a
+// sharded cluster it opens a change stream on the database, for the
+// inserts into mqtt_msg and of online client versions into mqtt_client,
+// and the server sends each node every insert (the watch matches their
+// topics with its filters). On a server without change streams (a
+// standalone MongoDB, FerretDB) the watch polls every
+// Options.PollInterval with two indexed range queries: the messages
+// stamped since the newest it saw (on the stored index) and the client
+// versions written since (on the written index), and once a second from
+// two seconds before those. A broken stream or poll is tried again;
+// after it works again fn hears an empty Notice.
+func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Watch, error) {
+	const op = "Watch"
+	if err := s.kit.Enter(ctx, op); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, s.kit.Error(op, persist.ErrInvalid, "", errors.New("fn is nil"))
+	}
+	w := &watch{
+		s:      s,
+		fn:     fn,
+		counts: map[string]int{},
+		match:  topic.NewIndex[struct{}](),
+		done:   make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	start := now()
+	cs, err := s.openStream(ctx, nil)
+	switch {
+	case err == nil:
+		w.stream = true
+	case hasCode(err, noChangeStream...) || unsupported(err):
+		// Polling, below.
+	default:
+		w.cancel()
+		return nil, s.kit.Fail(ctx, op, err)
+	}
+	if !s.addWatch(w) {
+		w.cancel()
+		if cs != nil {
+			_ = cs.Close(context.Background())
+		}
+		return nil, s.kit.Enter(ctx, op)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = w.Close() })
+	go func() {
+		defer stop()
+		defer close(w.done)
+		if cs != nil {
+			w.streamLoop(cs)
+		} else {
+			w.pollLoop(start)
+		}
+	}()
+	return w, nil
+}
+
+// Polling reports whether the watch polls (the server has no change
+// streams) rather than reading a change stream.
+func Polling(w persist.Watch) bool {
+	x, ok := w.(*watch)
+	return ok && !x.stream
+}
+
+// openStream opens the change stream of the store's watches, after the
+// resume token when one is given.
+func (s *Store) openStream(ctx context.Context, resume bson.Raw) (*mongo.ChangeStream, error) {
+	pipeline := mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{
+			{Key: "operationType", Value: "insert"},
+			{Key: "ns.coll", Value: bson.D{{Key: "$in", Value: bson.A{s.n.msg, s.n.client}}}},
+		}}},
+		{{Key: "$project", Value: bson.D{
+			{Key: "ns.coll", Value: 1},
+			{Key: "fullDocument." + fTopic, Value: 1},
+			{Key: "fullDocument." + fNode, Value: 1},
+			{Key: "fullDocument." + cClientID, Value: 1},
+			{Key: "fullDocument." + cState, Value: 1},
+			{Key: "fullDocument." + cOnlineAtMs, Value: 1},
+		}}},
+	}
+	o := options.ChangeStream()
+	if resume != nil {
+		o.SetResumeAfter(resume)
+	}
+	return s.db.Watch(ctx, pipeline, o)
+}
+
+// addWatch records an open watch (Close closes it); it reports false
+// after Close.
+func (s *Store) addWatch(w *watch) bool {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.kit.Closed() {
+		return false
+	}
+	if s.watches == nil {
+		s.watches = map[*watch]struct{}{}
+	}
+	s.watches[w] = struct{}{}
+	return true
+}
+
+func (s *Store) dropWatch(w *watch) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	delete(s.watches, w)
+}
+
+// closeWatches closes every open watch (Close of the store).
+func (s *Store) closeWatches() {
+	s.watchMu.Lock()
+	ws := make([]*watch, 0, len(s.watches))
+	for w := range s.watches {
+		ws = append(ws, w)
+	}
+	s.watchMu.Unlock()
+	for _, w := range ws {
+		_ = w.Close()
+	}
+}
+
+// watch is a persist.Watch: a change stream or a polling loop.
+type watch struct {
+	s      *Store
+	fn     func(persist.Notice)
+	stream bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop ends
+
+	mu     sync.Mutex
+	closed bool
+	counts map[string]int         // watched (inner) filter → count
+	match  *topic.Index[struct{}] // the watched filters
+}
+
+// check checks filters for op, naming the first invalid one.
+func (w *watch) check(ctx context.Context, op string, filters []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	closed := w.closed
+	w.mu.Unlock()
+	if closed {
+		return w.s.kit.Error(op, persist.ErrClosed, "", errors.New("watch is closed"))
+	}
+	for i, f := range filters {
+		if err := w.s.kit.Limits().CheckFilter(f); err != nil {
+			pe, _ := err.(*persist.Error)
+			if pe == nil {
+				return w.s.kit.Error(op, persist.ErrInvalid, "filter "+strconv.Itoa(i), err)
+			}
+			e := *pe
+			e.Store, e.Op = w.s.kit.Name(), op
+			if e.What == "" {
+				e.What = "filter " + strconv.Itoa(i)
+			}
+			return &e
+		}
+	}
+	return nil
+}
+
+// Add starts watching filters (a shared filter as its inner filter). A
+// Publish that returns after Add returned is heard: the next poll, or
+// the change stream opened before, sees its messages.
+func (w *watch) Add(ctx context.Context, filters ...string) error {
+	if err := w.check(ctx, "Watch.Add", filters); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, f := range filters {
+		f = inner(f)
+		if w.counts[f]++; w.counts[f] == 1 {
+			_ = w.match.Add(f, struct{}{})
+		}
+	}
+	return nil
+}
+
+// Remove stops watching filters, one count each.
+func (w *watch) Remove(ctx context.Context, filters ...string) error {
+	if err := w.check(ctx, "Watch.Remove", filters); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, f := range filters {
+		f = inner(f)
+		if w.counts[f] == 0 {
+			continue
+		}
+		if w.counts[f]--; w.counts[f] == 0 {
+			delete(w.counts, f)
+			w.match.Remove(f, struct{}{})
+		}
+	}
+	return nil
+}
+
+// Close ends the watch; closing again returns nil.
+func (w *watch) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	w.cancel()
+	<-w.done
+	w.s.dropWatch(w)
+	return nil
+}
+
+// watched reports whether a watched filter matches topic name t.
+func (w *watch) watched(t string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	found := false
+	w.match.Each(t, func(string, struct{}) bool { found = true; return false })
+	return found
+}
+
+// sleep waits d or until the watch ends, and reports whether it did not
+// end.
+func (w *watch) sleep(d time.Duration) bool {
+	select {
+	case <-w.ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// streamLoop reads the change stream until the watch ends, opening it
+// again (after the last event read) when it breaks.
+func (w *watch) streamLoop(cs *mongo.ChangeStream) {
+	backoff := 50 * time.Millisecond
+	var token bson.Raw
+	for {
+		for cs.Next(w.ctx) {
+			token = cs.ResumeToken()
+			w.event(cs.Current)
+		}
+		_ = cs.Close(context.Background())
+		for {
+			if !w.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			var err error
+			if cs, err = w.s.openStream(w.ctx, token); err != nil && token != nil {
+				// The token may be gone from the oplog: start anew.
+				token = nil
+				cs, err = w.s.openStream(w.ctx, nil)
+			}
+			if err == nil {
+				break
+			}
+		}
+		backoff = 50 * time.Millisecond
+		w.fn(persist.Notice{})
+	}
+}
+
+// event passes a change stream event to fn.
+func (w *watch) event(ev bson.Raw) {
+	doc, ok := ev.Lookup("fullDocument").DocumentOK()
+	if !ok {
+		return
+	}
+	if coll, _ := ev.Lookup("ns", "coll").StringValueOK(); coll == w.s.n.client {
+		if n, _ := doc.Lookup(cState).AsInt64OK(); n == 1 {
+			w.clientNotice(doc)
+		}
+		return
+	}
+	if t := textOf(doc.Lookup(fTopic)); t != "" && w.watched(t) {
+		w.fn(persist.Notice{Topic: t, Node: textOf(doc.Lookup(fNode))})
+	}
+}
+
+// clientNotice passes the notice of an online client version to fn.
+func (w *watch) clientNotice(doc bson.Raw) {
+	id := textOf(doc.Lookup(cClientID))
+	if id == "" {
+		return
+	}
+	n := persist.Notice{Client: id, Node: textOf(doc.Lookup(cNode))}
+	if ms, ok := doc.Lookup(cOnlineAtMs).AsInt64OK(); ok {
+		n.At = time.UnixMilli(ms)
+	}
+	w.fn(n)
+}
+
+// pollLoop polls until the watch ends (see Store.Watch).
+func (w *watch) pollLoop(start time.Time) {
+	p := &poller{w: w, msgSince: start, cliSince: start, seen: map[string]time.Time{}}
+	tick := time.NewTicker(w.s.opt.PollInterval)
+	defer tick.Stop()
+	broken := false
+	lastSlow := time.Now()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		slow := time.Since(lastSlow) >= time.Second
+		if slow {
+			lastSlow = time.Now()
+		}
+		if err := p.poll(slow); err != nil {
+			if w.ctx.Err() != nil {
+				return
+			}
+			broken = true
+			continue
+		}
+		if broken {
+			broken = false
+			w.fn(persist.Notice{})
+		}
+	}
+}
+
+// poller is a polling watch's state: the newest stamps seen and what was
+// told already.
+type poller struct {
+	w                  *watch
+	msgSince, cliSince time.Time
+	seen               map[string]time.Time // _id of a message or client version → its stamp
+}
+
+// poll reads the messages stamped and the online client versions written
+// since the newest seen (or lookback before them when slow) and tells fn
+// of those not told yet.
+func (p *poller) poll(slow bool) error {
+	s := p.w.s
+	ctx, cancel := context.WithTimeout(p.w.ctx, 10*time.Second)
+	defer cancel()
+	from, cfrom := p.msgSince, p.cliSince
+	if slow {
+		from, cfrom = from.Add(-lookback), cfrom.Add(-lookback)
+	}
+	var msgs, clients []bson.Raw
+	err := parallel(
+		func() error {
+			cur, err := s.msg.Find(ctx, bson.D{{Key: fStored, Value: bson.D{{Key: "$gte", Value: bson.NewDateTimeFromTime(from)}}}},
+				options.Find().SetProjection(bson.D{{Key: fTopic, Value: 1}, {Key: fNode, Value: 1}, {Key: fStored, Value: 1}}))
+			if err != nil {
+				return err
+			}
+			return cur.All(ctx, &msgs)
+		},
+		func() error {
+			cur, err := s.client.Find(ctx, bson.D{
+				{Key: cWritten, Value: bson.D{{Key: "$gte", Value: bson.NewDateTimeFromTime(cfrom)}}},
+				{Key: cState, Value: 1},
+			}, options.Find().SetProjection(bson.D{{Key: cClientID, Value: 1}, {Key: cNode, Value: 1}, {Key: cOnlineAtMs, Value: 1}, {Key: cWritten, Value: 1}, {Key: cState, Value: 1}}))
+			if err != nil {
+				return err
+			}
+			return cur.All(ctx, &clients)
+		},
+	)
+	if err != nil {
+		return err
+	}
+	told := map[string]bool{}
+	for _, r := range msgs {
+		id := "m" + textOf(r.Lookup("_id"))
+		dt, _ := r.Lookup(fStored).DateTimeOK()
+		at := time.UnixMilli(dt)
+		if _, ok := p.seen[id]; ok {
+			continue
+		}
+		p.seen[id] = at
+		if at.After(p.msgSince) {
+			p.msgSince = at
+		}
+		t := textOf(r.Lookup(fTopic))
+		if t != "" && !told[t] && p.w.watched(t) {
+			told[t] = true
+			p.w.fn(persist.Notice{Topic: t, Node: textOf(r.Lookup(fNode))})
+		}
+	}
+	for _, r := range clients {
+		id := "c" + textOf(r.Lookup("_id"))
+		dt, _ := r.Lookup(cWritten).DateTimeOK()
+		at := time.UnixMilli(dt)
+		if _, ok := p.seen[id]; ok {
+			continue
+		}
+		p.seen[id] = at
+		if at.After(p.cliSince) {
+			p.cliSince = at
+		}
+		p.w.clientNotice(r)
+	}
+	// Forget what no poll reads again.
+	oldest := p.msgSince
+	if p.cliSince.Before(oldest) {
+		oldest = p.cliSince
+	}
+	oldest = oldest.Add(-2 * lookback)
+	for id, at := range p.seen {
+		if at.Before(oldest) {
+			delete(p.seen, id)
+		}
+	}
+	return nil
+}
