@@ -325,6 +325,20 @@ func vmExport(t testing.TB, url, match string, since time.Time) []Series {
 // is missing, the test ends through Unavailable.
 func StartInfluxDB(t testing.TB) *Server {
 	t.Helper()
+	return startInfluxDB(t, "", "")
+}
+
+// StartInfluxDBAuth is StartInfluxDB with authentication on: user (with
+// password) is its admin, and URL carries the credentials
+// (http://user:password@127.0.0.1:PORT), so that InfluxQL, InfluxRows
+// and InfluxDBDatabase use them.
+func StartInfluxDBAuth(t testing.TB, user, password string) *Server {
+	t.Helper()
+	return startInfluxDB(t, user, password)
+}
+
+func startInfluxDB(t testing.TB, user, password string) *Server {
+	t.Helper()
 	bin := Getenv(t, InfluxDBBinEnv)
 	if _, err := os.Stat(bin); err != nil {
 		Unavailable(t, InfluxDBBinEnv, "%v", err)
@@ -368,6 +382,7 @@ func StartInfluxDB(t testing.TB) *Server {
 			"[http]",
 			`  bind-address = "` + s.addr + `"`,
 			"  log-enabled = false",
+			"  auth-enabled = " + strconv.FormatBool(user != ""),
 			"[logging]",
 			`  level = "warn"`,
 			"  suppress-logo = true",
@@ -378,6 +393,11 @@ func StartInfluxDB(t testing.TB) *Server {
 		}
 	}, ready)
 	s.ready = ready
+	if user != "" {
+		// With no user yet, InfluxDB takes the admin's creation unauthenticated.
+		InfluxQL(t, s.url, "", fmt.Sprintf("CREATE USER %q WITH PASSWORD '%s' WITH ALL PRIVILEGES", user, strings.ReplaceAll(password, "'", `\'`)))
+		s.url = "http://" + url.UserPassword(user, password).String() + "@" + s.addr
+	}
 	return s
 }
 

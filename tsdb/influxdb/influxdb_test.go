@@ -489,3 +489,63 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Publish with a cancelled context: %v", err)
 	}
 }
+
+// TestCredentials: the 1.x API's user and password, against a server of
+// the test's own with authentication on: right credentials write (also
+// given in the URL), wrong or none are refused with a retryable error
+// (kept in an outbox until the credentials are fixed), naming the cause.
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartInfluxDBAuth(t, "admin", "s3cret'pw")
+	db := testenv.InfluxDBDatabase(t, srv.URL())
+	base := "http://" + srv.Addr()
+	for _, c := range []struct {
+		user, password string
+		ok             bool
+	}{{"admin", "s3cret'pw", true}, {"admin", "wrong", false}, {"", "", false}} {
+		w, err := influxdb.New(base, seedSet(t), &influxdb.Options{Database: db, Username: c.user, Password: c.password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Publish(t.Context(), newMsg("sample", samplePayload))
+		w.Close()
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("user %q: %v", c.user, err)
+		case !c.ok && (!errors.Is(err, persist.ErrUnavailable) || !persist.IsRetryable(err) || !strings.Contains(err.Error(), "HTTP 401")):
+			t.Errorf("user %q password %q: %v, want a retryable HTTP 401", c.user, c.password, err)
+		case !c.ok && c.password != "" && strings.Contains(err.Error(), c.password):
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+	st, err := persist.Open(t.Context(), "influxdb://admin:s3cret%27pw@"+srv.Addr()+"/"+db+"?templates="+seedTemplates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, st, newMsg("sample", samplePayload))
+	st.(persist.Closer).Close()
+	if rows := testenv.InfluxRows(t, srv.URL(), db, "SELECT * FROM sample"); len(rows) != 4 {
+		t.Errorf("%d points, want 4 (two messages)", len(rows))
+	}
+}
+
+// TestRetentionPolicy: points go to the retention policy the writer
+// names.
+func TestRetentionPolicy(t *testing.T) {
+	t.Parallel()
+	url := testenv.InfluxDBURL(t)
+	db := testenv.InfluxDBDatabase(t, url)
+	testenv.InfluxQL(t, url, db, "CREATE RETENTION POLICY short ON "+db+" DURATION 1h REPLICATION 1")
+	w, err := influxdb.New(url, seedSet(t), &influxdb.Options{Database: db, RetentionPolicy: "short"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	publish(t, w, newMsg("sample", samplePayload))
+	if rows := testenv.InfluxRows(t, url, db, `SELECT * FROM "short"."sample"`); len(rows) != 2 {
+		t.Errorf("%d points in the retention policy short, want 2", len(rows))
+	}
+	if rows := testenv.InfluxRows(t, url, db, `SELECT * FROM "autogen"."sample"`); len(rows) != 0 {
+		t.Errorf("%d points in autogen, want none", len(rows))
+	}
+}
