@@ -104,7 +104,9 @@ func skipf(reason Reason, where, format string, args ...any) *skipError {
 	return &skipError{reason: reason, where: where, err: fmt.Errorf(format, args...)}
 }
 
-// Stats are a writer's counters since it was made.
+// Stats are a writer's counters since it was made. They count what
+// Publish calls rendered: a batch that a pipeline retries is counted
+// again.
 type Stats struct {
 	// Messages counts the messages given to Publish that a template
 	// matched; Points counts the points (rows) rendered from them.
