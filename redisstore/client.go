@@ -53,11 +53,11 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 		default:
 			p.HDel(ctx, s.k.nodeKey(c.Node), c.ID)
 		}
-		if c.Online {
-			// The client's notice (see Watch): a node that still has a
-			// connection of the client closes it.
-			p.Publish(ctx, s.k.connected, clientNoticeJSON(c))
-		}
+		// The client's notice (see Watch), also of a disconnect that
+		// does not apply: a node that still has a connection of a client
+		// that connected elsewhere closes it; the node a client moved to
+		// hears that its old node has recorded its acks.
+		p.Publish(ctx, s.k.connected, clientNoticeJSON(c))
 	})
 	if err != nil {
 		return s.kit.Fail(ctx, op, err)

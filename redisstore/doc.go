@@ -54,7 +54,8 @@
 //
 // and the pub/sub channels of Watch: mqtt:notify:<topic> (a notice per topic
 // of each Publish, the publishing node as payload) and mqtt:connected (a
-// client's notice per connect, JSON {"client":…,"node":…,"at":<Unix ms>}).
+// client's notice per connect and disconnect, JSON
+// {"client":…,"node":…,"at":<Unix ms>} or {"client":…,"node":…,"offline":true}).
 //
 // In {<topic>} and {<clientid>} — hash tags: one Cluster slot for a
 // topic's fanout keys, one for a client's cursor keys — '%', '{' and '}'
@@ -230,7 +231,8 @@
 // Sentinel (so the messages are readable when it is heard), and on a
 // Cluster — whose pipeline runs on several nodes at once — right after
 // Publish returns, from a goroutine that merges the notices of concurrent
-// Publishes. A connect PUBLISHes the client's notice on mqtt:connected.
+// Publishes. A connect or disconnect PUBLISHes the client's notice on
+// mqtt:connected.
 //
 // Each Watch has a pub/sub connection of its own: it SUBSCRIBEs to
 // mqtt:connected, to the topic's channel for each watched filter without

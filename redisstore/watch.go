@@ -23,9 +23,10 @@ const watchPing = 2 * time.Second
 
 // clientNotice is the JSON of a client's notice on the connected channel.
 type clientNotice struct {
-	Client string `json:"client"`
-	Node   string `json:"node,omitempty"`
-	At     int64  `json:"at,omitempty"` // Client.OnlineAt in Unix milliseconds
+	Client  string `json:"client"`
+	Node    string `json:"node,omitempty"`
+	At      int64  `json:"at,omitempty"` // Client.OnlineAt in Unix milliseconds
+	Offline bool   `json:"offline,omitempty"`
 }
 
 // Watch starts a watch on a pub/sub connection of its own (see the
@@ -444,7 +445,7 @@ func (w *watch) deliver(m *redis.Message) {
 		if json.Unmarshal([]byte(m.Payload), &c) != nil || c.Client == "" {
 			return
 		}
-		n := persist.Notice{Client: c.Client, Node: c.Node}
+		n := persist.Notice{Client: c.Client, Node: c.Node, Offline: c.Offline}
 		if c.At != 0 {
 			n.At = time.UnixMilli(c.At)
 		}
@@ -476,8 +477,8 @@ func (w *watch) deliver(m *redis.Message) {
 
 // clientNoticeJSON is the payload of a client's notice.
 func clientNoticeJSON(c *persist.Client) string {
-	n := clientNotice{Client: c.ID, Node: c.Node}
-	if !c.OnlineAt.IsZero() {
+	n := clientNotice{Client: c.ID, Node: c.Node, Offline: !c.Online}
+	if c.Online && !c.OnlineAt.IsZero() {
 		n.At = ms(c.OnlineAt)
 	}
 	b, _ := json.Marshal(n) // client IDs are valid UTF-8 (checked by the kit)

@@ -215,10 +215,15 @@ func TestWatch(t *testing.T) {
 		if got.Client != "taker" || got.Node != "node-b" || !got.At.Equal(at) || got.Topic != "" {
 			t.Errorf("client notice %+v, want taker on node-b at %v", got.Notice, at)
 		}
-		if err := b.Connected(ctx, &persist.Client{ID: "taker", Node: "node-b", Online: false, OfflineAt: time.Now()}); err != nil {
+		// A disconnect, applied or not (here from a node the client is
+		// not on), is told with Offline: that node has the client's acks.
+		if err := b.Connected(ctx, &persist.Client{ID: "taker", Node: "node-c", Online: false, OfflineAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		h.none(t, 300*time.Millisecond, func(n persist.Notice) bool { return n.Client != "" })
+		got = h.next(t, 5*time.Second, nil)
+		if got.Client != "taker" || got.Node != "node-c" || !got.Offline || got.Topic != "" {
+			t.Errorf("client notice of a disconnect %+v, want taker offline on node-c", got.Notice)
+		}
 
 		// Close: no notices after it; Add fails; closing again is nil.
 		if err := w.Close(); err != nil {
