@@ -102,7 +102,11 @@ func (c *conn) deliverStored(m *persist.Message) {
 		return
 	}
 	if m.Mode == persist.Queue && now.Sub(c.fetchedAt) > c.h.opts.Fetch.LeaseOrDefault()/2 {
-		return // the claim is running out: the message goes to whoever claims it next
+		// The claim is running out: not sent on it, but claimed again by
+		// the next fetch (the client's own claims come back renewed),
+		// unless another consumer claims it first.
+		c.caughtUp = false
+		return
 	}
 	sub, ok := matchSubs(c.subs, m.Topic, m.Mode == persist.Queue)
 	if !ok {
