@@ -202,14 +202,12 @@ func (t *OpenTSDB) appendPoints(dst []byte, s *Scope, o *PointOptions, ends []in
 		prec = time.Second
 	}
 	mark, marks := len(dst), len(ends)
-	var p tsdbPoint
-	var tags [8][2][]byte
-	p.tags = tags[:0]
+	p := &s.point // reused: no allocation per message
 	for i := range n {
-		if err := t.point(s, i, prec, &p); err != nil {
+		if err := t.point(s, i, prec, p); err != nil {
 			return dst[:mark], ends[:marks], err
 		}
-		dst = enc(dst, &p)
+		dst = enc(dst, p)
 		ends = append(ends, len(dst))
 	}
 	return dst, ends, nil

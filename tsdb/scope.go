@@ -26,6 +26,7 @@ type Scope struct {
 	arena []byte  // unescaped strings and integers
 	refs  []int32 // the nodes of $0 values
 	res   []result
+	point tsdbPoint // the OpenTSDB data point being rendered
 }
 
 // result is the evaluation of one Value: one scalar or one node, or a list
@@ -47,7 +48,11 @@ func PutScope(s *Scope) {
 	if cap(s.arena) > 1<<20 || cap(s.doc.nodes) > 1<<16 {
 		return // let a huge payload's buffers go
 	}
+	// Hold nothing of the message while pooled.
 	s.m, s.doc.src = nil, nil
+	clear(s.res[:cap(s.res)])
+	clear(s.point.tags[:cap(s.point.tags)])
+	s.point.metric, s.point.value = nil, nil
 	scopes.Put(s)
 }
 
