@@ -71,6 +71,13 @@ type conn struct {
 	since      time.Time        // when the connection was made
 	handoff    handoff          // from the client's connection on another node
 
+	// Unacknowledged on the previous connection: message ID → packet ID
+	// (resend.go).
+	resends map[string]uint16
+	// mochi's topic index of subs, to merge them as mochi does (match.go).
+	index   *mqtt.TopicsIndex
+	indexOf map[string]packets.Subscription
+
 	// Queue messages it may not take, whose claims it gives back (acl.go).
 	refused   map[string]*refusal
 	nrefused  int       // of those, claimed since their last release
@@ -276,4 +283,5 @@ func (c *conn) finish() {
 			atomic.AddInt64(&c.h.server.Info.Inflight, -1)
 		}
 	}
+	c.keepResends()
 }

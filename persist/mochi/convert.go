@@ -93,9 +93,7 @@ func (h *Hook) message(cl *mqtt.Client, pk *packets.Packet, now time.Time) *pers
 		Time:     now,
 	}
 	p := &pk.Properties
-	if p.MessageExpiryInterval > 0 {
-		m.Expiry = now.Add(time.Duration(p.MessageExpiryInterval) * time.Second)
-	}
+	m.Expiry = storedExpiry(pk, now)
 	if p.PayloadFormatFlag {
 		v := p.PayloadFormat
 		m.Props.PayloadFormat = &v

@@ -64,6 +64,9 @@ type Hook struct {
 	// unstored holds, per client, the filters of subscriptions the store
 	// did not take: mochi keeps them, and restoring does not drop them.
 	unstored map[string]map[string]bool
+	// resends holds, per client, the deliveries its last connection left
+	// unacknowledged: message ID → packet ID (resend.go).
+	resends map[string]map[string]uint16
 
 	stored, live, replayed, acked, spilled, failed atomic.Uint64
 }
@@ -72,7 +75,7 @@ type Hook struct {
 // *persist.Router). server and store are required; nil opts means the
 // defaults. Bad arguments are reported by Init, which server.AddHook calls.
 func New(server *mqtt.Server, store persist.Store, opts *Options) *Hook {
-	h := &Hook{server: server, store: store, conns: map[string]*conn{}, ending: map[string]*conn{}, unstored: map[string]map[string]bool{}}
+	h := &Hook{server: server, store: store, conns: map[string]*conn{}, ending: map[string]*conn{}, unstored: map[string]map[string]bool{}, resends: map[string]map[string]uint16{}}
 	if opts != nil {
 		h.opts = *opts
 	}

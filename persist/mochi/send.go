@@ -44,7 +44,7 @@ func (c *conn) nextPacketID() (uint32, error) {
 		} else {
 			c.pid++
 		}
-		if _, used := inf.Get(uint16(c.pid)); !used {
+		if _, used := inf.Get(uint16(c.pid)); !used && !c.reserved(uint16(c.pid)) {
 			return c.pid, nil
 		}
 	}
@@ -60,19 +60,26 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 	pk.PacketID = 0
 	inf := c.cl.State.Inflight
 	if pk.FixedHeader.Qos > 0 {
-		pid, err := c.nextPacketID()
-		if err != nil {
-			c.h.log.Warn("mqttpersist: no free packet ID; the store delivers the message later", "client", c.id, "topic", e.topic)
-			return false
+		pid, dup := c.resendID(e.id) // sent before, unacknowledged (resend.go)
+		if !dup {
+			id, err := c.nextPacketID()
+			if err != nil {
+				c.h.log.Warn("mqttpersist: no free packet ID; the store delivers the message later", "client", c.id, "topic", e.topic)
+				return false
+			}
+			pid = uint16(id)
 		}
-		pk.PacketID = uint16(pid)
+		pk.FixedHeader.Dup = dup
+		pk.PacketID = pid
 		c.pending[pk.PacketID] = e
 		if inf.Set(pk) {
 			atomic.AddInt64(&c.h.server.Info.Inflight, 1)
 		}
 	}
 	c.known[e.id] = 0
-	err := c.cl.WritePacket(pk)
+	out := pk
+	c.alias(&out) // the connection's topic alias, only on the wire (send_alias.go)
+	err := c.cl.WritePacket(out)
 	if err != nil && errors.Is(err, packets.ErrPacketTooLarge) {
 		// Larger than the client takes: discarded as if delivered [MQTT-3.1.2-25].
 		if pk.PacketID != 0 {

@@ -37,6 +37,7 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		old.stop()
 		old.wait(h.opts.Timeout)
 	}
+	c.takeResends(pk.Connect.Clean)
 	h.restore(cl, pk.Connect.Clean)
 	if h.watch != nil && h.clientLookup != nil {
 		// Online on another node: that node records the client's acks
@@ -213,6 +214,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 // OnClientExpired removes an expired session's stored subscriptions,
 // unless the client has moved to another node meanwhile.
 func (h *Hook) OnClientExpired(cl *mqtt.Client) {
+	h.dropResends(cl.ID)
 	subs := cl.State.Subscriptions.GetAll()
 	if len(subs) == 0 {
 		return
