@@ -84,6 +84,10 @@ import (
 //     Message Expiry Interval and does not expire. The sessions' brokers
 //     have no such maximum, but message-expiry, which has no message
 //     without an expiry.
+//  7. A client that sets Request Problem Information to 0 gets the user
+//     properties of PUBLISH packets from the Hook's broker (mochi's own
+//     PUBLISH packets too), not from mochi alone [MQTT-3.1.2-29]. No
+//     session sets it.
 //
 // Not covered by a session, as documented in the package doc: messages
 // for a shared group none of whose members is connected (the Hook does not

@@ -65,10 +65,8 @@
 // before mochi sends them to a new subscription, which shows retained
 // messages set or deleted on other nodes.
 //
-// MQTT 5 properties survive the store: payload format, content type,
-// response topic, correlation data, user properties (in order), and the
-// message expiry, which counts down and drops the message when it runs
-// out.
+// MQTT 5 properties survive the store, and a persisted message reaches
+// the client as mochi would send it: see MQTT 5 on the wire.
 //
 // # Flow control
 //
@@ -81,6 +79,109 @@
 // replayed from the store instead (Stats.Spilled). Every store call is
 // bounded by Options.Timeout; a failure is logged with the client and topic
 // and counted (Stats.Failed), and delivery retries with backoff.
+//
+// # MQTT 5 on the wire
+//
+// A persisted message reaches the client as mochi itself would send it at
+// that moment, whether live, replayed after a reconnect, after a restart
+// or on another node: the Hook sends it through mochi's own code where
+// mochi exposes it (the connection's topic alias table, a topic index to
+// merge overlapping subscriptions, Client.WritePacket for the encoding and
+// its size and problem-information rules). TestDifferential runs scripted
+// sessions of MQTT 5 and 3.1.1 clients against mochi alone and with the
+// Hook on SQLite, PostgreSQL and Redis and compares every packet the
+// clients receive, field by field. Feature by feature:
+//
+//	Topic Alias          from the connection's alias table, mochi's own
+//	(server to client)   (OutboundTopicAliases, shared with mochi's own
+//	                     deliveries): the first message of a topic sets the
+//	                     alias with the topic name, the next ones use it with
+//	                     an empty name; none once the client's Topic Alias
+//	                     Maximum is used up. An alias belongs to the
+//	                     connection [MQTT-3.3.2-10]: a replayed message gets
+//	                     one of the new connection.
+//	Subscription         those of every matching subscription, ascending,
+//	Identifier           one message for overlapping subscriptions, merged
+//	                     as mochi merges them (its topic index): the
+//	                     highest QoS, No Local if any asks, Retain As
+//	                     Published of the subscription mochi finds first.
+//	No Local             a client's own messages are not delivered to it,
+//	                     live or replayed [MQTT-3.8.3-3].
+//	Retain As Published  the retain flag of a message as published only for
+//	                     subscriptions that ask (MQTT 5), else 0
+//	                     [MQTT-3.3.1-12].
+//	Retain Handling      retained messages are mochi's own (refreshed from
+//	                     the store before mochi sends them), so 0, 1 and 2
+//	                     are mochi's [MQTT-3.3.1-9..11].
+//	Message Expiry       what is left of it, counting down while the message
+//	Interval             is stored [MQTT-3.3.2-6]; an expired message is not
+//	                     sent [MQTT-3.3.2-5]. The stored expiry is mochi's:
+//	                     the publish second plus the interval, capped by the
+//	                     server's MaximumMessageExpiryInterval. A Router's
+//	                     Rule.Expiry gives one to messages without one (also
+//	                     on the wire).
+//	Payload Format,      stored and sent unaltered [MQTT-3.3.2-4]
+//	Content Type         [MQTT-3.3.2-20].
+//	Response Topic,      stored and sent unaltered [MQTT-3.3.2-15]
+//	Correlation Data     [MQTT-3.3.2-16].
+//	User Property        stored and sent in order, repeated keys kept
+//	                     [MQTT-3.3.2-18]; left out, as by mochi, when they
+//	                     would make the packet larger than the client takes.
+//	                     mochi drops them when Request Problem Information is
+//	                     0; the Hook keeps them (see Caveats).
+//	Maximum Packet Size  a larger message is not sent and counts as
+//	                     delivered [MQTT-3.1.2-25]; as with mochi's own, a
+//	                     topic alias taken for it stays taken, though the
+//	                     client never saw it.
+//	Receive Maximum      kept for persisted messages (Flow control).
+//	QoS                  the lowest of the message's, the subscription's and
+//	                     the server's maximum [MQTT-3.8.4-8].
+//	Shared Subscription  one member of the group gets a message, a connected
+//	                     one when there is one (see Caveats).
+//	DUP, Packet          a message this node sent on the client's previous
+//	Identifier           connection and never had acknowledged is sent again
+//	                     with DUP and its packet ID [MQTT-4.4.0-1]; others
+//	                     with DUP 0 and an ID from the upper half (see
+//	                     nextPacketID).
+//	QoS 2                PUBREC records the ack (the client owns the message
+//	                     then); PUBREL and PUBCOMP are mochi's, and a PUBREL
+//	                     the client did not complete is resent by mochi when
+//	                     the client reconnects to the same node.
+//	MQTT 3.1.1 clients   the same path, without properties; the retain
+//	                     flag is cleared [MQTT-3.3.1-9 in 3.1.1].
+//
+// Deliberately, a persisted delivery differs from mochi's in these (the
+// differential test states each once):
+//
+//   - It survives a broker restart and reaches the client on another
+//     node; mochi's session does not.
+//   - A message replayed after a reconnect is sent as mochi sends a
+//     message then, not as mochi resends its session: mochi sets DUP on
+//     messages it never sent (queued while the client was away), keeps
+//     the topic aliases of the connection that ended, orders its resends
+//     by the publish second only, and sends them all at once past the
+//     client's Receive Maximum.
+//   - mochi's own send quota is off (see Caveats).
+//   - A message too large for a client that was away is discarded; mochi
+//     keeps it in the session, and its resend then ends every reconnect of
+//     the client.
+//   - A persisted QoS 1 or 2 message for a QoS 0 subscription of a client
+//     that was away is replayed at QoS 0 when it comes back (MQTT allows
+//     QoS 0 messages in the session state); mochi keeps none.
+//   - After a restart, or on another node, a message the client did not
+//     acknowledge before is sent as a first delivery (DUP 0, a new packet
+//     ID), and a PUBREL it did not complete is not sent again: the store
+//     keeps neither.
+//   - Fanout messages for a shared group with no connected member are not
+//     replayed (see Caveats); mochi queues them for one member's session.
+//   - mochi gives every message without an expiry the server's
+//     MaximumMessageExpiryInterval (a day by default; 0 for none). A
+//     persisted message without one keeps none: replayed, it has no
+//     Message Expiry Interval and does not expire (the store's rules say
+//     how long it is kept: Rule.Expiry). Live, the Hook sends mochi's.
+//   - A client that sets Request Problem Information to 0 gets the user
+//     properties of PUBLISH packets (every one, mochi's too); mochi alone
+//     drops them (see Caveats).
 //
 // # Several nodes
 //
