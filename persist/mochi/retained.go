@@ -2,6 +2,7 @@ package mochi
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,9 @@ func (h *Hook) StoredRetainedMessages() ([]storage.Message, error) {
 	ctx, cancel := h.call(nil)
 	defer cancel()
 	msgs, err := h.retainLookup.Retained(ctx, "#")
+	if errors.Is(err, persist.ErrUnsupported) {
+		return nil, nil // no store keeps retained messages (a Router without such a rule)
+	}
 	if err != nil {
 		h.fail("Retained", "", "#", err)
 		return nil, err

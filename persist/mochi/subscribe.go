@@ -32,6 +32,9 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		ctx, cancel := h.call(nil)
 		msgs, err := h.retainLookup.Retained(ctx, sub.Filter)
 		cancel()
+		if errors.Is(err, persist.ErrUnsupported) {
+			return pk // no store keeps retained messages
+		}
 		if err != nil {
 			h.fail("Retained", cl.ID, sub.Filter, err)
 			continue
