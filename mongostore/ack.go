@@ -49,7 +49,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	}
 	claims, err := s.claims(ctx, bson.D{{Key: qMsgID, Value: bson.D{{Key: "$in", Value: strs(ids)}}}})
 	if err != nil {
-		return s.kit.Fail(ctx, op, s.what(what, err))
+		return s.fail(ctx, op, s.what(what, err))
 	}
 	t := now()
 	var finals []bson.D
@@ -78,20 +78,20 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	if len(fanout) > 0 {
 		if _, err := s.ackedMsg.InsertMany(ctx, fanout, options.InsertMany().SetOrdered(false)); err != nil {
 			if _, ok := onlyDuplicates(err); !ok {
-				return s.kit.Fail(ctx, op, s.what(what, err))
+				return s.fail(ctx, op, s.what(what, err))
 			}
 		}
 	}
 	won, err := s.insertGenerations(ctx, finals)
 	if err != nil {
-		return s.kit.Fail(ctx, op, s.what(what, err))
+		return s.fail(ctx, op, s.what(what, err))
 	}
 	var consumed []string
 	for id := range won {
 		consumed = append(consumed, id)
 	}
 	if err := s.deleteMessages(ctx, consumed); err != nil {
-		return s.kit.Fail(ctx, op, s.what(what, err))
+		return s.fail(ctx, op, s.what(what, err))
 	}
 	return nil
 }

@@ -172,7 +172,7 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	for attempt := 0; ; attempt++ {
 		done, err := s.connectOnce(cctx, c)
 		if err != nil {
-			return s.kit.Fail(ctx, op, s.what(fmt.Sprintf("client %q", c.ID), err))
+			return s.fail(ctx, op, s.what(fmt.Sprintf("client %q", c.ID), err))
 		}
 		if done {
 			return nil
@@ -183,7 +183,7 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return s.kit.Fail(ctx, op, s.what(fmt.Sprintf("client %q", c.ID), fmt.Errorf("%d concurrent writes of the client came first: %w", attempt+1, cctx.Err())))
+			return s.fail(ctx, op, s.what(fmt.Sprintf("client %q", c.ID), fmt.Errorf("%d concurrent writes of the client came first: %w", attempt+1, cctx.Err())))
 		case <-time.After(time.Duration(rand.IntN(1+min(attempt, 20))) * time.Millisecond):
 		}
 	}
@@ -245,7 +245,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*persist.Client, e
 	}
 	live, err := s.versions(ctx, s.lookupClient, clientID)
 	if err != nil {
-		return nil, s.kit.Fail(ctx, op, s.what(fmt.Sprintf("client %q", clientID), err))
+		return nil, s.fail(ctx, op, s.what(fmt.Sprintf("client %q", clientID), err))
 	}
 	if len(live) == 0 {
 		return nil, s.kit.Error(op, persist.ErrNotFound, fmt.Sprintf("client %q", clientID), nil)

@@ -1,6 +1,7 @@
 package mongostore
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
@@ -130,3 +131,32 @@ func onlyDuplicates(err error) (map[int]bool, bool) {
 	}
 	return dup, true
 }
+
+// fail is the kit's Fail for a driver error. The driver reports its own
+// timeouts (server selection, a socket's deadline) as errors matching
+// context.DeadlineExceeded, which the kit and persist.IsRetryable take for
+// the caller's context ending; while ctx is not done such an error is
+// given as an unavailable server instead (its text kept).
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return s.kit.Fail(ctx, op, err)
+	}
+	if pe, ok := err.(*persist.Error); ok && pe.Err != nil && errors.Is(pe.Err, context.DeadlineExceeded) {
+		c := *pe
+		c.Err, c.Kind, c.Retryable = &driverTimeout{msg: pe.Err.Error()}, persist.ErrUnavailable, true
+		return s.kit.Fail(ctx, op, &c)
+	}
+	if _, ok := err.(*persist.Error); !ok && errors.Is(err, context.DeadlineExceeded) {
+		return s.kit.Fail(ctx, op, &persist.Error{Kind: persist.ErrUnavailable, Err: &driverTimeout{msg: err.Error()}, Retryable: true})
+	}
+	return s.kit.Fail(ctx, op, err)
+}
+
+// driverTimeout is a timeout of the driver's own (not of the caller's
+// context): the server did not answer in time.
+type driverTimeout struct{ msg string }
+
+func (e *driverTimeout) Error() string { return e.msg }
+
+// Timeout reports true.
+func (e *driverTimeout) Timeout() bool { return true }

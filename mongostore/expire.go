@@ -61,7 +61,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		d, err := c.delete()
 		n += d
 		if err != nil {
-			return n, s.kit.Fail(ctx, op, s.what(c.what, err))
+			return n, s.fail(ctx, op, s.what(c.what, err))
 		}
 	}
 	return n, nil

@@ -32,7 +32,7 @@ func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt p
 		out, err = s.fetchFanout(ctx, q)
 	}
 	if err != nil {
-		return nil, s.kit.Fail(ctx, op, s.what(fmt.Sprintf("client %q filter %q", clientID, filter), err))
+		return nil, s.fail(ctx, op, s.what(fmt.Sprintf("client %q filter %q", clientID, filter), err))
 	}
 	return out, nil
 }

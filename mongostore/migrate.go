@@ -90,7 +90,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	existing, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
-		return s.kit.Fail(ctx, op, err)
+		return s.fail(ctx, op, err)
 	}
 	have := map[string]bool{}
 	for _, n := range existing {
@@ -100,13 +100,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 	for _, c := range s.indexes() {
 		if !have[c.coll.Name()] {
 			if err := s.db.CreateCollection(ctx, c.coll.Name()); err != nil && !hasCode(err, codeNamespaceExist) {
-				return s.kit.Fail(ctx, op, s.what("collection "+c.coll.Name(), err))
+				return s.fail(ctx, op, s.what("collection "+c.coll.Name(), err))
 			}
 		}
 		for _, ix := range c.ix {
 			made, err := s.createIndex(ctx, c.coll, ix)
 			if err != nil {
-				return s.kit.Fail(ctx, op, s.what(fmt.Sprintf("index %s.%s", c.coll.Name(), ix.name), err))
+				return s.fail(ctx, op, s.what(fmt.Sprintf("index %s.%s", c.coll.Name(), ix.name), err))
 			}
 			if ix.ttl && !made {
 				ttl = false
@@ -186,7 +186,7 @@ func (s *Store) TTL(ctx context.Context) (bool, error) {
 	for _, c := range []*mongo.Collection{s.msg, s.retain} {
 		ok, err := s.isTTL(ctx, c, "expire_at")
 		if err != nil {
-			return false, s.kit.Fail(ctx, op, err)
+			return false, s.fail(ctx, op, err)
 		}
 		ttl = ttl && ok
 	}

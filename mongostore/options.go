@@ -48,7 +48,7 @@ const (
 	// DefaultSettle is Options.Settle's default.
 	DefaultSettle = 10 * time.Second
 	// DefaultPollInterval is Options.PollInterval's default.
-	DefaultPollInterval = 100 * time.Millisecond
+	DefaultPollInterval = 50 * time.Millisecond
 	// DefaultAckGrace is Options.AckGrace's default.
 	DefaultAckGrace = time.Hour
 )
@@ -110,7 +110,9 @@ type Options struct {
 	// concern w:0, the seeds' w_mode = unsafe): Publish and Retain return
 	// before the server has them, and their errors are not seen. The
 	// writes that decide something (client states, queue claims, acks,
-	// cursors) stay acknowledged.
+	// cursors) stay acknowledged. On FerretDB, which answers
+	// unacknowledged writes (and so puts the driver's connection out of
+	// step), every write stays acknowledged.
 	Unsafe bool
 	// LookupReadPreference is the read preference of the lookups Client,
 	// Subscriptions and Retained (the seeds' r_mode: readpref.Primary() for

@@ -32,7 +32,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 			n++
 		}
 		if err := s.publishChunk(ctx, msgs[:n]); err != nil {
-			return s.kit.Fail(ctx, op, err)
+			return s.fail(ctx, op, err)
 		}
 		msgs = msgs[n:]
 	}
@@ -77,7 +77,8 @@ func restamp(d bson.D, stamp bson.DateTime) {
 // (the message is stored), and a document refused otherwise is written
 // again once as plain(i) when that differs (its payload as bytes).
 func (s *Store) insert(ctx context.Context, docs []any, plain func(i int) any) error {
-	_, err := s.msgW.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	msgW, _ := s.writers(ctx)
+	_, err := msgW.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err == nil {
 		return nil
 	}
@@ -104,7 +105,7 @@ func (s *Store) insert(ctx context.Context, docs []any, plain func(i int) any) e
 	if len(again) == 0 {
 		return nil
 	}
-	_, err = s.msgW.InsertMany(ctx, again, options.InsertMany().SetOrdered(false))
+	_, err = msgW.InsertMany(ctx, again, options.InsertMany().SetOrdered(false))
 	if err == nil {
 		return nil
 	}

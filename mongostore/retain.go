@@ -24,8 +24,9 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 	what := fmt.Sprintf("topic %q", m.Topic)
 	filter := bson.D{{Key: fTopic, Value: m.Topic}}
 	if len(m.Payload) == 0 {
-		_, err := s.retainW.DeleteOne(ctx, filter)
-		return s.kit.Fail(ctx, op, s.what(what, err))
+		_, retainW := s.writers(ctx)
+		_, err := retainW.DeleteOne(ctx, filter)
+		return s.fail(ctx, op, s.what(what, err))
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.opt.Settle/2)
 	defer cancel()
@@ -37,16 +38,17 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 			err = s.replaceRetained(wctx, filter, plain)
 		}
 	}
-	return s.kit.Fail(ctx, op, s.what(what, err))
+	return s.fail(ctx, op, s.what(what, err))
 }
 
 // replaceRetained upserts a retained document. Two upserts of one topic
 // at once may both try to insert (the unique index lets one in): the
 // other then replaces.
 func (s *Store) replaceRetained(ctx context.Context, filter, doc bson.D) error {
+	_, retainW := s.writers(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		_, err = s.retainW.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+		_, err = retainW.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
 		if err == nil || !mongo.IsDuplicateKeyError(err) {
 			return err
 		}
@@ -76,19 +78,19 @@ func (s *Store) Retained(ctx context.Context, filter string) ([]*persist.Message
 	}
 	cur, err := s.lookupRetain.Find(ctx, f)
 	if err != nil {
-		return nil, s.kit.Fail(ctx, op, s.what(fmt.Sprintf("filter %q", filter), err))
+		return nil, s.fail(ctx, op, s.what(fmt.Sprintf("filter %q", filter), err))
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
 	var all []*persist.Message
 	for cur.Next(ctx) {
 		st, err := decodeMessage(cur.Current)
 		if err != nil {
-			return nil, s.kit.Fail(ctx, op, err)
+			return nil, s.fail(ctx, op, err)
 		}
 		all = append(all, st.m)
 	}
 	if err := cur.Err(); err != nil {
-		return nil, s.kit.Fail(ctx, op, s.what(fmt.Sprintf("filter %q", filter), err))
+		return nil, s.fail(ctx, op, s.what(fmt.Sprintf("filter %q", filter), err))
 	}
 	return q.FinishRetained(all), nil
 }

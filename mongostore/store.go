@@ -38,8 +38,10 @@ type Store struct {
 
 	client, sub, msg, retain, acked, ackedMsg, claim *mongo.Collection
 	// msgW and retainW write messages and retained messages with the
-	// write concern of Options.Unsafe.
+	// write concern of Options.Unsafe, once unsafeOnce found the server
+	// takes unacknowledged writes (see writers).
 	msgW, retainW *mongo.Collection
+	unsafeOnce    sync.Once
 	// lookup reads with Options.LookupReadPreference.
 	lookupClient, lookupSub, lookupRetain *mongo.Collection
 
@@ -92,11 +94,6 @@ func New(db *mongo.Database, opts *Options) (*Store, error) {
 	s.ackedMsg = db.Collection(n.ackedMsg, primary)
 	s.claim = db.Collection(n.claim, primary)
 	s.msgW, s.retainW = s.msg, s.retain
-	if opt.Unsafe {
-		w0 := options.Collection().SetWriteConcern(writeconcern.Unacknowledged()).SetReadPreference(readpref.Primary())
-		s.msgW = db.Collection(n.msg, w0)
-		s.retainW = db.Collection(n.retain, w0)
-	}
 	s.lookupClient, s.lookupSub, s.lookupRetain = s.client, s.sub, s.retain
 	if rp := opt.LookupReadPreference; rp != nil {
 		o := options.Collection().SetReadPreference(rp)
@@ -105,6 +102,30 @@ func New(db *mongo.Database, opts *Options) (*Store, error) {
 		s.lookupRetain = db.Collection(n.retain, o)
 	}
 	return s, nil
+}
+
+// writers returns the collections that messages and retained messages
+// are written to: unacknowledged with Options.Unsafe, unless the server
+// is FerretDB, which answers unacknowledged writes and so puts the
+// driver's connection out of step (buildInfo names ferretdbVersion); the
+// first call asks the server.
+func (s *Store) writers(ctx context.Context) (msg, retain *mongo.Collection) {
+	s.unsafeOnce.Do(func() {
+		if !s.opt.Unsafe {
+			return
+		}
+		var bi bson.Raw
+		if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&bi); err != nil {
+			return // tried again at no later call: acknowledged it stays
+		}
+		if _, err := bi.LookupErr("ferretdbVersion"); err == nil {
+			return
+		}
+		w0 := options.Collection().SetWriteConcern(writeconcern.Unacknowledged()).SetReadPreference(readpref.Primary())
+		s.msgW = s.db.Collection(s.n.msg, w0)
+		s.retainW = s.db.Collection(s.n.retain, w0)
+	})
+	return s.msgW, s.retainW
 }
 
 // Database returns the database the store uses.
@@ -126,7 +147,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	err := s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
-	return s.kit.Fail(ctx, "Ping", err)
+	return s.fail(ctx, "Ping", err)
 }
 
 // Close makes every later call fail with persist.ErrClosed, ends the

@@ -45,7 +45,7 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 			in[i] = f
 		}
 		if _, err := s.sub.DeleteMany(ctx, bson.D{{Key: sClientID, Value: clientID}, {Key: sTopic, Value: bson.D{{Key: "$in", Value: in}}}}); err != nil {
-			return s.kit.Fail(ctx, op, s.what(what, err))
+			return s.fail(ctx, op, s.what(what, err))
 		}
 	}
 	models := make([]mongo.WriteModel, len(subs))
@@ -74,7 +74,7 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 		}
 		dups, ok := onlyDuplicates(err)
 		if !ok || attempt >= 5 {
-			return s.kit.Fail(ctx, op, s.what(what, err))
+			return s.fail(ctx, op, s.what(what, err))
 		}
 		var again []mongo.WriteModel
 		for i, m := range models {
@@ -147,7 +147,7 @@ func (s *Store) Subscriptions(ctx context.Context, clientID string) ([]persist.S
 	}
 	subs, err := s.storedSubs(ctx, s.lookupSub, clientID)
 	if err != nil {
-		return nil, s.kit.Fail(ctx, op, s.what(fmt.Sprintf("client %q", clientID), err))
+		return nil, s.fail(ctx, op, s.what(fmt.Sprintf("client %q", clientID), err))
 	}
 	out := make([]persist.Subscription, len(subs))
 	for i, x := range subs {

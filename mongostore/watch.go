@@ -20,11 +20,6 @@ import (
 // newer ones (a slow Publish, a node whose clock is behind).
 const lookback = 2 * time.Second
 
-// noChangeStream are the codes of a server refusing a change stream: a
-// standalone MongoDB (40573), an unknown stage (40324), or what FerretDB
-// and others say of a missing feature.
-var noChangeStream = []int{40573, 40324, codeNotImplemented, codeCommandMissing, codeIllegalOp}
-
 // Watch starts a watch (see persist.Watcher). On a replica set or a
 // sharded cluster it opens a change stream on the database, for the
 // inserts into mqtt_msg and of online client versions into mqtt_client,
@@ -53,16 +48,12 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 	}
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	start := now()
-	cs, err := s.openStream(ctx, nil)
-	switch {
-	case err == nil:
-		w.stream = true
-	case hasCode(err, noChangeStream...) || unsupported(err):
-		// Polling, below.
-	default:
+	cs, err := s.stream(ctx)
+	if err != nil {
 		w.cancel()
-		return nil, s.kit.Fail(ctx, op, err)
+		return nil, s.fail(ctx, op, err)
 	}
+	w.stream = cs != nil
 	if !s.addWatch(w) {
 		w.cancel()
 		if cs != nil {
@@ -88,6 +79,31 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 func Polling(w persist.Watch) bool {
 	x, ok := w.(*watch)
 	return ok && !x.stream
+}
+
+// stream opens the change stream of a watch, or returns nil when the
+// server has none: change streams need a replica set or a sharded
+// cluster (hello names a set, or says isdbgrid), and a server that is one
+// may still refuse them (DocumentDB without them enabled, Cosmos DB).
+func (s *Store) stream(ctx context.Context) (*mongo.ChangeStream, error) {
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return nil, err
+	}
+	if hello.SetName == "" && hello.Msg != "isdbgrid" {
+		return nil, nil
+	}
+	cs, err := s.openStream(ctx, nil)
+	if err == nil {
+		return cs, nil
+	}
+	if kind, _ := classify(err); kind != nil || ctx.Err() != nil {
+		return nil, err // unreachable, not refused
+	}
+	return nil, nil
 }
 
 // openStream opens the change stream of the store's watches, after the
@@ -209,9 +225,10 @@ func (w *watch) Add(ctx context.Context, filters ...string) error {
 	return nil
 }
 
-// Remove stops watching filters, one count each.
+// Remove stops watching filters, one count each; a filter that is not
+// watched (an invalid one is never) is left alone.
 func (w *watch) Remove(ctx context.Context, filters ...string) error {
-	if err := w.check(ctx, "Watch.Remove", filters); err != nil {
+	if err := w.check(ctx, "Watch.Remove", nil); err != nil {
 		return err
 	}
 	w.mu.Lock()
