@@ -107,11 +107,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`address`/metrics (empty: off)")
 	wait := fs.Duration("wait", 0, "how long to keep trying, at start, a database that cannot be reached (0: fail at once)")
 	verbose := fs.Bool("v", false, "log debug messages")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`, for go tool pprof (see profile.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile(stderr)
 	}
 	if done, err := sf.hash(stdout, stderr); done {
 		return err

@@ -18,11 +18,11 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/mqttpersist/mqttpersist/internal/mqtttest"
+	"github.com/mqttpersist/mqttpersist/examples/load/loadgen"
 )
 
 func main() {
-	var o mqtttest.LoadOptions
+	var o loadgen.Options
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:1883", "broker `address` (host:port)")
 	flag.IntVar(&o.Publishers, "publishers", 10, "concurrent publishers")
 	flag.IntVar(&o.Messages, "messages", 2000, "messages per publisher")
@@ -38,7 +38,7 @@ func main() {
 	o.QoS = byte(*qos)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	r, err := mqtttest.Load(ctx, o)
+	r, err := loadgen.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(2)

@@ -2,182 +2,22 @@ package mqtttest
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/eclipse/paho.golang/paho"
+	"github.com/mqttpersist/mqttpersist/examples/load/loadgen"
 )
 
 // LoadOptions describe a load run: Publishers clients each publish Messages
 // messages at QoS to Topic+"/<publisher>", and one persistent subscriber to
-// Topic+"/#" counts what arrives.
-type LoadOptions struct {
-	Addr       string
-	Publishers int
-	Messages   int
-	QoS        byte
-	Payload    int // payload bytes (at least enough for the sequence label)
-	Topic      string
-	// Subscriber is the subscriber's client ID ("" for a fresh one); it
-	// connects with a session that outlives the connection, as
-	// persistence needs.
-	Subscriber string
-	// Timeout bounds the whole run.
-	Timeout time.Duration
-}
+// Topic+"/#" counts what arrives. It is loadgen.Options (the load
+// generator lives there, importable outside this module).
+type LoadOptions = loadgen.Options
 
-// LoadResult is what a load run measured.
-type LoadResult struct {
-	Published  int           // PUBLISHes acknowledged to the publishers
-	Delivered  int           // distinct messages the subscriber received
-	Duplicates int           // messages received more than once
-	Missing    int           // published but not received by the end
-	Elapsed    time.Duration // first publish to last delivery (or timeout)
-}
-
-// Rate is delivered messages per second.
-func (r LoadResult) Rate() float64 {
-	if r.Elapsed <= 0 {
-		return 0
-	}
-	return float64(r.Delivered) / r.Elapsed.Seconds()
-}
-
-// String summarizes the result on one line.
-func (r LoadResult) String() string {
-	return fmt.Sprintf("published %d, delivered %d, duplicates %d, missing %d in %v: %.0f msgs/s",
-		r.Published, r.Delivered, r.Duplicates, r.Missing, r.Elapsed.Round(time.Millisecond), r.Rate())
-}
+// LoadResult is what a load run measured (loadgen.Result).
+type LoadResult = loadgen.Result
 
 // Load runs o against a broker and returns what arrived. It fails only
 // when a client cannot connect or publish; lost or repeated messages are
 // reported in the result.
 func Load(ctx context.Context, o LoadOptions) (LoadResult, error) {
-	if o.Topic == "" {
-		o.Topic = "load"
-	}
-	if o.Subscriber == "" {
-		// A fresh ID: a kept session of an earlier run must not count here.
-		o.Subscriber = fmt.Sprintf("load-%d", time.Now().UnixNano())
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 5 * time.Minute
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	total := o.Publishers * o.Messages
-	seen := make([]atomic.Int32, total)
-	var delivered, dups atomic.Int64
-	var last atomic.Int64
-	done := make(chan struct{})
-	var doneOnce sync.Once
-
-	expiry := uint32(3600)
-	sub, err := connect(ctx, o.Addr, o.Subscriber, &paho.ConnectProperties{SessionExpiryInterval: &expiry}, false,
-		func(p *paho.Publish) {
-			i, err := strconv.Atoi(string(p.Payload[:indexByte(p.Payload, ' ')]))
-			if err != nil || i < 0 || i >= total {
-				return
-			}
-			if seen[i].Add(1) > 1 {
-				dups.Add(1)
-				return
-			}
-			last.Store(time.Now().UnixNano())
-			if delivered.Add(1) == int64(total) {
-				doneOnce.Do(func() { close(done) })
-			}
-		})
-	if err != nil {
-		return LoadResult{}, fmt.Errorf("subscriber: %w", err)
-	}
-	defer sub.Disconnect(&paho.Disconnect{})
-	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: o.Topic + "/#", QoS: o.QoS}}}); err != nil {
-		return LoadResult{}, fmt.Errorf("subscribe: %w", err)
-	}
-
-	pad := make([]byte, max(o.Payload-12, 0))
-	for i := range pad {
-		pad[i] = 'x'
-	}
-	start := time.Now()
-	var published atomic.Int64
-	errs := make(chan error, o.Publishers)
-	var wg sync.WaitGroup
-	for p := range o.Publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pc, err := connect(ctx, o.Addr, fmt.Sprintf("%s-pub-%d", o.Subscriber, p), nil, true, nil)
-			if err != nil {
-				errs <- fmt.Errorf("publisher %d: %w", p, err)
-				return
-			}
-			defer pc.Disconnect(&paho.Disconnect{})
-			topic := fmt.Sprintf("%s/%d", o.Topic, p)
-			for m := range o.Messages {
-				payload := append([]byte(strconv.Itoa(p*o.Messages+m)+" "), pad...)
-				if _, err := pc.Publish(ctx, &paho.Publish{Topic: topic, QoS: o.QoS, Payload: payload}); err != nil {
-					errs <- fmt.Errorf("publisher %d message %d: %w", p, m, err)
-					return
-				}
-				published.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return LoadResult{}, err
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	// Wait a moment for anything repeated after the last one.
-	time.Sleep(500 * time.Millisecond)
-	r := LoadResult{Published: int(published.Load()), Delivered: int(delivered.Load()), Duplicates: int(dups.Load())}
-	r.Missing = total - r.Delivered
-	if l := last.Load(); l > 0 {
-		r.Elapsed = time.Unix(0, l).Sub(start)
-	}
-	return r, nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return len(b)
-}
-
-// connect connects a paho client; onMsg (if any) runs for every message
-// before it is acknowledged.
-func connect(ctx context.Context, addr, id string, props *paho.ConnectProperties, clean bool, onMsg func(*paho.Publish)) (*paho.Client, error) {
-	nc, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	cfg := paho.ClientConfig{Conn: nc}
-	if onMsg != nil {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
-			onMsg(r.Packet)
-			return true, nil
-		}}
-	}
-	c := paho.NewClient(cfg)
-	if props == nil {
-		props = &paho.ConnectProperties{}
-	}
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: clean, KeepAlive: 30, Properties: props}); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return c, nil
+	return loadgen.Run(ctx, o)
 }
