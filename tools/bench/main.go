@@ -1,0 +1,261 @@
+// Command bench measures the example broker side by side with bare mochi
+// and with mochi's own Redis storage hook: each configuration runs as its
+// own process, gets the same load (examples/load/loadgen: publishers
+// sending QoS 1 as fast as their PUBACKs allow to one persistent
+// subscriber), in alternating rounds, and one table shows throughput,
+// publish→deliver latency, the broker's CPU per message and peak RSS,
+// messages lost or doubled, and the ratios to bare mochi. It writes the
+// charts as PNG files.
+//
+//	cd tools/bench && set -a && . ../../.services/env && set +a
+//	go run . -publishers 10 -messages 4000 -rounds 2
+//
+// The configurations (-configs, comma-separated, in this order):
+//
+//	mochi             bare mochi, no persistence (mochibroker)
+//	mochi-redis       mochi + its Redis storage hook (mochibroker -redis)
+//	sqlite-durable    the example broker, SQLite file, -mode durable
+//	sqlite-async      … -mode async
+//	postgres-durable  the example broker, PostgreSQL ($MQTTPERSIST_POSTGRES_URL)
+//	postgres-async
+//	redis-durable     the example broker, Redis ($MQTTPERSIST_REDIS_URL)
+//	redis-async
+//
+// Every run gets a fresh store: a new SQLite file, a new PostgreSQL
+// database (dropped after the run), a new Redis key prefix (its keys
+// deleted after the run). Broker CPU is utime+stime of the broker process
+// from /proc/PID/stat over the load and until the broker is idle again
+// (the async outbox drained), divided by the messages delivered; the
+// database servers' own CPU is not in it. Peak RSS is VmHWM from
+// /proc/PID/status. A message lost or delivered twice fails the run (exit
+// 1, after the table).
+//
+// It builds examples/broker from the repository (-repo) and mochibroker
+// from this module with the go command. It sends load only to the
+// brokers it starts, on 127.0.0.1.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mqttpersist/mqttpersist/examples/load/loadgen"
+)
+
+// config is one configuration of the benchmark.
+type config struct {
+	name  string
+	label string // for the table and charts
+	kind  string // "mochi", "mochi-redis" or "broker"
+	store string // broker: "sqlite", "postgres", "redis"
+	mode  string // broker: "durable", "async"
+}
+
+var allConfigs = []config{
+	{"mochi", "bare mochi (no persistence)", "mochi", "", ""},
+	{"mochi-redis", "mochi + its Redis storage hook", "mochi-redis", "", ""},
+	{"sqlite-durable", "ours, SQLite, durable", "broker", "sqlite", "durable"},
+	{"sqlite-async", "ours, SQLite, async", "broker", "sqlite", "async"},
+	{"postgres-durable", "ours, PostgreSQL, durable", "broker", "postgres", "durable"},
+	{"postgres-async", "ours, PostgreSQL, async", "broker", "postgres", "async"},
+	{"redis-durable", "ours, Redis, durable", "broker", "redis", "durable"},
+	{"redis-async", "ours, Redis, async", "broker", "redis", "async"},
+}
+
+// settings are the command's flags.
+type settings struct {
+	repo, charts, jsonOut, work string
+	brokerBin, mochiBin         string
+	redisURL, postgresURL       string
+	profile, profileConfig      string
+	load                        loadgen.Options
+	rounds                      int
+	idle                        time.Duration
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		if errors.Is(err, errLossy) {
+			os.Exit(1)
+		}
+		os.Exit(2)
+	}
+}
+
+var errLossy = errors.New("messages lost or delivered twice")
+
+func run() error {
+	var s settings
+	configs := flag.String("configs", "", "comma-separated `names` of the configurations to run (default: all; see the package doc)")
+	flag.IntVar(&s.load.Publishers, "publishers", 10, "concurrent publishers")
+	flag.IntVar(&s.load.Messages, "messages", 4000, "messages per publisher")
+	qos := flag.Uint("qos", 1, "QoS of publishes and the subscription")
+	flag.IntVar(&s.load.Payload, "payload", 64, "payload `bytes`")
+	flag.IntVar(&s.rounds, "rounds", 2, "rounds; each runs every configuration once, in alternating order")
+	flag.DurationVar(&s.load.Timeout, "timeout", 5*time.Minute, "give up on one run after this long")
+	flag.DurationVar(&s.idle, "idle", 60*time.Second, "after the load, wait at most this long for the broker to be idle (async: the outbox drained) before reading its CPU time")
+	flag.StringVar(&s.repo, "repo", "../..", "`directory` of the mqttpersist repository (its examples/broker is built)")
+	flag.StringVar(&s.charts, "charts", "charts", "`directory` for the PNG charts (throughput.png, latency.png); empty: none")
+	flag.StringVar(&s.jsonOut, "json", "", "also write every run's figures as JSON to `file`")
+	flag.StringVar(&s.brokerBin, "broker", "", "example broker `binary` to use instead of building examples/broker")
+	flag.StringVar(&s.redisURL, "redis", os.Getenv("MQTTPERSIST_REDIS_URL"), "Redis `URL` (default $MQTTPERSIST_REDIS_URL)")
+	flag.StringVar(&s.postgresURL, "postgres", os.Getenv("MQTTPERSIST_POSTGRES_URL"), "PostgreSQL `URL` of a user that may create databases (default $MQTTPERSIST_POSTGRES_URL)")
+	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile (in the last round)")
+	flag.StringVar(&s.profile, "cpuprofile", "", "write a CPU profile of the -profile-config broker's last run to `file`")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	if *qos > 2 || s.load.Publishers < 1 || s.load.Messages < 1 || s.rounds < 1 {
+		return fmt.Errorf("-qos must be 0, 1 or 2 and -publishers, -messages, -rounds at least 1")
+	}
+	s.load.QoS = byte(*qos)
+	list := allConfigs
+	if *configs != "" {
+		list = nil
+		for _, name := range strings.Split(*configs, ",") {
+			i := slices.IndexFunc(allConfigs, func(c config) bool { return c.name == strings.TrimSpace(name) })
+			if i < 0 {
+				return fmt.Errorf("-configs: no configuration %q", name)
+			}
+			list = append(list, allConfigs[i])
+		}
+	}
+	for _, c := range list {
+		if (c.kind == "mochi-redis" || c.store == "redis") && s.redisURL == "" {
+			return fmt.Errorf("%s needs -redis or $MQTTPERSIST_REDIS_URL", c.name)
+		}
+		if c.store == "postgres" && s.postgresURL == "" {
+			return fmt.Errorf("%s needs -postgres or $MQTTPERSIST_POSTGRES_URL", c.name)
+		}
+	}
+	if s.profile != "" {
+		if !slices.ContainsFunc(list, func(c config) bool { return c.name == s.profileConfig && c.kind == "broker" }) {
+			return fmt.Errorf("-cpuprofile: -profile-config %q is not an example broker configuration of this run", s.profileConfig)
+		}
+		if abs, err := filepath.Abs(s.profile); err == nil {
+			s.profile = abs
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if s.work, err = os.MkdirTemp("", "mqttpersist-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(s.work)
+	if err := s.build(ctx, list); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(os.Stderr, "%d configurations × %d rounds, %d publishers × %d QoS %d messages of %d bytes → one persistent subscriber\n",
+		len(list), s.rounds, s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload)
+	fmt.Fprintf(os.Stderr, "load average before: %s\n", loadAverage())
+	began := time.Now()
+	results := map[string][]runResult{}
+	for round := 1; round <= s.rounds; round++ {
+		order := slices.Clone(list)
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, c := range order {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			profile := ""
+			if round == s.rounds && c.name == s.profileConfig {
+				profile = s.profile
+			}
+			r, err := s.runOne(ctx, c, round, profile)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", round, c.name, err)
+			}
+			results[c.name] = append(results[c.name], r)
+			fmt.Fprintf(os.Stderr, "\r\033[K[round %d/%d] %-16s %8.0f msgs/s  p50 %v  p99 %v  CPU %.1f µs/msg  RSS %.0f MiB  lost %d doubled %d\n",
+				round, s.rounds, c.name, r.Rate, ms(r.P50), ms(r.P99), r.CPUPerMsg, r.PeakRSSMiB, r.Lost, r.Doubled)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "load average after: %s (%v in all)\n", loadAverage(), time.Since(began).Round(time.Second))
+
+	sum := summarize(list, results)
+	printTable(os.Stdout, s, sum)
+	if s.jsonOut != "" {
+		b, _ := json.MarshalIndent(map[string]any{"settings": s.load, "rounds": s.rounds, "runs": results, "summary": sum}, "", "  ")
+		if err := os.WriteFile(s.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if s.charts != "" {
+		if err := writeCharts(s.charts, s, sum); err != nil {
+			return fmt.Errorf("charts: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "charts: %s, %s\n", filepath.Join(s.charts, "throughput.png"), filepath.Join(s.charts, "latency.png"))
+	}
+	for _, x := range sum {
+		if x.Lost > 0 || x.Doubled > 0 {
+			return fmt.Errorf("%s: %d lost, %d doubled: %w", x.Name, x.Lost, x.Doubled, errLossy)
+		}
+	}
+	return nil
+}
+
+// build builds the example broker (unless -broker names one) and
+// mochibroker into the work directory.
+func (s *settings) build(ctx context.Context, list []config) error {
+	needBroker := slices.ContainsFunc(list, func(c config) bool { return c.kind == "broker" })
+	needMochi := slices.ContainsFunc(list, func(c config) bool { return c.kind != "broker" })
+	if needBroker && s.brokerBin == "" {
+		s.brokerBin = filepath.Join(s.work, "broker")
+		fmt.Fprintf(os.Stderr, "building %s/examples/broker\n", s.repo)
+		if err := goBuild(ctx, s.repo, s.brokerBin, "./examples/broker"); err != nil {
+			return err
+		}
+	}
+	if needMochi {
+		s.mochiBin = filepath.Join(s.work, "mochibroker")
+		if err := goBuild(ctx, ".", s.mochiBin, "./mochibroker"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func goBuild(ctx context.Context, dir, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s in %s: %w", pkg, dir, err)
+	}
+	return nil
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
