@@ -76,7 +76,7 @@ var allConfigs = []config{
 // settings are the command's flags.
 type settings struct {
 	repo, charts, jsonOut, work string
-	brokerBin, mochiBin         string
+	brokerBin, mochiBin, rev    string
 	redisURL, postgresURL       string
 	profile, profileConfig      string
 	load                        loadgen.Options
@@ -110,10 +110,11 @@ func run() error {
 	flag.StringVar(&s.charts, "charts", "charts", "`directory` for the PNG charts (throughput.png, latency.png); empty: none")
 	flag.StringVar(&s.jsonOut, "json", "", "also write every run's figures as JSON to `file`")
 	flag.StringVar(&s.brokerBin, "broker", "", "example broker `binary` to use instead of building examples/broker")
+	flag.StringVar(&s.rev, "rev", "", "build examples/broker from this git `revision` of -repo (git archive) instead of the work tree")
 	flag.StringVar(&s.redisURL, "redis", os.Getenv("MQTTPERSIST_REDIS_URL"), "Redis `URL` (default $MQTTPERSIST_REDIS_URL)")
 	flag.StringVar(&s.postgresURL, "postgres", os.Getenv("MQTTPERSIST_POSTGRES_URL"), "PostgreSQL `URL` of a user that may create databases (default $MQTTPERSIST_POSTGRES_URL)")
-	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile (in the last round)")
-	flag.StringVar(&s.profile, "cpuprofile", "", "write a CPU profile of the -profile-config broker's last run to `file`")
+	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile")
+	flag.StringVar(&s.profile, "cpuprofile", "", "after the rounds, run -profile-config once more with the broker writing a CPU profile to `file` (not in the table)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
@@ -175,11 +176,7 @@ func run() error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			profile := ""
-			if round == s.rounds && c.name == s.profileConfig {
-				profile = s.profile
-			}
-			r, err := s.runOne(ctx, c, round, profile)
+			r, err := s.runOne(ctx, c, round, "")
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", round, c.name, err)
 			}
@@ -189,6 +186,15 @@ func run() error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "load average after: %s (%v in all)\n", loadAverage(), time.Since(began).Round(time.Second))
+	if s.profile != "" {
+		i := slices.IndexFunc(list, func(c config) bool { return c.name == s.profileConfig })
+		r, err := s.runOne(ctx, list[i], 0, s.profile)
+		if err != nil {
+			return fmt.Errorf("profile run, %s: %w", s.profileConfig, err)
+		}
+		fmt.Fprintf(os.Stderr, "\r\033[K[profile] %s: %.0f msgs/s, CPU %.1f µs/msg, lost %d doubled %d; CPU profile in %s\n",
+			s.profileConfig, r.Rate, r.CPUPerMsg, r.Lost, r.Doubled, s.profile)
+	}
 
 	sum := summarize(list, results)
 	printTable(os.Stdout, s, sum)
@@ -219,8 +225,23 @@ func (s *settings) build(ctx context.Context, list []config) error {
 	needMochi := slices.ContainsFunc(list, func(c config) bool { return c.kind != "broker" })
 	if needBroker && s.brokerBin == "" {
 		s.brokerBin = filepath.Join(s.work, "broker")
-		fmt.Fprintf(os.Stderr, "building %s/examples/broker\n", s.repo)
-		if err := goBuild(ctx, s.repo, s.brokerBin, "./examples/broker"); err != nil {
+		src := s.repo
+		if s.rev != "" {
+			src = filepath.Join(s.work, "src")
+			if err := gitArchive(ctx, s.repo, s.rev, src); err != nil {
+				return err
+			}
+		}
+		what := "(work tree)"
+		if s.rev != "" {
+			out, err := exec.CommandContext(ctx, "git", "-C", s.repo, "rev-parse", "--short", s.rev).Output()
+			if err != nil {
+				return fmt.Errorf("git rev-parse %s: %w", s.rev, err)
+			}
+			what = s.rev + " = " + strings.TrimSpace(string(out))
+		}
+		fmt.Fprintf(os.Stderr, "building examples/broker of %s %s\n", s.repo, what)
+		if err := goBuild(ctx, src, s.brokerBin, "./examples/broker"); err != nil {
 			return err
 		}
 	}
@@ -229,6 +250,31 @@ func (s *settings) build(ctx context.Context, list []config) error {
 		if err := goBuild(ctx, ".", s.mochiBin, "./mochibroker"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// gitArchive extracts revision rev of the git repository in repo into dir.
+func gitArchive(ctx context.Context, repo, rev, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", rev)
+	extract := exec.CommandContext(ctx, "tar", "-x", "-C", dir)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	extract.Stdin = pipe
+	archive.Stderr, extract.Stderr = os.Stderr, os.Stderr
+	if err := archive.Start(); err != nil {
+		return err
+	}
+	if err := extract.Run(); err != nil {
+		return fmt.Errorf("tar -x of git archive %s: %w", rev, err)
+	}
+	if err := archive.Wait(); err != nil {
+		return fmt.Errorf("git archive %s: %w", rev, err)
 	}
 	return nil
 }

@@ -120,20 +120,24 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	o.Addr = p.addr
 	o.Subscriber = "bench-sub-" + id
 	o.Topic = "bench/" + id
+	tag := fmt.Sprintf("round %d/%d", round, s.rounds)
+	if round == 0 {
+		tag = "profile"
+	}
 	o.Progress = func(pr loadgen.Progress) {
 		rate := 0.0
 		if pr.Elapsed > 0 {
 			rate = float64(pr.Delivered) / pr.Elapsed.Seconds()
 		}
-		fmt.Fprintf(os.Stderr, "\r\033[K[round %d/%d] %-16s published %d/%d, delivered %d (%.0f msgs/s so far)",
-			round, s.rounds, c.name, pr.Published, pr.Total, pr.Delivered, rate)
+		fmt.Fprintf(os.Stderr, "\r\033[K[%s] %-16s published %d/%d, delivered %d (%.0f msgs/s so far)",
+			tag, c.name, pr.Published, pr.Total, pr.Delivered, rate)
 	}
 	lr, err := loadgen.Run(ctx, o)
 	if err != nil {
 		return runResult{}, fmt.Errorf("load: %w (broker log: %s)", err, p.log.Name())
 	}
 	idleStart := time.Now()
-	fmt.Fprintf(os.Stderr, "\r\033[K[round %d/%d] %-16s load done (%.0f msgs/s); waiting for the broker to be idle", round, s.rounds, c.name, lr.Rate())
+	fmt.Fprintf(os.Stderr, "\r\033[K[%s] %-16s load done (%.0f msgs/s); waiting for the broker to be idle", tag, c.name, lr.Rate())
 	if err := p.waitIdle(s.idle); err != nil {
 		return runResult{}, fmt.Errorf("%s: %w", c.name, err)
 	}
