@@ -65,6 +65,12 @@ type dialect interface {
 	// polling, and Publish runs as one statement with data-modifying
 	// CTEs (see publish.go).
 	listens() bool
+	// returning reports whether an upsert can return what it wrote
+	// (RETURNING: PostgreSQL, SQLite 3.35).
+	returning() bool
+	// lastInsertID is expr, also made the statement's last insert ID
+	// where there is no RETURNING (MySQL's LAST_INSERT_ID(expr)).
+	lastInsertID(expr string) string
 	// updateFrom is an UPDATE of table setting set from the rows of from
 	// (a derived table with its alias) where cond joins them.
 	updateFrom(table, set, from, cond string) string
@@ -198,6 +204,9 @@ func (std) onConflict(cols []string, set string) string {
 	return c + " DO UPDATE SET " + set
 }
 
+func (std) returning() bool                 { return true }
+func (std) lastInsertID(expr string) string { return expr }
+
 func (std) updateFrom(table, set, from, cond string) string {
 	return "UPDATE " + table + " SET " + set + " FROM " + from + " WHERE " + cond
 }
@@ -328,6 +337,10 @@ func (*mysqlDialect) online() string          { return "'1'" }
 func (*mysqlDialect) oneWriter() bool         { return false }
 func (*mysqlDialect) listens() bool           { return false }
 func (*mysqlDialect) typed(colKind) string    { return "?" }
+
+func (*mysqlDialect) returning() bool { return false }
+
+func (*mysqlDialect) lastInsertID(expr string) string { return "LAST_INSERT_ID(" + expr + ")" }
 
 func (*mysqlDialect) updateFrom(table, set, from, cond string) string {
 	return "UPDATE " + table + " JOIN " + from + " ON " + cond + " SET " + set

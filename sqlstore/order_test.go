@@ -312,3 +312,65 @@ func TestDeleteExpiredAcks(t *testing.T) {
 		}
 	})
 }
+
+// TestPositions has two nodes publish concurrently batches of one to
+// twelve messages over a few topics (some batches of one topic, some of
+// several, some larger than Options.BatchRows): every topic's messages get
+// the positions 1 to their number, once each, and its counter is that
+// number.
+func TestPositions(t *testing.T) {
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := t.Context()
+		nodes := []*sqlstore.Store{db.open(t, &sqlstore.Options{BatchRows: 5}), db.open(t, &sqlstore.Options{BatchRows: 5})}
+		const workers, rounds = 6, 25
+		published := make([]map[string]int, workers)
+		errs := make(chan error, workers)
+		for w := range workers {
+			published[w] = map[string]int{}
+			go func() {
+				var err error
+				defer func() { errs <- err }()
+				for r := range rounds {
+					n := 1 + (w*7+r*5)%12
+					batch := make([]*persist.Message, n)
+					for i := range batch {
+						topic := fmt.Sprintf("pos/%d", (w+r+i*(r%3))%4)
+						batch[i] = &persist.Message{ID: persist.NewID(), Topic: topic, Payload: []byte("x"), QoS: 1}
+						published[w][topic]++
+					}
+					if err = nodes[(w+r)%2].Publish(ctx, batch...); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		for range workers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := map[string]int{}
+		for _, p := range published {
+			for topic, n := range p {
+				want[topic] += n
+			}
+		}
+		for topic, n := range want {
+			_, rows := db.query(t, "SELECT seq FROM mqtt_msg WHERE topic = '"+topic+"' ORDER BY seq")
+			if len(rows) != n {
+				t.Errorf("%s: %d messages stored, want %d", topic, len(rows), n)
+				continue
+			}
+			for i, r := range rows {
+				if r["seq"] != fmt.Sprint(i+1) {
+					t.Errorf("%s: positions %v, want 1..%d once each", topic, rows, n)
+					break
+				}
+			}
+			_, rows = db.query(t, "SELECT seq FROM mqtt_topic WHERE topic = '"+topic+"'")
+			if len(rows) != 1 || rows[0]["seq"] != fmt.Sprint(n) {
+				t.Errorf("%s: counter %v, want %d", topic, rows, n)
+			}
+		}
+	})
+}

@@ -131,19 +131,21 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 }
 
 // publishTx writes the batch in one transaction: the counters first (in
-// topic order), then each chunk's INSERT, whose rows read their topic's
-// counter; on PostgreSQL the notifications and the watch version too. It
-// reports whether the commit came so late after the counter update that
-// the polling watches may miss it (see touchAfter).
+// topic order), read back (RETURNING, or a SELECT on MySQL), then each
+// chunk's INSERT with the positions they give; on PostgreSQL the
+// notifications and the watch version too. It reports whether the commit
+// came so late after the counter update that the polling watches may miss
+// it (see touchAfter).
 func (s *Store) publishTx(ctx context.Context, b *batch, chunks [][2]int, plan *notePlan) (version int64, slow bool, err error) {
 	var updated time.Time
 	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.counterSQL(len(b.topics), false), s.counterArgs(b)...); err != nil {
+		counters, err := s.counters(ctx, tx, b)
+		if err != nil {
 			return err
 		}
 		updated = time.Now()
 		for _, c := range chunks {
-			args, err := s.msgArgs(b, c[0], c[1], false)
+			args, err := s.msgArgs(b, c[0], c[1], counters)
 			if err != nil {
 				return err
 			}
@@ -164,13 +166,75 @@ func (s *Store) publishTx(ctx context.Context, b *batch, chunks [][2]int, plan *
 	return version, err == nil && !s.d.listens() && time.Since(updated) > touchAfter, err
 }
 
+// counters moves the batch's counters up and returns their new values by
+// topic.
+func (s *Store) counters(ctx context.Context, tx *sql.Tx, b *batch) (map[string]int64, error) {
+	d := s.d
+	var rows *sql.Rows
+	var err error
+	if d.returning() {
+		rows, err = tx.QueryContext(ctx, d.rebind(s.counterSQL(len(b.topics), true)), s.counterArgs(b)...)
+	} else if len(b.topics) == 1 {
+		// One topic (MySQL): the upsert's LAST_INSERT_ID is the counter
+		// it updated; a row it inserted holds the batch's count.
+		res, err := tx.ExecContext(ctx, d.rebind(s.counterSQL(1, false)), s.counterArgs(b)...)
+		if err != nil {
+			return nil, err
+		}
+		t := b.topics[0]
+		if n, _ := res.RowsAffected(); n == 1 {
+			return map[string]int64{t.topic: t.n}, nil
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]int64{t.topic: seq}, nil
+	} else {
+		if _, err = tx.ExecContext(ctx, d.rebind(s.counterSQL(len(b.topics), false)), s.counterArgs(b)...); err != nil {
+			return nil, err
+		}
+		args := make([]any, 0, len(b.topics))
+		for _, t := range b.topics {
+			args = append(args, keyArgs(d, t.topic)...)
+		}
+		rows, err = tx.QueryContext(ctx, s.cached("counters:"+strconv.Itoa(len(b.topics)), func() string {
+			in := "topic IN "
+			if d.hashKeys() {
+				in = hashCol + " IN "
+			}
+			return d.rebind("SELECT topic, seq FROM " + d.quote(s.t.topic) + " WHERE " + in + placeholders(len(b.topics)))
+		}), args...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(b.topics))
+	for rows.Next() {
+		var name string
+		var seq int64
+		if err := rows.Scan(&name, &seq); err != nil {
+			return nil, err
+		}
+		out[name] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != len(b.topics) {
+		return nil, errString("counters: read back " + strconv.Itoa(len(out)) + " of " + strconv.Itoa(len(b.topics)) + " topics")
+	}
+	return out, nil
+}
+
 // publishOne writes a batch of one chunk on PostgreSQL in one statement:
 // the counter upsert returns each topic's new counter, the INSERT of the
 // messages reads it, the notifications go out at commit, and the
 // statement returns the watch version it saw.
 func (s *Store) publishOne(ctx context.Context, b *batch, plan *notePlan) (int64, error) {
 	args := s.counterArgs(b)
-	margs, err := s.msgArgs(b, 0, len(b.msgs), true)
+	margs, err := s.msgArgs(b, 0, len(b.msgs), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -194,10 +258,10 @@ func (s *Store) counterArgs(b *batch) []any {
 }
 
 // msgArgs are the arguments of the rows of msgs[from:to]: the columns of
-// msgCols, then the position: the topic's key and back for insertSQL, or
-// back alone for publishCTE (cte).
-func (s *Store) msgArgs(b *batch, from, to int, cte bool) ([]any, error) {
-	args := make([]any, 0, (to-from)*(nMsgCols+2))
+// msgCols, then the position: counter less back, for insertSQL, or back
+// alone for publishCTE (counters nil).
+func (s *Store) msgArgs(b *batch, from, to int, counters map[string]int64) ([]any, error) {
+	args := make([]any, 0, (to-from)*(nMsgCols+1))
 	for j := from; j < to; j++ {
 		m := b.msgs[j]
 		payload := m.Payload
@@ -214,10 +278,11 @@ func (s *Store) msgArgs(b *batch, from, to int, cte bool) ([]any, error) {
 		}
 		args = append(args, m.ID, m.Topic, nullStr(m.From), nullStr(m.Node), int(m.QoS), boolInt(m.Retain), payload,
 			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props)
-		if !cte {
-			args = append(args, keyArgs(s.d, m.Topic)...)
+		if counters != nil {
+			args = append(args, counters[m.Topic]-b.back[j])
+		} else {
+			args = append(args, b.back[j])
 		}
-		args = append(args, b.back[j])
 	}
 	return args, nil
 }
@@ -247,48 +312,41 @@ func (s *Store) touch(ctx context.Context, b *batch) {
 }
 
 // counterSQL returns the upsert of n topic counters (in the order given),
-// each moved up by its batch's count; with returning (PostgreSQL's CTE)
-// it returns every topic's new counter.
+// each moved up by its batch's count; with returning it returns every
+// topic's new counter (see dialect.returning).
 func (s *Store) counterSQL(n int, returning bool) string {
 	return s.cached("counter:"+strconv.Itoa(n)+":"+strconv.FormatBool(returning), func() string {
 		d := s.d
-		now := d.now()
-		row := "(?, ?, " + now + ", ?, ?)"
+		// changed is for the polling watch: where the database notifies,
+		// the counter's update changes no indexed column (a HOT update
+		// on PostgreSQL).
+		cols, row, set := "topic, seq, node, n", "(?, ?, ?, ?)", ""
+		if !d.listens() {
+			cols, row, set = "topic, seq, changed, node, n", "(?, ?, "+d.now()+", ?, ?)", ", changed = "+d.now()
+		}
 		var q strings.Builder
-		q.WriteString("INSERT INTO " + d.quote(s.t.topic) + " (topic, seq, changed, node, n) VALUES ")
+		q.WriteString("INSERT INTO " + d.quote(s.t.topic) + " (" + cols + ") VALUES ")
 		for i := range n {
 			if i > 0 {
 				q.WriteString(", ")
 			}
 			q.WriteString(row)
 		}
-		q.WriteString(d.onConflict([]string{"topic"}, "seq = "+d.current(s.t.topic, "seq")+" + "+d.excluded("seq")+
-			", changed = "+now+", node = "+d.excluded("node")+", n = "+d.excluded("n")))
+		q.WriteString(d.onConflict([]string{"topic"}, "seq = "+d.lastInsertID(d.current(s.t.topic, "seq")+" + "+d.excluded("seq"))+
+			set+", node = "+d.excluded("node")+", n = "+d.excluded("n")))
 		if returning {
 			q.WriteString(" RETURNING topic, seq")
-			return q.String() // rebound by publishCTE
 		}
-		return d.rebind(q.String())
+		return q.String()
 	})
 }
 
-// insertSQL returns the INSERT of n messages, each with its position: its
-// topic's counter (updated before in the transaction) less its back.
+// insertSQL returns the INSERT of n messages with their positions.
 func (s *Store) insertSQL(n int) string {
 	return s.cached("insert:"+strconv.Itoa(n), func() string {
 		d := s.d
-		pos := "(SELECT tc.seq FROM " + d.quote(s.t.topic) + " tc WHERE " + keyCond(d, "tc", "topic") + ") - ?"
-		row := "(" + strings.Repeat("?, ", nMsgCols) + pos + ")"
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + d.quote(s.t.msg) + " (" + msgCols + ", seq) VALUES ")
-		for i := range n {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(row)
-		}
-		q.WriteString(d.onConflict([]string{"msgid"}, ""))
-		return d.rebind(q.String())
+		return d.rebind("INSERT INTO " + d.quote(s.t.msg) + " (" + msgCols + ", seq) VALUES " + rowsOf(n, nMsgCols+1) +
+			d.onConflict([]string{"msgid"}, ""))
 	})
 }
 

@@ -34,6 +34,12 @@ const hashCol = "ukey"
 // specs returns the tables of the store.
 func (s *Store) specs() []tableSpec {
 	t := s.t
+	topicIdx := []index{{suffix: "_topic_key", unique: true, cols: "topic"}}
+	if !s.d.listens() {
+		// The polling watch's reads (see watch.go); on PostgreSQL the
+		// counter's updates leave changed alone (HOT updates).
+		topicIdx = append(topicIdx, index{suffix: "_changed_idx", cols: "changed", mysql: "changed"})
+	}
 	specs := []tableSpec{
 		{
 			name: t.client,
@@ -156,10 +162,7 @@ func (s *Store) specs() []tableSpec {
 				{"n", kSeq, false},
 			},
 			hash: []string{"topic"},
-			idx: []index{
-				{suffix: "_topic_key", unique: true, cols: "topic"},
-				{suffix: "_changed_idx", cols: "changed", mysql: "changed"},
-			},
+			idx:  topicIdx,
 		},
 		{
 			name: t.ackedMsg,

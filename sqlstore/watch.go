@@ -56,8 +56,9 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 	}
 	s.watchMu.Unlock()
 	go func() {
-		defer close(w.done)
 		w.b.run(wctx)
+		close(w.done)
+		w.Close() // when ctx ended: the watch's rows and entry go too
 	}()
 	if closed {
 		w.Close()
