@@ -187,24 +187,13 @@ func (k *Kit) Publish(ctx context.Context, msgs []*persist.Message) ([]*persist.
 		return nil, err
 	}
 	now := time.Now()
-	keep := msgs[:0:0]
-	var seen map[string]struct{}
-	for i, m := range msgs {
-		if m.Expired(now) {
+	keep := make([]*persist.Message, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+	for _, m := range msgs {
+		if _, dup := seen[m.ID]; dup || m.Expired(now) {
 			continue
 		}
-		if i > 0 {
-			if seen == nil {
-				seen = make(map[string]struct{}, len(msgs))
-				for _, k := range keep {
-					seen[k.ID] = struct{}{}
-				}
-			}
-			if _, dup := seen[m.ID]; dup {
-				continue
-			}
-			seen[m.ID] = struct{}{}
-		}
+		seen[m.ID] = struct{}{}
 		keep = append(keep, m)
 	}
 	return keep, nil
