@@ -78,6 +78,10 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 
 func (c *conn) sendBacklog() bool {
 	sent := false
+	// The subscriptions as they are now, as mochi would merge them for a
+	// message published now (a subscription made while the fetch ran
+	// counts, one removed does not).
+	c.subs = c.cl.State.Subscriptions.GetAll()
 	for len(c.backlog) > 0 && c.ctx.Err() == nil {
 		if c.room() <= 0 {
 			return sent
@@ -108,7 +112,7 @@ func (c *conn) deliverStored(m *persist.Message) {
 		c.caughtUp = false
 		return
 	}
-	sub, ok := matchSubs(c.subs, m.Topic, m.Mode == persist.Queue)
+	sub, ok := c.match(m)
 	if !ok {
 		// Unsubscribed meanwhile (a queue claim runs out and goes to
 		// another consumer).
