@@ -120,7 +120,7 @@ func runNodeLoad(t *testing.T, storeURL string, load nodeLoad) {
 	names := make([]string, load.nodes)
 	for i := range nodes {
 		names[i] = fmt.Sprintf("n%d", i+1)
-		nodes[i] = startBroker(t, "-store", storeURL, "-node", names[i])
+		nodes[i] = startBroker(t, "-store", storeURL, "-node", names[i], "-metrics", "127.0.0.1:0")
 	}
 	topics := make([]string, load.topics)
 	for i := range topics {
@@ -219,6 +219,11 @@ func runNodeLoad(t *testing.T, storeURL string, load nodeLoad) {
 	// Every subscriber stays on its last node until it has everything:
 	// what was published on the other nodes after its last connect
 	// reaches it live.
+	pubEnd := time.Now()
+	atEnd := make([]int, len(subs))
+	for i, s := range subs {
+		atEnd[i] = s.result().distinct
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range subs {
 		s.waitAll(deadline)
@@ -233,10 +238,14 @@ func runNodeLoad(t *testing.T, storeURL string, load nodeLoad) {
 		load.nodes, load.publishers, load.messages, load.topics, load.subscribers, load.dwellMin, load.dwellMax, seed,
 		published.Load(), pubElapsed.Round(time.Millisecond), float64(published.Load())/pubElapsed.Seconds(),
 		lastAt.Sub(pubStart.Add(pubElapsed)).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for i, b := range nodes {
+		t.Logf("node %s: %s", names[i], nodeFigures(t, b))
+	}
 	var failed []*roamer
-	for _, s := range subs {
+	for i, s := range subs {
 		r := s.result()
-		t.Logf("%s %v: %v", s.id[strings.Index(s.id, "roamer"):], s.filters, r)
+		t.Logf("%s %v: %d received by the last publish, the last new one %v after it; %v", s.id[strings.Index(s.id, "roamer"):], s.filters,
+			atEnd[i], s.lastNew().Sub(pubEnd).Round(time.Millisecond), r)
 		for _, err := range s.errs() {
 			t.Errorf("%s: %v", s.id, err)
 		}
@@ -266,6 +275,47 @@ func runNodeLoad(t *testing.T, storeURL string, load nodeLoad) {
 	for i, b := range nodes {
 		t.Logf("node %s log (warnings and errors):\n%s", names[i], warnings(b.errOut(), 15))
 	}
+}
+
+// nodeFigures describes what a node's /metrics say of its work: the
+// hook's deliveries and acks, and its store calls (how many, their mean
+// duration and the bucket bound under which 99% of them took).
+func nodeFigures(t *testing.T, b *broker) string {
+	m := b.scrape(t)
+	var calls, sum float64
+	type bucket struct{ le, n float64 }
+	var buckets []bucket
+	for k, v := range m {
+		switch {
+		case strings.HasPrefix(k, "mqttpersist_store_write_seconds_count"):
+			calls += v
+		case strings.HasPrefix(k, "mqttpersist_store_write_seconds_sum"):
+			sum += v
+		case strings.HasPrefix(k, "mqttpersist_store_write_seconds_bucket"):
+			_, le, _ := strings.Cut(k, `le="`)
+			le, _, _ = strings.Cut(le, `"`)
+			f, err := strconv.ParseFloat(le, 64)
+			if err != nil {
+				f = 1e9 // +Inf
+			}
+			buckets = append(buckets, bucket{f, v})
+		}
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].le < buckets[j].le })
+	p99 := "?"
+	for _, bk := range buckets {
+		if calls > 0 && bk.n >= 0.99*calls {
+			p99 = fmt.Sprintf("%gs", bk.le)
+			break
+		}
+	}
+	mean := 0.0
+	if calls > 0 {
+		mean = sum / calls * 1000
+	}
+	return fmt.Sprintf("stored %.0f, delivered live %.0f, replayed %.0f, acks recorded %.0f; %.0f store calls (publishes and acks), mean %.1f ms, 99%% within %s",
+		m["mqttpersist_broker_stored_total"], m["mqttpersist_broker_live_total"], m["mqttpersist_broker_replayed_total"], m["mqttpersist_broker_acked_total"],
+		calls, mean, p99)
 }
 
 // warnings returns the last n lines of a broker log above INFO.
@@ -315,7 +365,8 @@ type roamer struct {
 	cur      *roamConn
 	last     int // the node of the latest connection
 	problems []error
-	bad      int // packets it did not expect
+	bad      int       // packets it did not expect
+	newAt    time.Time // when the latest new message arrived
 }
 
 // receipt is one arrival of a message: on which connection, PUBACKed or not.
@@ -375,6 +426,11 @@ func (r *roamer) connect(addr string, node int, name string, subscribe bool) err
 	}
 	nc.SetDeadline(time.Time{})
 	c.connected = time.Now()
+	if !subscribe && ack[0]&1 == 0 {
+		// The stored session (its subscriptions) follows the client to
+		// every node.
+		r.fail(fmt.Errorf("CONNACK from %s: session present 0, want 1", name))
+	}
 	r.mu.Lock()
 	c.n = len(r.conns)
 	r.conns = append(r.conns, c)
@@ -521,6 +577,7 @@ func (r *roamer) received(conn int, payload []byte, acked bool) {
 	r.mu.Lock()
 	if len(r.recv[i]) == 0 {
 		r.distinct++
+		r.newAt = time.Now()
 	}
 	r.recv[i] = append(r.recv[i], receipt{conn: conn, acked: acked, at: time.Now()})
 	r.mu.Unlock()
@@ -528,6 +585,13 @@ func (r *roamer) received(conn int, payload []byte, acked bool) {
 	case r.more <- struct{}{}:
 	default:
 	}
+}
+
+// lastNew is when the latest message it had not received before arrived.
+func (r *roamer) lastNew() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newAt
 }
 
 // disconnect leaves the current node: DISCONNECT after the PUBACKs sent,
@@ -613,6 +677,7 @@ type roamResult struct {
 	dupAckBeforeLeave time.Duration
 	dupAfterConnect   time.Duration
 	dupSameConnection int
+	dupHistory        string // of the first duplicate
 }
 
 func (r roamResult) String() string {
@@ -639,8 +704,8 @@ func (r roamResult) String() string {
 		s += fmt.Sprintf("; first duplicates %v", r.firstDup)
 	}
 	if r.dups > 0 {
-		s += fmt.Sprintf(" (%d on the next connection after the PUBACK, %d twice on one connection; PUBACKed at most %v before the DISCONNECT, arrived at most %v after the connect)",
-			r.dupNext, r.dupSameConnection, r.dupAckBeforeLeave.Round(time.Millisecond), r.dupAfterConnect.Round(time.Millisecond))
+		s += fmt.Sprintf(" (%d on the next connection after the PUBACK, %d twice on one connection; PUBACKed at most %v before the DISCONNECT, arrived at most %v after the connect); %s",
+			r.dupNext, r.dupSameConnection, r.dupAckBeforeLeave.Round(time.Millisecond), r.dupAfterConnect.Round(time.Millisecond), r.dupHistory)
 	}
 	return s
 }
@@ -706,7 +771,34 @@ func (r *roamer) result() roamResult {
 			}
 		}
 	}
+	if len(res.firstDup) > 0 {
+		res.dupHistory = r.history(res.firstDup[0])
+	}
 	return res
+}
+
+// history describes the arrivals of message i: per arrival, the
+// connection (its node, when it started and ended, relative to the
+// first arrival) and when it arrived and whether it was PUBACKed.
+func (r *roamer) history(i int) string {
+	rs := r.recv[i]
+	if len(rs) == 0 {
+		return fmt.Sprintf("message %d never arrived", i)
+	}
+	t0 := rs[0].at
+	ms := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return fmt.Sprintf("%+dms", t.Sub(t0).Milliseconds())
+	}
+	parts := make([]string, len(rs))
+	for k, rc := range rs {
+		c := r.conns[rc.conn]
+		parts[k] = fmt.Sprintf("connection %d on %s (%s to %s, clean %v): arrived %s, PUBACKed %v",
+			rc.conn, c.name, ms(c.connected), ms(c.left), c.clean, ms(rc.at), rc.acked)
+	}
+	return fmt.Sprintf("message %d: %s", i, strings.Join(parts, "; "))
 }
 
 // packet frames an MQTT packet: the first byte, the remaining length, body.
