@@ -43,19 +43,24 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 }
 
 func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []persist.Ack, now time.Time) error {
-	queue, err := s.ackQueue(ctx, tx, clientID, acks)
+	stored, subs, err := s.ackLookups(ctx, tx, clientID, acks)
 	if err != nil {
 		return err
 	}
 	// The fanout acks, each ID once, in ID order (so that two calls
-	// insert the rows they share in one order).
+	// insert the rows they share in one order), under their stored topic.
 	fan := make([]persist.Ack, 0, len(acks))
 	seen := make(map[string]bool, len(acks))
 	for _, a := range acks {
-		if !queue[a.ID] && !seen[a.ID] {
-			seen[a.ID] = true
-			fan = append(fan, a)
+		st, ok := stored[a.ID]
+		if ok && st.queue || seen[a.ID] {
+			continue
 		}
+		seen[a.ID] = true
+		if ok {
+			a.Topic = st.topic
+		}
+		fan = append(fan, a)
 	}
 	if len(fan) == 0 {
 		return nil
@@ -81,50 +86,94 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 		}
 		rest = rest[n:]
 	}
-	for rest := fan; len(rest) > 0; {
-		n := min(len(rest), 500)
+	// This call's acks of stored messages, by topic: their positions.
+	acked := make(map[string][]int64, len(cursors))
+	for _, a := range fan {
+		if st, ok := stored[a.ID]; ok && st.seq > 0 {
+			acked[a.Topic] = append(acked[a.Topic], st.seq)
+		}
+	}
+	starts := startsOf(subs, cursors)
+	var rows []persist.Ack // the acks that stay rows: above the new watermark
+	var unpass []string    // acks of messages the watermark passed
+	for rest := cursors; len(rest) > 0; {
+		n := min(len(rest), 100)
+		marks, err := s.marks(ctx, tx, clientID, rest[:n], starts, acked, now)
+		if err != nil {
+			return err
+		}
+		var moved []int
+		for i, c := range rest[:n] {
+			m := &marks[i]
+			if start := starts[c.Topic]; start != "" && m.to > m.w && !m.dense {
+				if m.to, err = s.pass(ctx, tx, clientID, c.Topic, start, *m, seen, now); err != nil {
+					return err
+				}
+			}
+			if m.to > m.w {
+				moved = append(moved, i)
+			}
+		}
+		if len(moved) > 0 {
+			args := make([]any, 0, len(moved)*5)
+			for _, i := range moved {
+				args = append(args, clientID, rest[i].Topic, rest[i].ID, marks[i].to, at)
+			}
+			if _, err := tx.ExecContext(ctx, s.cursorSQL(len(moved)), args...); err != nil {
+				return err
+			}
+		}
+		// The rows at or below a watermark that moved are kept by it now:
+		// one statement per topic, which reads the rows of that client
+		// and topic only.
+		for _, i := range moved {
+			if marks[i].rows > 0 {
+				if _, err := tx.ExecContext(ctx, s.q.settle, clientID, rest[i].Topic, rest[i].Topic, marks[i].to); err != nil {
+					return err
+				}
+			}
+		}
+		to := make(map[string]mark, n)
+		for i, c := range rest[:n] {
+			to[c.Topic] = marks[i]
+		}
+		for _, a := range fan {
+			m, ok := to[a.Topic]
+			if !ok {
+				continue
+			}
+			st, isStored := stored[a.ID]
+			switch {
+			case !isStored || st.seq == 0 || st.seq > m.to:
+				rows = append(rows, a)
+			case st.seq <= m.w && m.passed > 0:
+				unpass = append(unpass, a.ID)
+			}
+		}
+		rest = rest[n:]
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), 500)
 		args := make([]any, 0, n*4)
-		for _, a := range rest[:n] {
+		for _, a := range rows[:n] {
 			args = append(args, clientID, a.ID, a.Topic, at)
 		}
 		if _, err := tx.ExecContext(ctx, s.ackMsgSQL(n), args...); err != nil {
 			return err
 		}
-		rest = rest[n:]
+		rows = rows[n:]
 	}
-	starts, err := s.starts(ctx, tx, clientID, cursors)
-	if err != nil {
-		return err
-	}
-	for rest := cursors; len(rest) > 0; {
-		n := min(len(rest), 100)
-		marks, err := s.marks(ctx, tx, clientID, rest[:n], starts, now)
-		if err != nil {
+	for len(unpass) > 0 {
+		n := min(len(unpass), 500)
+		args := make([]any, 0, n+1)
+		args = append(args, clientID)
+		for _, id := range unpass[:n] {
+			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM "+s.d.quote(s.t.ackedMsg)+" WHERE clientid = ? AND passed = 1 AND msgid IN "+placeholders(n)), args...); err != nil {
 			return err
 		}
-		for i, c := range rest[:n] {
-			if start := starts[c.Topic]; start != "" && marks[i].to > marks[i].w {
-				if marks[i].to, err = s.pass(ctx, tx, clientID, c.Topic, start, marks[i], now); err != nil {
-					return err
-				}
-			}
-		}
-		args := make([]any, 0, n*5)
-		for i, c := range rest[:n] {
-			args = append(args, clientID, c.Topic, c.ID, marks[i].to, at)
-		}
-		if _, err := tx.ExecContext(ctx, s.cursorSQL(n), args...); err != nil {
-			return err
-		}
-		// The acks at or below the watermark are kept by it now: one
-		// statement per topic, which reads the rows of that client and
-		// topic only.
-		for i, c := range rest[:n] {
-			if _, err := tx.ExecContext(ctx, s.q.settle, clientID, c.Topic, c.Topic, marks[i].to); err != nil {
-				return err
-			}
-		}
-		rest = rest[n:]
+		unpass = unpass[n:]
 	}
 	return nil
 }
@@ -139,27 +188,31 @@ const passBudget = 5000
 // passed 1, which a fetch whose filter has an earlier start (none, or
 // History) still returns. It returns the watermark, lowered so that one
 // call passes at most passBudget messages.
-func (s *Store) pass(ctx context.Context, tx *sql.Tx, clientID, name, start string, m mark, now time.Time) (int64, error) {
+func (s *Store) pass(ctx context.Context, tx *sql.Tx, clientID, name, start string, m mark, acked map[string]bool, now time.Time) (int64, error) {
 	rows, err := tx.QueryContext(ctx, s.q.passList, name, m.w, m.to, start, s.d.timeArg(now), clientID)
 	if err != nil {
 		return 0, err
 	}
 	var ids []string
 	var last int64
+	read := 0
 	for rows.Next() {
+		read++
 		var id string
 		if err := rows.Scan(&id, &last); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		ids = append(ids, id)
+		if !acked[id] { // acked in this call, without a row yet
+			ids = append(ids, id)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	to := m.to
-	if len(ids) == passBudget {
+	if read == passBudget {
 		to = last
 	}
 	at := s.d.timeArg(now)
@@ -177,39 +230,97 @@ func (s *Store) pass(ctx context.Context, tx *sql.Tx, clientID, name, start stri
 	return to, nil
 }
 
-// ackQueue deletes the acked queue messages claimed by clientID and
-// returns the IDs of the acks that are of queue messages (claimed by the
-// client or not).
-func (s *Store) ackQueue(ctx context.Context, tx *sql.Tx, clientID string, acks []persist.Ack) (map[string]bool, error) {
+// sub is a stored subscription's filter (without $share/<group>/) and
+// fanout start.
+type sub struct{ filter, start string }
+
+// storedMsg is what Acked reads of an acked message that is stored.
+type storedMsg struct {
+	queue bool
+	topic string
+	seq   int64 // 0: none (a row of a version before positions)
+}
+
+// ackLookups deletes the acked queue messages claimed by clientID and
+// returns the acked messages that are stored (queue messages, claimed by
+// the client or not, and fanout messages with their positions), and the
+// client's subscriptions — in one query when the acks are at most 500.
+func (s *Store) ackLookups(ctx context.Context, tx *sql.Tx, clientID string, acks []persist.Ack) (map[string]storedMsg, []sub, error) {
 	msg := s.d.quote(s.t.msg)
-	queue := map[string]bool{}
+	stored := make(map[string]storedMsg, len(acks))
+	var subs []sub
+	read := func(q string, args []any) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k int
+			var name, other, id sql.NullString
+			var mode, seq sql.NullInt64
+			if err := rows.Scan(&k, &name, &other, &mode, &seq, &id); err != nil {
+				return err
+			}
+			switch {
+			case k == 0:
+				stored[name.String] = storedMsg{queue: mode.Int64 == 1, topic: other.String, seq: seq.Int64}
+			case id.String == clientID: // else a collation that pads or folds
+				f := name.String
+				if _, inner, ok := topic.Shared(f); ok {
+					f = inner
+				}
+				subs = append(subs, sub{f, other.String})
+			}
+		}
+		return rows.Err()
+	}
+	withSubs := len(acks) <= 500
 	for rest := acks; len(rest) > 0; {
 		n := min(len(rest), 500)
-		args := make([]any, n)
-		for i, a := range rest[:n] {
-			args[i] = a.ID
+		args := make([]any, 0, n+1)
+		for _, a := range rest[:n] {
+			args = append(args, a.ID)
 		}
-		rows, err := tx.QueryContext(ctx, s.d.rebind("SELECT msgid FROM "+msg+" WHERE mode = 1 AND msgid IN "+placeholders(n)), args...)
-		if err != nil {
-			return nil, err
+		q := "SELECT 0 AS k, msgid, topic, mode, seq, NULL AS clientid FROM " + msg + " WHERE msgid IN " + placeholders(n)
+		if withSubs {
+			q += " UNION ALL SELECT 1, topic, start_id, NULL, NULL, clientid FROM " + s.d.quote(s.t.sub) + " WHERE clientid = ?"
+			args = append(args, clientID)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			queue[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
+		if err := read(s.d.rebind(q), args); err != nil {
+			return nil, nil, err
 		}
 		rest = rest[n:]
 	}
-	ids := make([]string, 0, len(queue))
-	for id := range queue {
-		ids = append(ids, id)
+	if !withSubs {
+		rows, err := tx.QueryContext(ctx, s.q.subStarts, clientID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var id, filter, start sql.NullString
+			if err := rows.Scan(&id, &filter, &start); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			if id.String == clientID {
+				f := filter.String
+				if _, inner, ok := topic.Shared(f); ok {
+					f = inner
+				}
+				subs = append(subs, sub{f, start.String})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	var ids []string
+	for id, st := range stored {
+		if st.queue {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	for len(ids) > 0 {
@@ -220,43 +331,19 @@ func (s *Store) ackQueue(ctx context.Context, tx *sql.Tx, clientID string, acks 
 			args = append(args, id)
 		}
 		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM "+msg+" WHERE mode = 1 AND claimed_by = ? AND msgid IN "+placeholders(n)), args...); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ids = ids[n:]
 	}
-	return queue, nil
+	return stored, subs, nil
 }
 
-// starts returns, per topic of cursors, the earliest fanout start of the
-// client's stored subscriptions whose filter matches it: the messages
-// with IDs up to that start were never due to the client, so they do not
-// hold its watermark back. It is "" (every message counts) when one of
-// those subscriptions has no start (History) or none matches.
-func (s *Store) starts(ctx context.Context, tx *sql.Tx, clientID string, cursors []persist.Ack) (map[string]string, error) {
-	rows, err := tx.QueryContext(ctx, s.q.subStarts, clientID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	type sub struct{ filter, start string }
-	var subs []sub
-	for rows.Next() {
-		var id, filter, start sql.NullString
-		if err := rows.Scan(&id, &filter, &start); err != nil {
-			return nil, err
-		}
-		if id.String != clientID {
-			continue // a collation that pads or folds
-		}
-		f := filter.String
-		if _, inner, ok := topic.Shared(f); ok {
-			f = inner
-		}
-		subs = append(subs, sub{f, start.String})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+// startsOf returns, per topic of cursors, the earliest fanout start of
+// the client's stored subscriptions whose filter matches it: the
+// messages with IDs up to that start were never due to the client, so
+// they do not hold its watermark back. It is "" (every message counts)
+// when one of those subscriptions has no start (History) or none matches.
+func startsOf(subs []sub, cursors []persist.Ack) map[string]string {
 	out := make(map[string]string, len(cursors))
 	for _, c := range cursors {
 		first, matched := "", false
@@ -271,29 +358,39 @@ func (s *Store) starts(ctx context.Context, tx *sql.Tx, clientID string, cursors
 		}
 		out[c.Topic] = first
 	}
-	return out, nil
+	return out
 }
 
-// mark is a topic's watermark w as read and the one it moves to.
-type mark struct{ w, to int64 }
+// mark is a topic's watermark w as read and the one it moves to, the
+// client's rows of acks (rows) and of passed messages (passed) of the
+// topic, and whether the positions from w to the new watermark are all
+// this call's acks (dense: nothing to pass on the way).
+type mark struct {
+	w, to        int64
+	rows, passed int64
+	dense        bool
+}
 
 // marks returns, per topic of cursors, the client's watermark and the one
 // it moves to: one below the lowest position above it of a stored,
 // unexpired fanout message of the topic that the client has not acked
-// and whose ID is after the topic's start, or the topic's counter when
-// there is none. One statement reads one snapshot: a message it does not
-// see commits with a position above the counter it sees (see the package
-// doc), so every position up to the new watermark is settled.
-func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors []persist.Ack, starts map[string]string, now time.Time) ([]mark, error) {
+// (by a row, or in this call: acked, the positions by topic) and whose ID
+// is after the topic's start, or the topic's counter when there is none.
+// One statement reads one snapshot: a message it does not see commits
+// with a position above the counter it sees (see the package doc), so
+// every position up to the new watermark is settled.
+func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors []persist.Ack, starts map[string]string,
+	acked map[string][]int64, now time.Time) ([]mark, error) {
 	d := s.d
-	args := make([]any, 0, len(cursors)*9)
+	args := make([]any, 0, len(cursors)*16)
 	exp := d.timeArg(now)
 	for _, c := range cursors {
 		args = append(args, keyArgs(d, clientID, c.Topic)...)
 		args = append(args, keyArgs(d, c.Topic)...)
+		args = append(args, clientID, c.Topic, clientID, c.Topic)
 		args = append(args, c.Topic, starts[c.Topic])
 		args = append(args, keyArgs(d, clientID, c.Topic)...)
-		args = append(args, exp, clientID)
+		args = append(args, exp, clientID, len(acked[c.Topic])+1)
 	}
 	rows, err := tx.QueryContext(ctx, s.marksSQL(len(cursors)), args...)
 	if err != nil {
@@ -301,26 +398,57 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 	}
 	defer rows.Close()
 	out := make([]mark, len(cursors))
+	hi := make([]sql.NullInt64, len(cursors))
+	cands := make([][]int64, len(cursors))
 	for rows.Next() {
-		var k int
-		var w, hi, lo sql.NullInt64
-		if err := rows.Scan(&k, &w, &hi, &lo); err != nil {
+		var k, kind int
+		var v1, v2, v3, v4 sql.NullInt64
+		if err := rows.Scan(&k, &kind, &v1, &v2, &v3, &v4); err != nil {
 			return nil, err
 		}
 		if k < 0 || k >= len(out) {
 			continue
 		}
-		m := mark{w: w.Int64}
+		if kind == 0 {
+			out[k].w, hi[k], out[k].rows, out[k].passed = v1.Int64, v2, v3.Int64, v4.Int64
+		} else {
+			cands[k] = append(cands[k], v1.Int64)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for k, c := range cursors {
+		m := &out[k]
+		mine := make(map[int64]bool, len(acked[c.Topic]))
+		for _, q := range acked[c.Topic] {
+			mine[q] = true
+		}
+		slices.Sort(cands[k])
+		lo := int64(0)
+		for _, q := range cands[k] {
+			if !mine[q] {
+				lo = q
+				break
+			}
+		}
 		switch {
-		case lo.Valid:
-			m.to = lo.Int64 - 1
-		case hi.Valid:
-			m.to = hi.Int64
+		case lo > 0:
+			m.to = lo - 1
+		case len(cands[k]) <= len(acked[c.Topic]):
+			m.to = hi[k].Int64 // every due message above w is acked
 		}
 		m.to = max(m.to, m.w)
-		out[k] = m
+		// Dense: every position in (w, to] is one of this call's acks.
+		n := int64(0)
+		for q := range mine {
+			if q > m.w && q <= m.to {
+				n++
+			}
+		}
+		m.dense = m.rows == 0 && n == m.to-m.w
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // unackedCond is the condition that the client (one '?') has not acked
@@ -333,20 +461,28 @@ func (s *Store) unackedCond() string {
 	return "NOT EXISTS (SELECT 1 FROM " + d.quote(s.t.ackedMsg) + " x WHERE x.clientid = ? AND x.msgid = m.msgid)"
 }
 
-// marksSQL returns the watermark query of n topics (see marks): one
-// SELECT per topic, numbered by k, each reading the current watermark w,
-// the counter hi and the lowest position lo.
+// marksSQL returns the watermark query of n topics (see marks): per
+// topic, numbered by k, one row (kind 0) of the current watermark, the
+// counter and the client's numbers of ack and passed rows of the topic,
+// and the positions (kind 1) of the first due messages above the
+// watermark that have no ack row, as many as the parameter says.
 func (s *Store) marksSQL(n int) string {
 	return s.cached("marks:"+strconv.Itoa(n), func() string {
 		d := s.d
-		acked, msg := d.quote(s.t.acked), d.quote(s.t.msg)
+		acked, msg, am := d.quote(s.t.acked), d.quote(s.t.msg), d.quote(s.t.ackedMsg)
 		w := "(SELECT a.seq FROM " + acked + " a WHERE " + keyCond(d, "a", "clientid", "topic") + ")"
 		hi := "(SELECT tc.seq FROM " + d.quote(s.t.topic) + " tc WHERE " + keyCond(d, "tc", "topic") + ")"
-		lo := "(SELECT MIN(m.seq) FROM " + msg + " m WHERE m.topic = ? AND m.mode = 0 AND m.msgid > ?" +
-			" AND m.seq > COALESCE(" + w + ", 0) AND (m.expiry IS NULL OR m.expiry > ?) AND " + s.unackedCond() + ")"
+		count := func(passed string) string {
+			return "(SELECT COUNT(*) FROM " + am + " r WHERE r.clientid = ? AND r.topic = ? AND r.passed = " + passed + ")"
+		}
+		cands := "SELECT m.seq FROM " + msg + " m WHERE m.topic = ? AND m.mode = 0 AND m.msgid > ?" +
+			" AND m.seq > COALESCE(" + w + ", 0) AND (m.expiry IS NULL OR m.expiry > ?) AND " + s.unackedCond() +
+			" ORDER BY m.seq LIMIT ?"
 		parts := make([]string, n)
 		for i := range n {
-			parts[i] = "SELECT " + strconv.Itoa(i) + " AS k, " + w + " AS w, " + hi + " AS hi, " + lo + " AS lo"
+			k := strconv.Itoa(i)
+			parts[i] = "SELECT " + k + " AS k, 0 AS kind, " + w + " AS v1, " + hi + " AS v2, " + count("0") + " AS v3, " + count("1") + " AS v4" +
+				" UNION ALL SELECT " + k + ", 1, c.seq, NULL, NULL, NULL FROM (" + cands + ") c"
 		}
 		return d.rebind(strings.Join(parts, " UNION ALL "))
 	})

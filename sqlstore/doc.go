@@ -226,12 +226,15 @@
 //     (also for a message not stored yet: an asynchronous pipeline may write
 //     the ack first; the message, when stored, is not returned).
 //   - A fanout fetch returns the messages above W not acked, in ID order.
-//   - Acked inserts the ack rows and, per topic, in one statement (one
-//     snapshot), finds the lowest position above W of a stored, unexpired
-//     fanout message the client has not acked: W moves to one below it, or
-//     to the topic's counter when there is none — never back. Then the ack
-//     rows at or below W are deleted. The Acked calls of one client and
-//     topic run one after the other (the cursor row is written first).
+//   - Acked reads the acked messages' positions and, per topic, in one
+//     statement (one snapshot), the first positions above W of stored,
+//     unexpired fanout messages the client has not acked by a row; the
+//     first of them that this call does not ack either stops W, which moves
+//     to one below it, or to the topic's counter when there is none — never
+//     back. Only the acks above the new W become rows (in order, acks
+//     write none), and the rows at or below it are deleted. The Acked calls
+//     of one client and topic run one after the other (the cursor row is
+//     written first).
 //   - Messages never due to the client must not pin W (the history of a
 //     topic before the client subscribed to it would keep W at 0 and every
 //     ack as a row): messages with IDs up to the earliest start of the
@@ -245,9 +248,9 @@
 //     after its start). An ack of a passed message deletes its row.
 //
 // In normal operation W follows the acks closely and a client has a few ack
-// rows per topic; a message the client never acks (delivered, then the
-// client left for good) holds W and the acks above it until the message
-// expires. This works for the stores still to come as for Redis (INCRBY in
+// rows per topic (none when it acks in order); a message the client never
+// acks (delivered, then the client left for good) holds W and the acks
+// above it until the message expires. This works for the stores still to come as for Redis (INCRBY in
 // the script that indexes the message): a counter updated atomically with
 // the write (Cassandra: a conditional batch in the topic's partition;
 // DynamoDB: TransactWriteItems). Where the counter cannot be updated with
