@@ -257,15 +257,17 @@
 // the write (MongoDB without transactions) a position allocated but not
 // stored yet must count as unsettled until a timeout.
 //
-// What it costs Publish, measured in one run with the version before
-// positions, this one and the plain multi-row INSERT of the same rows
-// interleaved (medians of 300 each, loopback, a loaded 2-core machine): a
-// batch of 100 messages over 10 topics takes 1.2–1.6× as long on
-// PostgreSQL (store / plain INSERT throughput 0.85 → 0.53–0.68), 1.7–2.3×
-// on MariaDB (0.95 → 0.46–0.57: five round trips instead of one) and
-// 1.4–1.6× on SQLite (0.97 → 0.62–0.74); a batch of one message 1.7–1.9×,
-// 2.0–2.6× and 2.0–2.4×. Group commit still writes a batch in one
-// transaction.
+// What it costs, measured in one run with the version before positions,
+// this one and the plain multi-row INSERT of the same rows interleaved
+// (medians of 300 each, loopback, a loaded 2-core machine, several runs):
+// Publish of a batch of 100 messages over 10 topics takes 1.2–1.7× as long
+// on PostgreSQL (store / plain INSERT throughput 0.8–1.0 → 0.5–0.7),
+// 1.7–2.3× on MariaDB (0.8–1.1 → 0.45–0.57: five round trips instead of
+// one) and 1.4–1.6× on SQLite (0.94–1.09 → 0.62–0.74); a batch of one
+// message 1.5–1.9×, 2.0–2.7× and 2.0–2.4×. Group commit still writes a
+// batch in one transaction. Acked of 10 messages of a topic, in order, by a
+// subscribed client takes 2.0–2.3× (PostgreSQL), 3.1–3.4× (MariaDB) and
+// 2.3–2.6× (SQLite) as long as the cursor upsert did.
 //
 // # Watch
 //
@@ -311,11 +313,12 @@
 // connect.
 //
 // Measured on loopback (TestWatchLatency: a notice on node A after each of
-// 200 publishes on node B, each waiting for the notice): PostgreSQL p50
-// 18 µs, p99 0.4 ms (the notification arrives about when Publish returns);
-// SQLite p50 49 ms, p99 51 ms and MariaDB p50 48 ms, p99 53 ms at the
-// default interval: each publish came just after a poll, so these are the
-// worst case, a whole interval (half of it on average).
+// 200 publishes on node B, each waiting for the notice; two runs, the
+// second on a machine with a load average of 9 on 2 cores): PostgreSQL
+// p50 18–98 µs, p99 0.4–23 ms (the notification arrives about when
+// Publish returns); SQLite p50 48–49 ms, p99 51–76 ms and MariaDB p50
+// 48 ms, p99 53–106 ms at the default interval: each publish came just
+// after a poll, so the p50 is a whole interval (half of it on average).
 //
 // Cost per node. PostgreSQL: one held connection per watch; one pg_notify
 // per publish and topic for each node whose filter matches it (none for the
