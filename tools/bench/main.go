@@ -115,7 +115,11 @@ func run() error {
 	flag.StringVar(&s.postgresURL, "postgres", os.Getenv("MQTTPERSIST_POSTGRES_URL"), "PostgreSQL `URL` of a user that may create databases (default $MQTTPERSIST_POSTGRES_URL)")
 	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile")
 	flag.StringVar(&s.profile, "cpuprofile", "", "after the rounds, run -profile-config once more with the broker writing a CPU profile to `file` (not in the table)")
+	replot := flag.String("replot", "", "print the table and write the charts again from a -json `file` of an earlier run, running nothing")
 	flag.Parse()
+	if *replot != "" {
+		return replotFrom(*replot, s.charts)
+	}
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
 	}
@@ -199,7 +203,10 @@ func run() error {
 	sum := summarize(list, results)
 	printTable(os.Stdout, s, sum)
 	if s.jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"settings": s.load, "rounds": s.rounds, "runs": results, "summary": sum}, "", "  ")
+		b, err := json.MarshalIndent(saved{Load: loadOf(s.load), Rounds: s.rounds, Runs: results, Summary: sum}, "", "  ")
+		if err != nil {
+			return err
+		}
 		if err := os.WriteFile(s.jsonOut, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
@@ -304,4 +311,43 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// replotFrom prints the table and writes the charts of the -json file
+// path (its settings, rounds and summary) into charts.
+func replotFrom(path, charts string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var in saved
+	if err := json.Unmarshal(b, &in); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	s := settings{rounds: in.Rounds}
+	s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload = in.Load.Publishers, in.Load.Messages, in.Load.QoS, in.Load.Payload
+	printTable(os.Stdout, s, in.Summary)
+	if charts == "" {
+		return nil
+	}
+	return writeCharts(charts, s, in.Summary)
+}
+
+// saved is the -json file.
+type saved struct {
+	Load    load
+	Rounds  int
+	Runs    map[string][]runResult
+	Summary []summary
+}
+
+// load is the load of a run, as saved.
+type load struct {
+	Publishers, Messages int
+	QoS                  byte
+	Payload              int
+}
+
+func loadOf(o loadgen.Options) load {
+	return load{Publishers: o.Publishers, Messages: o.Messages, QoS: o.QoS, Payload: o.Payload}
 }

@@ -34,6 +34,7 @@ type summary struct {
 	Lost, Doubled int
 	Delivered     int
 	Published     int
+	Replayed      int // delivered from the store, all rounds (-1: not the example broker)
 }
 
 func summarize(list []config, results map[string][]runResult) []summary {
@@ -41,6 +42,9 @@ func summarize(list []config, results map[string][]runResult) []summary {
 	for _, c := range list {
 		rs := results[c.name]
 		s := summary{Name: c.name, Label: c.label}
+		if c.kind != "broker" {
+			s.Replayed = -1
+		}
 		var lat []time.Duration
 		var cpu []float64
 		for _, r := range rs {
@@ -52,6 +56,9 @@ func summarize(list []config, results map[string][]runResult) []summary {
 			s.Delivered += r.Delivered
 			s.Published += r.Published
 			lat = append(lat, r.Latencies...)
+			if s.Replayed >= 0 {
+				s.Replayed += max(r.Replayed, 0)
+			}
 		}
 		slices.Sort(lat)
 		s.Rate, s.CPUPerMsg = median(s.Rates), median(cpu)
@@ -97,16 +104,20 @@ func pct(lat []time.Duration, q float64) time.Duration {
 func printTable(w io.Writer, s settings, sum []summary) {
 	fmt.Fprintf(w, "\n%d publishers × %d QoS %d messages (%d bytes) → 1 persistent subscriber, %d rounds; medians of the rounds, latency percentiles over all messages of all rounds\n\n",
 		s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload, s.rounds)
-	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | peak RSS | lost | doubled |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | peak RSS | lost | doubled | from the store |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range sum {
 		rounds := make([]string, len(x.Rates))
 		for i, r := range x.Rates {
 			rounds[i] = thousands(r)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s ms | %.1f µs | %s | %.0f MiB | %d | %d |\n",
+		replayed := "—"
+		if x.Replayed >= 0 {
+			replayed = thousands(float64(x.Replayed))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s ms | %.1f µs | %s | %.0f MiB | %d | %d | %s |\n",
 			x.Label, thousands(x.Rate), strings.Join(rounds, " / "), ratio(x.RateRatio),
-			msNum(x.P50), msNum(x.P99), msNum(x.P999), x.CPUPerMsg, ratio(x.CPURatio), x.PeakRSSMiB, x.Lost, x.Doubled)
+			msNum(x.P50), msNum(x.P99), msNum(x.P999), x.CPUPerMsg, ratio(x.CPURatio), x.PeakRSSMiB, x.Lost, x.Doubled, replayed)
 	}
 }
 
@@ -242,7 +253,8 @@ func rateLabels(sum []summary) []string {
 }
 
 // ticks125 marks a log axis at 1, 2 and 5 times the powers of ten
-// between min and max, labeled, with unlabeled ticks between.
+// between min and max, labeled (only the powers over more than three
+// decades), with unlabeled ticks between.
 func ticks125(min, max float64) []plot.Tick {
 	var out []plot.Tick
 	for e := math.Floor(math.Log10(min)); e <= math.Ceil(math.Log10(max)); e++ {
@@ -252,7 +264,7 @@ func ticks125(min, max float64) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: v}
-			if m == 1 || m == 2 || m == 5 {
+			if m == 1 || (m == 2 || m == 5) && max/min < 1000 {
 				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
 			}
 			out = append(out, t)

@@ -39,6 +39,11 @@ type runResult struct {
 	Elapsed    time.Duration
 	Idle       time.Duration   // from the last delivery until the broker was idle
 	Latencies  []time.Duration `json:"-"`
+	// Live, Replayed and Spilled are the example broker's hook counters
+	// (mqttpersist_broker_*_total): messages delivered live, from the
+	// store, and live ones a client could not take in time (left to the
+	// store); -1 for mochi.
+	Live, Replayed, Spilled int
 }
 
 // process is a broker process the benchmark started.
@@ -149,6 +154,12 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	if err != nil {
 		return runResult{}, err
 	}
+	counters := map[string]float64{"live": -1, "replayed": -1, "spilled": -1}
+	if p.metrics != "" {
+		if err := scrape(p.metrics, "mqttpersist_broker_", counters); err != nil {
+			return runResult{}, err
+		}
+	}
 	if err := p.stop(); err != nil {
 		return runResult{}, fmt.Errorf("%s: stop: %w", c.name, err)
 	}
@@ -158,6 +169,7 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 		PeakRSSMiB: float64(rss) / 1024,
 		Published:  lr.Published, Delivered: lr.Delivered, Lost: lr.Missing, Doubled: lr.Duplicates,
 		Elapsed: lr.Elapsed, Idle: time.Since(idleStart), Latencies: lr.Latencies,
+		Live: int(counters["live"]), Replayed: int(counters["replayed"]), Spilled: int(counters["spilled"]),
 	}
 	if lr.Delivered > 0 {
 		r.CPUPerMsg = float64(cpu1-cpu0) * tickMicros / float64(lr.Delivered)
@@ -304,6 +316,31 @@ func queued(hostport string) (float64, error) {
 		sum += v
 	}
 	return sum, sc.Err()
+}
+
+// scrape sets counters[name] to the value of prefix+name+"_total" at
+// /metrics, for every name in counters.
+func scrape(hostport, prefix string, counters map[string]float64) error {
+	resp, err := http.Get("http://" + hostport + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if n, found := strings.CutPrefix(name, prefix); ok && found {
+			n = strings.TrimSuffix(n, "_total")
+			if _, want := counters[n]; want {
+				v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+				if err != nil {
+					return fmt.Errorf("metrics: %s: %w", sc.Text(), err)
+				}
+				counters[n] = v
+			}
+		}
+	}
+	return sc.Err()
 }
 
 // cpuTicks is utime+stime of pid in clock ticks (/proc/PID/stat fields
