@@ -14,8 +14,11 @@ package mochi
 // connection left that this one did not send again, for the client's next
 // connection, unless its session ends with the connection.
 func (c *conn) keepResends() {
-	p := c.cl.Properties
-	if len(c.pending)+len(c.resends) == 0 || (p.ProtocolVersion == 5 && p.Props.SessionExpiryInterval == 0) || (p.ProtocolVersion < 5 && p.Clean) {
+	// The fields one by one: mochi writes others of Properties (the
+	// will) as the connection ends.
+	p := &c.cl.Properties
+	v5 := p.ProtocolVersion == 5
+	if len(c.pending)+len(c.resends) == 0 || (v5 && p.Props.SessionExpiryInterval == 0) || (!v5 && p.Clean) {
 		return
 	}
 	m := make(map[string]uint16, len(c.pending)+len(c.resends))
