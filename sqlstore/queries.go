@@ -101,14 +101,15 @@ func buildQueries(d dialect, t tables) queries {
 	client := d.quote(t.client)
 	var q queries
 
-	// changed is the database's clock at a connect (the polling watch
-	// reads it), left alone by a disconnect.
+	// changed is the database's clock at a connect and at a disconnect
+	// that applies (the polling watch reads it).
 	insCols := "INSERT INTO " + client + " (clientid, state, node, username, peerhost, online_at, offline_at, created, changed) VALUES ("
 	ins := insCols + strings.Repeat("?, ", 8) + "NULL)"
 	// Strings and state are stored as given; a zero time keeps the stored
 	// one. The node and state come last: MySQL assigns left to right and
 	// later expressions read the new values (see q.disconnected).
 	sets := [][2]string{
+		{"changed", d.now()},
 		{"username", ex("username")},
 		{"peerhost", ex("peerhost")},
 		{"online_at", "COALESCE(" + ex("online_at") + ", " + cur("online_at") + ")"},
@@ -128,7 +129,7 @@ func buildQueries(d dialect, t tables) queries {
 		return strings.Join(parts, ", ")
 	}
 	q.connected = insCols + strings.Repeat("?, ", 8) + d.now() + ")" +
-		d.onConflict([]string{"clientid"}, clientSet("")+", changed = "+d.now())
+		d.onConflict([]string{"clientid"}, clientSet(""))
 	if d.listens() {
 		// A connect notifies every watch (see Store.Connected).
 		q.connected = "WITH u AS (" + q.connected + ") SELECT pg_notify(?, ?)"
@@ -148,7 +149,12 @@ func buildQueries(d dialect, t tables) queries {
 	// assigning node (to the disconnect's) or state (to 0) keeps it true.
 	applies := "(" + cur("state") + " IS NULL OR " + cur("state") + " <> " + d.online() +
 		" OR " + cur("node") + " IS NULL OR " + cur("node") + " = " + ex("node") + ")"
-	q.disconnected = d.rebind(ins + d.onConflictIf([]string{"clientid"}, clientSet, applies))
+	q.disconnected = ins + d.onConflictIf([]string{"clientid"}, clientSet, applies)
+	if d.listens() {
+		// A disconnect notifies every watch too, applied or not.
+		q.disconnected = "WITH u AS (" + q.disconnected + ") SELECT pg_notify(?, ?)"
+	}
+	q.disconnected = d.rebind(q.disconnected)
 	q.client = d.rebind("SELECT clientid, state, node, username, peerhost, online_at, offline_at FROM " + client +
 		" WHERE " + keyCond(d, "", "clientid"))
 
@@ -167,7 +173,8 @@ func buildQueries(d dialect, t tables) queries {
 
 	q.poll = d.rebind("SELECT 2 AS kind, '' AS name, 0 AS seq, NULL AS node, 0 AS n, " + d.now() + " AS changed, NULL AS at" +
 		" UNION ALL SELECT 0, topic, seq, node, n, changed, NULL FROM " + d.quote(t.topic) + " WHERE changed > ?" +
-		" UNION ALL SELECT 1, clientid, 0, node, 0, changed, online_at FROM " + client + " WHERE changed > ? AND state = " + d.online())
+		" UNION ALL SELECT CASE WHEN state = " + d.online() + " THEN 1 ELSE 3 END, clientid, 0, node, 0, changed, online_at FROM " +
+		client + " WHERE changed > ?")
 	q.watchVersion = d.rebind("SELECT COALESCE((SELECT seq FROM " + d.quote(t.topic) + " WHERE topic = ''), 0)")
 	if d.listens() {
 		q.notify = d.rebind("SELECT pg_notify(c, p) FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS u(c, p)")

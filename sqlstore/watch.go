@@ -357,13 +357,15 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 				}
 				p.w.topicNotice(c.name, node)
 			}
-		case 1:
+		case 1, 3: // a client online, offline
 			if prev, ok := p.conns[c.name]; ok && !c.changed.After(prev) {
 				continue
 			}
 			p.conns[c.name] = c.changed
-			if notify {
+			if notify && c.kind == 1 {
 				p.w.fn(persist.Notice{Client: c.name, Node: c.node, At: c.at})
+			} else if notify {
+				p.w.fn(persist.Notice{Client: c.name, Node: c.node, Offline: true})
 			}
 		}
 	}

@@ -200,14 +200,15 @@ func (s *Store) clientChannel() string { return s.t.client + "_notice" }
 
 // clientPayload is the payload of a client's notice.
 type clientPayload struct {
-	Client string `json:"client"`
-	Node   string `json:"node,omitempty"`
-	At     string `json:"at,omitempty"`
+	Client  string `json:"client"`
+	Node    string `json:"node,omitempty"`
+	At      string `json:"at,omitempty"`
+	Offline bool   `json:"offline,omitempty"`
 }
 
 func clientNote(c *persist.Client) string {
-	p := clientPayload{Client: c.ID, Node: c.Node}
-	if !c.OnlineAt.IsZero() {
+	p := clientPayload{Client: c.ID, Node: c.Node, Offline: !c.Online}
+	if c.Online && !c.OnlineAt.IsZero() {
 		p.At = c.OnlineAt.UTC().Format(time.RFC3339Nano)
 	}
 	b, _ := json.Marshal(p)
@@ -371,7 +372,7 @@ func (l *listen) deliver(channel, payload string) {
 		if json.Unmarshal([]byte(payload), &p) != nil || p.Client == "" {
 			return
 		}
-		n := persist.Notice{Client: p.Client, Node: p.Node}
+		n := persist.Notice{Client: p.Client, Node: p.Node, Offline: p.Offline}
 		if p.At != "" {
 			n.At, _ = time.Parse(time.RFC3339Nano, p.At)
 		}

@@ -37,9 +37,10 @@ func boolInt(b bool) int {
 }
 
 // Connected upserts the client's row: state 1 or 0, node, username and peer
-// host as given, online_at and offline_at where not zero; a connect also
-// sets changed to the database's clock (the polling watches read it) and,
-// on PostgreSQL, notifies every watch in the same statement. A disconnect is
+// host as given, online_at and offline_at where not zero; a connect (and a
+// disconnect that applies) also sets changed to the database's clock (the
+// polling watches read it) and, on PostgreSQL, notifies every watch in the
+// same statement (a disconnect whether it applies or not). A disconnect is
 // one upsert whose update applies only if the stored row is not online on
 // another node (see buildQueries), so a disconnect from a node the client
 // has left, arriving after its connect on another, changes nothing.
@@ -55,7 +56,7 @@ func (s *Store) Connected(ctx context.Context, c *persist.Client) error {
 	}
 	args := []any{c.ID, boolInt(c.Online), nullStr(c.Node), nullStr(c.Username), nullStr(c.PeerHost),
 		s.nullTime(c.OnlineAt), s.nullTime(c.OfflineAt), s.d.timeArg(time.Now())}
-	if c.Online && s.d.listens() {
+	if s.d.listens() {
 		args = append(args, s.clientChannel(), clientNote(c))
 	}
 	_, err := s.db.ExecContext(ctx, q, args...)
