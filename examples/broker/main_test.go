@@ -60,6 +60,13 @@ type broker struct {
 // waits until it listens; it is stopped at cleanup if still running.
 func startBroker(t testing.TB, args ...string) *broker {
 	t.Helper()
+	return startBrokerWith(t, nil, args...)
+}
+
+// startBrokerWith is startBroker calling onStderr with all the broker
+// wrote to stderr so far whenever it writes more (also before it listens).
+func startBrokerWith(t testing.TB, onStderr func(string), args ...string) *broker {
+	t.Helper()
 	b := &broker{t: t, done: make(chan error, 1)}
 	b.cmd = exec.Command(brokerBin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 	b.cmd.Dir = t.TempDir()
@@ -67,7 +74,15 @@ func startBroker(t testing.TB, args ...string) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.cmd.Stderr = writerFunc(func(p []byte) { b.mu.Lock(); b.stderr.Write(p); b.mu.Unlock() })
+	b.cmd.Stderr = writerFunc(func(p []byte) {
+		b.mu.Lock()
+		b.stderr.Write(p)
+		text := b.stderr.String()
+		b.mu.Unlock()
+		if onStderr != nil {
+			onStderr(text)
+		}
+	})
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
