@@ -148,7 +148,9 @@ func sameStrings(a, b []string) bool {
 // concurrent publishers share store calls (group commit).
 func TestPipelineDurableGroupCommit(t *testing.T) {
 	s := sqlite(t)
-	p := pipeline(t, s, persist.PipelineOptions{Name: "sqlite"})
+	// A minute per store call: a loaded machine (SQLite under -race)
+	// makes a call slow, which this test is not about.
+	p := pipeline(t, s, persist.PipelineOptions{Name: "sqlite", Timeout: time.Minute})
 	const writers, each = 40, 25
 	var wg sync.WaitGroup
 	for w := range writers {
