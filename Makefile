@@ -23,8 +23,11 @@ services-stop:
 	@bash scripts/services.sh stop
 
 # The recipe's exit code is go test's; nothing is printed after go test's own lines.
+# -timeout: the broker packages run many real servers and processes; their
+# packages take minutes under -race on two cores, more than go test's 10m
+# default when the machine is busy.
 test: services
-	@$(WITH_ENV) MQTTPERSIST_REQUIRE_SERVERS=1 $(GO) test -race -count=1 $(PKGS)
+	@$(WITH_ENV) MQTTPERSIST_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 40m $(PKGS)
 
 bench: services
 	@$(WITH_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
