@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -667,10 +668,13 @@ type roamResult struct {
 	conns       int
 	unclean     int // connections that did not end by our DISCONNECT
 	empty       int // connections that received nothing
-	bad         int
-	perNode     map[string]int // connections per node
-	firstMiss   []int
-	firstDup    []int
+	// firstP50, firstMax: from a connect to its first message, over the
+	// connections that received any.
+	firstP50, firstMax time.Duration
+	bad                int
+	perNode            map[string]int // connections per node
+	firstMiss          []int
+	firstDup           []int
 	// Of the duplicates: how many came on the connection right after
 	// the one that PUBACKed them, the longest time from that PUBACK to
 	// the DISCONNECT that ended its connection, and the longest time
@@ -688,8 +692,8 @@ func (r roamResult) String() string {
 		nodes = append(nodes, fmt.Sprintf("%s %d", n, k))
 	}
 	sort.Strings(nodes)
-	s := fmt.Sprintf("%d connections (%s; %d received nothing), received %d of %d distinct: missing %d, duplicates %d (after a PUBACK), redelivered %d (never PUBACKed before, allowed)",
-		r.conns, strings.Join(nodes, ", "), r.empty, r.distinct, r.total, r.missing, r.dups, r.redelivered)
+	s := fmt.Sprintf("%d connections (%s; %d received nothing; first message after a connect: median %v, max %v), received %d of %d distinct: missing %d, duplicates %d (after a PUBACK), redelivered %d (never PUBACKed before, allowed)",
+		r.conns, strings.Join(nodes, ", "), r.empty, r.firstP50.Round(time.Millisecond), r.firstMax.Round(time.Millisecond), r.distinct, r.total, r.missing, r.dups, r.redelivered)
 	if r.dupsUnsure > 0 {
 		s += fmt.Sprintf(", again after a PUBACK on a connection the broker ended %d", r.dupsUnsure)
 	}
@@ -726,16 +730,25 @@ func (r *roamer) result() roamResult {
 		c.wmu.Unlock()
 		res.perNode[c.name]++
 	}
-	got := make([]bool, len(r.conns))
+	first := make([]time.Time, len(r.conns))
 	for _, rs := range r.recv {
 		for _, rc := range rs {
-			got[rc.conn] = true
+			if first[rc.conn].IsZero() || rc.at.Before(first[rc.conn]) {
+				first[rc.conn] = rc.at
+			}
 		}
 	}
-	for _, g := range got {
-		if !g {
+	var waits []time.Duration
+	for k, f := range first {
+		if f.IsZero() {
 			res.empty++
+			continue
 		}
+		waits = append(waits, f.Sub(r.conns[k].connected))
+	}
+	if len(waits) > 0 {
+		slices.Sort(waits)
+		res.firstP50, res.firstMax = waits[len(waits)/2], waits[len(waits)-1]
 	}
 	for i, rs := range r.recv {
 		if len(rs) == 0 {
@@ -810,6 +823,25 @@ func (r *roamer) history(i int) string {
 		c := r.conns[rc.conn]
 		parts[k] = fmt.Sprintf("connection %d on %s (%s to %s, clean %v): arrived %s, PUBACKed %v",
 			rc.conn, c.name, ms(c.connected), ms(c.left), c.clean, ms(rc.at), rc.acked)
+	}
+	// The connections in between, and how much each received.
+	var between []string
+	if last := rs[len(rs)-1].conn; last-rs[0].conn > 1 {
+		n := make(map[int]int)
+		for _, x := range r.recv {
+			for _, rc := range x {
+				if rc.conn > rs[0].conn && rc.conn < last {
+					n[rc.conn]++
+				}
+			}
+		}
+		for k := rs[0].conn + 1; k < last; k++ {
+			c := r.conns[k]
+			between = append(between, fmt.Sprintf("connection %d on %s (%s to %s) received %d messages", k, c.name, ms(c.connected), ms(c.left), n[k]))
+		}
+	}
+	if len(between) > 0 {
+		parts = append(parts, "between: "+strings.Join(between, ", "))
 	}
 	return fmt.Sprintf("message %d: %s", i, strings.Join(parts, "; "))
 }
