@@ -147,6 +147,9 @@ func TestLoadNothingDropped(t *testing.T) {
 	if testing.Short() {
 		per = 200
 	}
+	if raceEnabled {
+		per = 500 // the race detector slows the SQLite driver down 20 times
+	}
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, nil, func(c *mqtt.Capabilities) { c.MaximumInflight = 100 })
