@@ -72,12 +72,13 @@ func clientDoc(c *persist.Client, v int64, written time.Time) bson.D {
 	if !c.OfflineAt.IsZero() {
 		d = append(d, bson.E{Key: cOfflineAtMs, Value: c.OfflineAt.UnixMilli()})
 	}
-	return append(d,
+	d = append(d,
 		bson.E{Key: cUsername, Value: c.Username},
 		bson.E{Key: cPeerHost, Value: c.PeerHost},
 		bson.E{Key: cVersion, Value: v},
 		bson.E{Key: cWritten, Value: bson.NewDateTimeFromTime(written)},
 	)
+	return bucketFields(d, cWritten, written)
 }
 
 // clientVersion is a stored version of a client's document.

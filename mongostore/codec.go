@@ -218,10 +218,11 @@ func messageDoc(m *persist.Message, stored time.Time, f PayloadFormat) bson.D {
 	d := make(bson.D, 0, 18)
 	d = append(d, bson.E{Key: fID, Value: m.ID})
 	d = messageFields(d, m, f)
-	return append(d,
+	d = append(d,
 		bson.E{Key: fStored, Value: bson.NewDateTimeFromTime(stored)},
 		bson.E{Key: fMode, Value: m.Mode.String()},
 	)
+	return bucketFields(d, fStored, stored)
 }
 
 // stored is a message as read back, with its position.

@@ -1,2 +1,251 @@
-// Package mongostore keeps an MQTT broker's state in MongoDB.
+// Package mongostore keeps an MQTT broker's state — client connection
+// state, subscriptions, offline messages (queue and fanout), retained
+// messages and acks — in MongoDB collections shaped like the seeds'
+// (mqtt_client, mqtt_sub, mqtt_msg, mqtt_retain, mqtt_acked, and this
+// package's mqtt_acked_msg and mqtt_claim), on the official driver
+// go.mongodb.org/mongo-driver/v2. It needs no multi-document transactions
+// and no atomic updates: every step that decides something is a
+// single-document insert under a unique key or a delete, so it works alike
+// on MongoDB (standalone, replica set, sharded), Amazon DocumentDB, Azure
+// Cosmos DB for MongoDB and FerretDB (see Servers). Several broker nodes
+// may share one database: no fanout message is skipped whichever node
+// stored it (see Skip nothing), and a Store is a persist.Watcher that
+// tells the nodes of the messages stored on the others (see Watch).
+//
+// New takes a *mongo.Database of a client the caller made and keeps
+// owning; Open takes a mongodb:// or mongodb+srv:// URL (replica set,
+// authSource, TLS, write concern and read preference through the
+// driver's URI options, plus the seeds' w_mode and r_mode) and owns the
+// client it makes; persist.Open takes the same URLs once this package is
+// imported. The indexes are made by an explicit Migrate.
+//
+// # Collections
+//
+// With the default names (Options: a CollectionPrefix, or a name per
+// collection), the seeds' own look-ups work on the store's data and show
+// what the seeds show:
+//
+//	db.mqtt_client.findOne({clientid: "test"})  clientid, state 1/0, node, online_at, offline_at
+//	                                            (Unix seconds; offline_at null until the first disconnect)
+//	db.mqtt_sub.find({clientid: "test"})        clientid, topic (the filter), qos
+//	db.mqtt_msg.find({sender: "test"})          msgid, topic, sender, qos, retain, payload, arrived (Unix s)
+//	db.mqtt_retain.findOne({topic: "retain"})   topic, msgid, sender, qos, payload, arrived
+//	db.mqtt_acked.find({clientid: "test"})      clientid, topic, mongo_id (the highest message ID the
+//	                                            client's watermark passed acked)
+//
+// Fields this package adds:
+//
+//	mqtt_client  _id "<len>:<clientid>:<v>"; v, the version (see Atomic steps); written (a date);
+//	             online_at_ms, offline_at_ms; username, peerhost. A superseded version is a
+//	             tombstone {_id, t: clientid, written}, kept a minute
+//	mqtt_sub     no_local, retain_as_published, retain_handling, identifier (MQTT 5 options);
+//	             start: the fanout start (an ID; "" = from the oldest message)
+//	mqtt_msg     _id = msgid; mode ("fanout", "queue"); stored: the stamp of the Publish (a
+//	             date, see Skip nothing); expire_at (a date; absent: never); arrived_ms;
+//	             username, peerhost, node (absent when empty); props {format, content_type,
+//	             response_topic, correlation (binary), user: [{k, v}]}; payload_raw (see Payloads)
+//	mqtt_retain  the same fields but _id, stored and mode
+//	mqtt_acked   wt, wid: the client's watermark of the topic (a date and an ID)
+//
+// Collections this package adds:
+//
+//	mqtt_acked_msg  clientid, topic, msgid, at: a client's ack of one fanout message above its
+//	                watermark
+//	mqtt_claim      _id "<msgid>/<gen>", msgid, gen, topic, clientid, until, acked, at: generation
+//	                gen of a queue message's claim (see Queue)
+//
+// Indexes (Migrate): the seeds' four — mqtt_client {clientid, node}
+// (the seeds' node: 2 as 1, which servers now refuse), mqtt_sub
+// {clientid}, mqtt_msg {sender, topic}, mqtt_retain {topic}, made unique —
+// and the unique keys the atomic steps rely on: mqtt_sub {clientid,
+// topic}, mqtt_acked {clientid, topic}, mqtt_acked_msg {clientid, msgid}
+// (with the _ids of mqtt_client, mqtt_msg and mqtt_claim); and what the
+// reads go by: mqtt_client {clientid, v} and {written}, mqtt_msg {topic,
+// stored}, {stored} and {expire_at}, mqtt_retain {expire_at},
+// mqtt_acked_msg {clientid, topic}, mqtt_claim {topic}. The expire_at
+// indexes are TTL indexes (expireAfterSeconds 0) where the server has
+// them. Client IDs, topics and node names are index keys: they are kept
+// to MaxClientIDLen, MaxTopicLen and MaxStringLen bytes, and longer input
+// is refused (persist.ErrInvalid) before anything is written.
+//
+// Client IDs, topics, filters and every other name are values, never
+// field names or operators: a topic such as {"$gt":""} or a.b is stored
+// and matched as the string it is.
+//
+// # Payloads
+//
+// Options.PayloadFormat is the seeds' payload_format. With MongoJSON (the
+// default) a payload that is a JSON object or array is stored as a
+// document or array, so that db.mqtt_msg.find({"payload.temp": {$gt: 20}})
+// finds it; numbers become int32, int64 or double. When the document
+// does not give the exact bytes back (whitespace, escapes, 1.0 for 1, key
+// order is kept), the bytes are kept beside it in payload_raw, and reads
+// return them. JSON the server cannot keep as a document as it is — a key
+// that is empty, starts with '$', holds '.' or U+0000, or repeats; U+0000
+// in a string; nesting deeper than 64; a number out of range or -0 — and
+// any other payload is stored as with PlainText: a string when it is
+// valid UTF-8 without U+0000, else binary. A document the server refuses
+// all the same is written again the PlainText way: never an error that
+// loses the message. Every payload comes back byte for byte.
+//
+// # Atomic steps
+//
+// Nothing relies on an update being atomic, so no step needs a
+// transaction or a server that applies updates atomically (FerretDB 1.x
+// does not: it reads, changes and writes back a document apart, so that
+// 8 clients running 50 $inc each on one document leave it at 84, not 400,
+// and 4 concurrent findOneAndUpdate claims of one document all succeed).
+// What is atomic everywhere is an insert under a unique key (one of two
+// fails with a duplicate key) and a delete:
+//
+//   - Connected reads the client's latest version and inserts the next,
+//     decided from it, under the _id of that version: of two writes
+//     decided from one version, one is inserted and the other decides
+//     again from the newer state. So a disconnect from a node the client
+//     has left never overwrites its connect on the new one. The older
+//     version becomes a tombstone that keeps its _id (a version is written
+//     once) for a minute, longer than a Connected may take.
+//   - A queue claim is the insert of the next generation of the message's
+//     claim (see Queue); an ack of it by its claimant the insert of a final
+//     generation, after which the message is deleted.
+//   - Publish inserts messages under their ID (a message stored twice
+//     fails on the _id and is left as it is); fanout acks are inserted
+//     under (clientid, msgid).
+//   - A cursor moves by a compare and set (an update whose filter names
+//     the old watermark); on FerretDB two moves at the same moment may
+//     both apply, and the lower may win: the client then gets acked
+//     messages again (a duplicate, never a skip).
+//   - Subscribed upserts on (clientid, topic) and Retain replaces on
+//     topic: the last write wins, and a repeated subscription keeps its
+//     start ($setOnInsert).
+//
+// # Skip nothing
+//
+// Fanout acks are per message (persist.Store). An ack is a document of
+// mqtt_acked_msg; a fanout fetch returns the client's messages on the
+// matching topics after its watermark and the subscription's start that
+// it has not acked. The watermark keeps the acks few: per client and
+// topic (mqtt_acked) it is a position every message of the topic at or
+// before which the client acked, was not due to it, or saw expire; a
+// fetch moves it over such messages and deletes the acks it covers.
+//
+// A message's position is the stamp Publish gives it — the store's clock
+// when it sends the write, to the millisecond, never less than its last
+// stamp — then its ID. MongoDB without transactions has no counter that
+// is assigned with the insert in commit order, and a stamp is not one
+// either: a slow write becomes readable after one stamped later. So a
+// watermark passes only settled messages, stamped more than
+// Options.Settle (default 10s) before the fetch: a message is taken to be
+// readable, on every node, within Settle of its stamp. Publish makes that
+// true for itself: each of its InsertMany calls (4 MiB of payload at
+// most) is stamped just before it is sent and gets half of Settle (its
+// context's deadline, which the driver also sends to the server as
+// maxTimeMS), and fails rather than taking longer. Then no message is
+// skipped provided the broker nodes' clocks are less than Settle/2 apart
+// and the server does not apply a write long after the driver gave up on
+// it (MongoDB stops an operation at its maxTimeMS). A message published
+// on another node with an older ID (a clock that is behind, an outbox
+// replay) is stamped when it is stored, so it lies after the watermark of
+// a client that acked newer ones, and is delivered.
+//
+// Until Settle has passed the acks of the newest messages stay
+// individual, and a fetch reads them: the cost of a fetch is the client's
+// unacked messages plus the last Settle's worth of messages on its
+// topics. A message that was due to none of the client's subscriptions
+// (an ID at or before the earliest start of its stored subscriptions that
+// match the topic) does not hold the watermark back; a subscription made
+// later with History does not see the messages the watermark passed so.
+// Acks of messages that are not stored (QoS 0, an ack written before its
+// message by an asynchronous pipeline) go after Options.AckGrace (1h).
+//
+// # Queue
+//
+// A queue fetch reads the candidates (without payloads) and their claims,
+// and takes, in ID order up to Limit, those that are unclaimed, whose
+// lease ran out or that the client claimed already, by inserting the next
+// generation of each claim (a new lease from now, on the fetching node's
+// clock): of two consumers taking a message at once, one inserts the
+// generation and the other leaves the message. It then reads the
+// messages it won and deletes their older generations. An ack by the
+// latest claimant inserts the final generation (after which no one can
+// take the message, also not a consumer whose lease is newer) and deletes
+// the message and its claims. DeleteExpired finishes what a claimant left
+// half done.
+//
+// # Watch
+//
+// On a replica set or a sharded cluster a watch reads a change stream of
+// the database's inserts into mqtt_msg and of online client versions into
+// mqtt_client: each node hears of every insert and matches its topic
+// against its filters. Without change streams (a standalone MongoDB,
+// FerretDB, DocumentDB or Cosmos DB refusing the stream) it polls every
+// Options.PollInterval (default 50ms) with two range queries on indexes —
+// messages stamped since the newest seen, on {stored}; online client
+// versions written since, on {written} — and once a second two seconds
+// further back, for writes that became readable late. That is 40 small
+// indexed queries a second per node (on FerretDB, which filters ranges in
+// memory, each reads the whole collection: keep mqtt_msg short there, or
+// poll less often). A notice is a hint to fetch: one missed (a write
+// readable more than two seconds after its stamp) delays that delivery
+// to the client's next fetch; it loses nothing.
+//
+// # Servers
+//
+// What the store uses, and what it does on a server without it:
+//
+//   - unique indexes, single-document inserts, deletes, upserts, $set,
+//     $setOnInsert, unordered InsertMany and BulkWrite: needed (every
+//     server here has them);
+//   - TTL indexes: Migrate asks for them on expire_at and makes plain
+//     indexes where the server refuses (FerretDB says NotImplemented); TTL
+//     reports which. Expired messages are never returned either way, and
+//     DeleteExpired deletes them (examples/broker calls it every minute);
+//   - change streams (replica sets and sharded clusters of MongoDB,
+//     DocumentDB with them enabled, Cosmos DB): used by Watch, else
+//     polling (see Watch);
+//   - transactions and atomic updates: not used, so not needed;
+//   - unacknowledged writes (Options.Unsafe, w_mode = unsafe): used for
+//     messages and retained messages, but not on FerretDB, which answers
+//     them and so puts the driver's connection out of step.
+//
+// FerretDB 1.x (tested: 1.24 on PostgreSQL, which the tests run on) has
+// no TTL indexes, transactions, change streams or atomic updates, pushes
+// only top-level equality down to PostgreSQL and filters ranges, $in and
+// wildcard prefixes in memory: correct, but reads cost a pass over the
+// collection. On Cosmos DB and DocumentDB keep topics and client IDs
+// short enough for their index key limits (a compound key of clientid
+// and topic).
+//
+// # Errors
+//
+// Errors are *persist.Error values of the store ("mongostore") and
+// operation: errors.Is matches persist.ErrInvalid (bad input, naming what
+// was wrong, before anything is written), persist.ErrNotFound (Client),
+// persist.ErrClosed (after Close) and persist.ErrUnavailable (a network
+// error, a server that cannot be selected or does not answer in time, a
+// primary stepping down), and errors.As reaches the driver's error
+// (mongo.CommandError, mongo.WriteException, ...). Retryable: the
+// unavailable ones and the server's transient codes (WriteConflict,
+// LockTimeout, labels RetryableWriteError); not: duplicate keys,
+// validation, unknown commands, a client the caller disconnected. A done
+// context is returned as is. The store does not retry (but Connected
+// decides again when another write of the client came first) and does
+// not log.
+//
+// # Caveats
+//
+//   - The skip-nothing argument rests on Settle (see Skip nothing): broker
+//     nodes' clocks within Settle/2, a server that honours maxTimeMS.
+//   - A wildcard fetch reads the matching topics' messages from the
+//     oldest (a range on the filter's literal prefix, every topic for a
+//     filter starting with a wildcard), not from each topic's watermark.
+//   - Queue leases and watermark horizons use the clock of the node that
+//     reads; client versions and stamps the clock of the node that writes.
+//   - Client lookups, subscriptions and retained messages can read from a
+//     secondary (Options.LookupReadPreference, r_mode = slave_ok); fetches,
+//     claims and Connected read the primary.
+//   - Between a Connected and the tombstoning of the version before it, a
+//     client has two documents in mqtt_client for a moment (reads take the
+//     higher v); a process that stops in between leaves both until the
+//     client's next Connected.
 package mongostore

@@ -16,8 +16,9 @@ const sweepBatch = 1000
 // with TTL indexes deletes them by itself, see TTL), queue messages whose
 // claimant acked them but stopped before deleting them, claims of
 // messages no longer stored, superseded client versions older than a
-// minute, and individual fanout acks older than Options.AckGrace of
-// messages that are not stored (up to 1000 of those per call).
+// minute, individual fanout acks older than Options.AckGrace of messages
+// that are not stored (up to 1000 of those per call), and the writer
+// documents of stores not heard of for an hour (stopped without Close).
 // Nothing it deletes is ever read again: it only saves space.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	const op = "DeleteExpired"
@@ -57,6 +58,13 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 			return r.DeletedCount, nil
 		}},
 		{"acks", func() (int64, error) { return s.sweepAcks(ctx, t) }},
+		{"writers", func() (int64, error) {
+			r, err := s.writer.DeleteMany(ctx, bson.D{{Key: wAt, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Add(-time.Hour))}}}})
+			if err != nil {
+				return 0, err
+			}
+			return r.DeletedCount, nil
+		}},
 	} {
 		d, err := c.delete()
 		n += d

@@ -63,21 +63,24 @@ func parallel(fns ...func() error) error {
 }
 
 // fetchFanout reads, at once, the client's subscriptions (for the fanout
-// start), cursors and individual acks, then the fanout messages of the
-// matching topics after the lowest of their cursors; it returns those
-// after their topic's cursor and the subscription's start that the client
-// has not acked. It then moves each cursor over the settled messages it
-// may pass (see the package doc, # Skip nothing).
+// start), cursors, individual acks and the settled horizon; then, at
+// once, the messages to return — the fanout messages of the matching
+// topics after their topic's cursor and the subscription's start that
+// the client has not acked, in ID order, Limit at a time from the server
+// — and the settled window after the cursor, over which settle moves the
+// cursors (see the package doc, # Skip nothing).
 func (s *Store) fetchFanout(ctx context.Context, q *storekit.Query) ([]*persist.Message, error) {
 	var (
 		subs    []subscription
 		cursors map[string]cursor
 		acks    map[string]ack
+		horizon time.Time
 	)
 	err := parallel(
 		func() (err error) { subs, err = s.storedSubs(ctx, s.sub, q.ClientID); return },
 		func() (err error) { cursors, err = s.cursors(ctx, q); return },
 		func() (err error) { acks, err = s.acks(ctx, q); return },
+		func() (err error) { horizon, err = s.horizon(ctx, q.Now); return },
 	)
 	if err != nil {
 		return nil, err
@@ -88,24 +91,202 @@ func (s *Store) fetchFanout(ctx context.Context, q *storekit.Query) ([]*persist.
 			start = x.start
 		}
 	}
-	msgs, err := s.readFanout(ctx, q, cursors)
+	r := &fanoutRead{s: s, q: q, start: start, cursors: cursors, acks: acks, horizon: horizon}
+	r.bound, r.bounded = cursors[q.Match] // the topic's cursor, or the filter's floor
+	r.base = topicQuery(fTopic, q.Match)
+	r.base = append(r.base, bson.E{Key: fMode, Value: persist.Fanout.String()})
+	var out []*persist.Message
+	var window []stored
+	var truncated bool
+	err = parallel(
+		func() (err error) { out, err = r.unacked(ctx); return },
+		func() (err error) { window, truncated, err = r.window(ctx); return },
+	)
 	if err != nil {
 		return nil, err
 	}
-	var out []*persist.Message
-	for _, st := range msgs {
-		m := st.m
-		if c, ok := cursors[m.Topic]; ok && !positionOf(st).after(c.pos) {
-			continue
-		}
-		if _, acked := acks[m.ID]; acked || m.ID <= start || !q.Keep(m) {
-			continue
-		}
-		out = append(out, m)
-	}
-	out = q.Finish(out)
-	s.settle(ctx, q, subs, cursors, acks, msgs)
+	s.settle(ctx, q, horizon, subs, cursors, acks, window, truncated)
 	return out, nil
+}
+
+// fanoutRead is one fanout fetch's reads.
+type fanoutRead struct {
+	s       *Store
+	q       *storekit.Query
+	start   string // the subscription's start ("" none)
+	cursors map[string]cursor
+	acks    map[string]ack
+	horizon time.Time
+	bound   cursor // where the reads start, when bounded
+	bounded bool
+	base    bson.D // the matching topics' fanout messages
+}
+
+// from returns the filters of the messages stamped from the read's bound
+// (see Store.since), and a filter of all when it has none.
+func (r *fanoutRead) from(ctx context.Context, extra ...bson.E) ([]bson.D, error) {
+	base := append(append(bson.D{}, r.base...), extra...)
+	if !r.bounded {
+		return []bson.D{base}, nil
+	}
+	return r.s.since(ctx, base, fStored, r.bound.pos.t, readBuckets)
+}
+
+// maxNin is the most acked IDs a read leaves out on the server ($nin);
+// with more it leaves them out itself.
+const maxNin = 1000
+
+// unacked returns the messages the fetch returns: in pages of Limit from
+// the server in ID order (the merged first pages of the bucket queries on
+// FerretDB), after the start and the acked IDs left out on the server,
+// then those that Keep and are after their topic's cursor, until Limit
+// are found or none are left.
+func (r *fanoutRead) unacked(ctx context.Context) ([]*persist.Message, error) {
+	q := r.q
+	var nin bson.A
+	for id, a := range r.acks {
+		if topic.Match(q.Match, a.topic) {
+			nin = append(nin, id)
+		}
+	}
+	if len(nin) > maxNin {
+		nin = nil
+	}
+	page := int64(0)
+	if q.Fetch.Limit > 0 {
+		page = int64(q.Fetch.Limit + 8)
+	}
+	var out []*persist.Message
+	after := r.start
+	for {
+		idCond := bson.D{}
+		if after != "" {
+			idCond = append(idCond, bson.E{Key: "$gt", Value: after})
+		}
+		if len(nin) > 0 {
+			idCond = append(idCond, bson.E{Key: "$nin", Value: nin})
+		}
+		var extra []bson.E
+		if len(idCond) > 0 {
+			extra = append(extra, bson.E{Key: fID, Value: idCond})
+		}
+		filters, err := r.from(ctx, extra...)
+		if err != nil {
+			return nil, err
+		}
+		o := options.Find().SetSort(bson.D{{Key: fID, Value: 1}})
+		if page > 0 {
+			o.SetLimit(page)
+		}
+		raws, err := findAll(ctx, r.s.msg, filters, o)
+		if err != nil {
+			return nil, err
+		}
+		msgs := make([]stored, 0, len(raws))
+		for _, raw := range raws {
+			st, err := decodeMessage(raw)
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, st)
+		}
+		slices.SortFunc(msgs, func(a, b stored) int { return strings.Compare(a.m.ID, b.m.ID) })
+		more := false
+		if page > 0 && len(msgs) > int(page) {
+			msgs, more = msgs[:page], true // the other bucket queries' rest comes with the next page
+		} else if page > 0 && len(msgs) == int(page) {
+			more = true
+		}
+		for _, st := range msgs {
+			if r.keep(st) {
+				out = append(out, st.m)
+			}
+		}
+		if !more || q.Full(len(out)) || len(msgs) == 0 {
+			break
+		}
+		after = msgs[len(msgs)-1].m.ID
+	}
+	return q.Finish(out), nil
+}
+
+// keep reports whether the fetch returns a message read: after its
+// topic's cursor and the read's bound, after the start, not acked, kept by
+// the query (topic, expiry, Since).
+func (r *fanoutRead) keep(st stored) bool {
+	m := st.m
+	if c, ok := r.cursors[m.Topic]; ok && !positionOf(st).after(c.pos) {
+		return false
+	}
+	if r.bounded && st.stored.Before(r.bound.pos.t) {
+		return false // a bucket's earlier part
+	}
+	if _, acked := r.acks[m.ID]; acked {
+		return false
+	}
+	return m.ID > r.start && r.q.Keep(m)
+}
+
+// windowSize is the most messages of the settled window a fetch reads for
+// settle.
+const windowSize = 1000
+
+// window returns the settled window: the matching topics' fanout
+// messages stamped from the read's bound up to the settled horizon, in
+// position order, their positions and expiry only, windowSize at most
+// (truncated reports that more may follow).
+func (r *fanoutRead) window(ctx context.Context) ([]stored, bool, error) {
+	filters, err := r.from(ctx, bson.E{Key: fStored, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(r.horizon)}}})
+	if err != nil {
+		return nil, false, err
+	}
+	o := options.Find().SetSort(bson.D{{Key: fStored, Value: 1}, {Key: fID, Value: 1}}).SetLimit(windowSize).
+		SetProjection(bson.D{{Key: fMsgID, Value: 1}, {Key: fTopic, Value: 1}, {Key: fStored, Value: 1}, {Key: fExpireAt, Value: 1}})
+	lists, err := findEach(ctx, r.s.msg, filters, o)
+	if err != nil {
+		return nil, false, err
+	}
+	// A full list ends where its query stopped: past its last position
+	// the window is not known.
+	var cut *position
+	var out []stored
+	for _, raws := range lists {
+		for i, raw := range raws {
+			st, err := decodeMessage(raw)
+			if err != nil {
+				return nil, false, err
+			}
+			if i == windowSize-1 {
+				if p := positionOf(st); cut == nil || cut.after(p) {
+					cut = &p
+				}
+			}
+			if r.bounded && st.stored.Before(r.bound.pos.t) {
+				continue
+			}
+			out = append(out, st)
+		}
+	}
+	slices.SortFunc(out, comparePositions)
+	truncated := cut != nil
+	if cut != nil {
+		out = slices.DeleteFunc(out, func(st stored) bool { return positionOf(st).after(*cut) })
+	}
+	if len(out) > windowSize {
+		out, truncated = out[:windowSize], true
+	}
+	return out, truncated, nil
+}
+
+// comparePositions orders messages by position.
+func comparePositions(a, b stored) int {
+	switch {
+	case positionOf(a).after(positionOf(b)):
+		return 1
+	case positionOf(b).after(positionOf(a)):
+		return -1
+	}
+	return 0
 }
 
 // cursors reads the client's fanout cursors on the topics q may read.
@@ -169,20 +350,6 @@ func (s *Store) acks(ctx context.Context, q *storekit.Query) (map[string]ack, er
 	return out, nil
 }
 
-// readFanout reads the fanout messages of the topics matching q stored at
-// or after the lowest cursor of those topics (all of them when a matching
-// topic may have none: a topic without a cursor is read from its start).
-func (s *Store) readFanout(ctx context.Context, q *storekit.Query, cursors map[string]cursor) ([]stored, error) {
-	f := topicQuery(fTopic, q.Match)
-	f = append(f, bson.E{Key: fMode, Value: persist.Fanout.String()})
-	if !topic.HasWildcard(q.Match) {
-		if c, ok := cursors[q.Match]; ok {
-			f = append(f, bson.E{Key: fStored, Value: bson.D{{Key: "$gte", Value: bson.NewDateTimeFromTime(c.pos.t)}}})
-		}
-	}
-	return s.readMessages(ctx, f)
-}
-
 // readMessages reads the message documents matching f.
 func (s *Store) readMessages(ctx context.Context, f bson.D, opts ...options.Lister[options.FindOptions]) ([]stored, error) {
 	if f == nil {
@@ -205,17 +372,22 @@ func (s *Store) readMessages(ctx context.Context, f bson.D, opts ...options.List
 }
 
 // settle moves the client's cursor of each topic read over the messages
-// it may pass: in position order from the cursor, the messages stored
-// before now minus Options.Settle that the client acked, that were not
+// it may pass: in position order from the cursor, the messages stamped
+// before the settled horizon (see Store.horizon) that the client acked,
+// that were not
 // due to it (an ID at or before the earliest start of its stored
 // subscriptions matching the topic) or that expired, up to the first
 // other one. It then deletes the individual acks the cursor covers, and
 // those of messages that are not stored (any more) once older than
-// Options.AckGrace. Failures are left for the next fetch: a cursor is
-// an optimisation of the acks, never their only record.
-func (s *Store) settle(ctx context.Context, q *storekit.Query, subs []subscription, cursors map[string]cursor, acks map[string]ack, msgs []stored) {
-	t := now()
-	horizon := t.Add(-s.opt.Settle)
+// Options.AckGrace. For a wildcard filter it moves the client's floor of
+// the filter (a cursor document whose topic is the filter): the least
+// position among the first messages the cursors of the filter's topics
+// did not pass, and at most the settled horizon — every message before
+// it is passed by its topic's cursor, so the next fetch of the filter
+// reads from there. Failures are left for the next fetch: a cursor is an
+// optimisation of the acks, never their only record.
+func (s *Store) settle(ctx context.Context, q *storekit.Query, horizon time.Time, subs []subscription, cursors map[string]cursor, acks map[string]ack, msgs []stored, truncated bool) {
+	t := q.Now
 	byTopic := map[string][]stored{}
 	for _, st := range msgs {
 		if topic.Match(q.Match, st.m.Topic) {
@@ -224,16 +396,9 @@ func (s *Store) settle(ctx context.Context, q *storekit.Query, subs []subscripti
 	}
 	read := map[string]bool{} // IDs of the messages read above their cursor
 	var drop []string         // individual acks to delete
+	floor := position{t: horizon}
 	for tp, list := range byTopic {
-		slices.SortFunc(list, func(a, b stored) int {
-			if positionOf(a).after(positionOf(b)) {
-				return 1
-			}
-			if positionOf(b).after(positionOf(a)) {
-				return -1
-			}
-			return 0
-		})
+		slices.SortFunc(list, comparePositions)
 		c := cursors[tp]
 		earliest, any := "", false
 		for _, x := range subs {
@@ -245,44 +410,62 @@ func (s *Store) settle(ctx context.Context, q *storekit.Query, subs []subscripti
 			}
 			any = true
 		}
-		next, hi := c.pos, c.mongoID
-		var covered []string
-		moved := false
+		var above []stored // the messages after the cursor, in position order
 		for _, st := range list {
 			if positionOf(st).after(c.pos) {
 				read[st.m.ID] = true
+				above = append(above, st)
 			}
 		}
-		for _, st := range list {
-			p := positionOf(st)
-			if !p.after(c.pos) {
-				continue
-			}
-			if st.stored.After(horizon) {
-				break
+		next, hi := c.pos, c.mongoID
+		var covered []string
+		passed := 0
+		for _, st := range above {
+			if !st.stored.Before(horizon) {
+				break // not settled: a message stamped before it may still come
 			}
 			_, acked := acks[st.m.ID]
 			due := !any || st.m.ID > earliest
 			if !acked && due && !st.m.Expired(t) {
 				break
 			}
-			next, moved = p, true
+			next = positionOf(st)
+			passed++
 			if acked {
 				covered = append(covered, st.m.ID)
 				hi = max(hi, st.m.ID)
 			}
 		}
-		if moved && s.moveCursor(ctx, q.ClientID, tp, c, next, hi) {
+		first := 0 // the first message above the cursor that is known durable
+		if passed > 0 && s.moveCursor(ctx, q.ClientID, tp, c, next, hi) {
 			drop = append(drop, covered...)
 			for _, id := range covered {
 				read[id] = false
 			}
+			first = passed
+		}
+		if first < len(above) && floor.after(positionOf(above[first])) {
+			floor = positionOf(above[first])
+			floor.id = "" // from this stamp on: the message itself is read again
 		}
 	}
-	// Acks of messages not read above their cursor: covered by it
-	// already, or of messages not stored; kept for AckGrace.
+	if truncated && len(msgs) > 0 {
+		// Past the window read nothing is known.
+		if last := positionOf(msgs[len(msgs)-1]); floor.after(last) {
+			floor = position{t: last.t}
+		}
+	}
+	if topic.HasWildcard(q.Match) {
+		if f, ok := cursors[q.Match]; !ok || floor.after(f.pos) {
+			s.moveCursor(ctx, q.ClientID, q.Match, f, floor, "")
+		}
+	}
+	// Acks of messages not read above their cursor in a whole window:
+	// covered by it already, or of messages not stored (or stamped after
+	// the horizon, which an ack older than AckGrace can only be if it came
+	// before its message); kept for AckGrace.
 	for id, a := range acks {
-		if !read[id] && topic.Match(q.Match, a.topic) && a.at.Before(t.Add(-s.opt.AckGrace)) {
+		if !truncated && !read[id] && topic.Match(q.Match, a.topic) && a.at.Before(t.Add(-s.opt.AckGrace)) {
 			drop = append(drop, id)
 		}
 	}

@@ -68,6 +68,10 @@ func (s *Store) indexes() []struct {
 			{name: "msgid_gen", keys: k(qMsgID, qGen), unique: true}, // one claim per generation
 			{name: "topic", keys: k(qTopic)},
 		}},
+		{s.topics, []index{
+			{name: "stored", keys: k(fStored)},
+		}},
+		{s.writer, nil},
 	}
 }
 

@@ -105,8 +105,9 @@ func TestOpenErrors(t *testing.T) {
 	}
 	db := testClient(t).Database(freshName())
 	for _, o := range []mongostore.Options{
-		{Settle: -time.Second},
-		{Settle: time.Millisecond},
+		{ClockSkew: -time.Second},
+		{WriteTimeout: -time.Second},
+		{WriteTimeout: time.Millisecond},
 		{PollInterval: -1},
 		{AckGrace: -1},
 		{PayloadFormat: "xml"},

@@ -20,6 +20,12 @@ const (
 	DefaultAckedMsgCollection = "mqtt_acked_msg"
 	// DefaultClaimCollection holds the claims of queue messages.
 	DefaultClaimCollection = "mqtt_claim"
+	// DefaultTopicCollection holds, on FerretDB, each topic's last Publish
+	// stamp, which polling watches read (see Store.Watch).
+	DefaultTopicCollection = "mqtt_topic"
+	// DefaultWriterCollection holds each store value's oldest Publish
+	// still writing (see the package doc, # Skip nothing).
+	DefaultWriterCollection = "mqtt_writer"
 )
 
 // PayloadFormat says how a payload is stored in the payload field of
@@ -45,8 +51,10 @@ const (
 
 // Defaults of Options.
 const (
-	// DefaultSettle is Options.Settle's default.
-	DefaultSettle = 10 * time.Second
+	// DefaultClockSkew is Options.ClockSkew's default.
+	DefaultClockSkew = 500 * time.Millisecond
+	// DefaultWriteTimeout is Options.WriteTimeout's default.
+	DefaultWriteTimeout = 10 * time.Second
 	// DefaultPollInterval is Options.PollInterval's default.
 	DefaultPollInterval = 50 * time.Millisecond
 	// DefaultAckGrace is Options.AckGrace's default.
@@ -79,8 +87,9 @@ type Options struct {
 	// names set below.
 	CollectionPrefix string
 	// ClientCollection, SubscriptionCollection, MessageCollection,
-	// RetainCollection, AckCollection, AckedMsgCollection and
-	// ClaimCollection replace a collection name entirely.
+	// RetainCollection, AckCollection, AckedMsgCollection, ClaimCollection,
+	// TopicCollection and WriterCollection replace a collection name
+	// entirely.
 	ClientCollection       string
 	SubscriptionCollection string
 	MessageCollection      string
@@ -88,16 +97,21 @@ type Options struct {
 	AckCollection          string
 	AckedMsgCollection     string
 	ClaimCollection        string
+	TopicCollection        string
+	WriterCollection       string
 	// PayloadFormat is MongoJSON (the default, as the seeds) or PlainText.
 	PayloadFormat PayloadFormat
-	// Settle is how long after Publish stamped a message it is taken to be
-	// readable on every node, however slow its write was: a client's
-	// fanout watermark never passes a message younger than Settle (see the
-	// package doc, # Skip nothing). Publish gives its write at most half of
-	// it (its context gets that deadline), so Settle must exceed twice the
-	// longest write and the clock skew between broker nodes. 0 means
-	// DefaultSettle.
-	Settle time.Duration
+	// ClockSkew is the most the clocks of the broker nodes sharing the
+	// database may differ. A client's fanout watermark passes only
+	// messages stamped more than twice this before the fetch (and before
+	// every Publish still writing, see the package doc, # Skip nothing).
+	// 0 means DefaultClockSkew.
+	ClockSkew time.Duration
+	// WriteTimeout bounds each write of Publish (and of Retain): a
+	// message is readable within it of its stamp, or its Publish failed.
+	// A watermark waits for a Publish still writing at most this long. 0
+	// means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// AckGrace is how long a fanout ack of a message that is not stored is
 	// kept (an asynchronous pipeline may write an ack before its message;
 	// QoS 0 messages are acked but never stored). 0 means DefaultAckGrace.
@@ -124,7 +138,7 @@ type Options struct {
 
 // names are the collection names in use.
 type names struct {
-	client, sub, msg, retain, acked, ackedMsg, claim string
+	client, sub, msg, retain, acked, ackedMsg, claim, topic, writer string
 }
 
 // resolve returns the options with the defaults filled in and the
@@ -148,12 +162,14 @@ func (o *Options) resolve() (Options, names, error) {
 		acked:    pick(opt.AckCollection, DefaultAckCollection),
 		ackedMsg: pick(opt.AckedMsgCollection, DefaultAckedMsgCollection),
 		claim:    pick(opt.ClaimCollection, DefaultClaimCollection),
+		topic:    pick(opt.TopicCollection, DefaultTopicCollection),
+		writer:   pick(opt.WriterCollection, DefaultWriterCollection),
 	}
 	seen := map[string]string{}
 	for _, c := range []struct{ field, name string }{
 		{"ClientCollection", n.client}, {"SubscriptionCollection", n.sub}, {"MessageCollection", n.msg},
 		{"RetainCollection", n.retain}, {"AckCollection", n.acked}, {"AckedMsgCollection", n.ackedMsg},
-		{"ClaimCollection", n.claim},
+		{"ClaimCollection", n.claim}, {"TopicCollection", n.topic}, {"WriterCollection", n.writer},
 	} {
 		if err := checkCollection(c.name); err != nil {
 			return opt, n, fmt.Errorf("Options.%s (or CollectionPrefix): collection name %q %v", c.field, c.name, err)
@@ -175,7 +191,8 @@ func (o *Options) resolve() (Options, names, error) {
 		v     *time.Duration
 		def   time.Duration
 	}{
-		{"Settle", &opt.Settle, DefaultSettle},
+		{"ClockSkew", &opt.ClockSkew, DefaultClockSkew},
+		{"WriteTimeout", &opt.WriteTimeout, DefaultWriteTimeout},
 		{"AckGrace", &opt.AckGrace, DefaultAckGrace},
 		{"PollInterval", &opt.PollInterval, DefaultPollInterval},
 	} {
@@ -186,8 +203,8 @@ func (o *Options) resolve() (Options, names, error) {
 			*d.v = d.def
 		}
 	}
-	if opt.Settle < 10*time.Millisecond {
-		return opt, n, fmt.Errorf("Options.Settle is %v, less than 10ms", opt.Settle)
+	if opt.WriteTimeout < 100*time.Millisecond {
+		return opt, n, fmt.Errorf("Options.WriteTimeout is %v, less than 100ms", opt.WriteTimeout)
 	}
 	return opt, n, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mqttpersist/mqttpersist/persist"
@@ -14,11 +15,12 @@ import (
 // Publish stores a batch of messages (see persist.Store) with unordered
 // InsertMany calls of up to chunkBytes of payload (usually one), every
 // document of a call stamped with the same time just before it is sent
-// (field stored, see the package doc, # Skip nothing). A message whose
-// ID is stored already fails on the _id index and is left as it is. A
-// message whose JSON payload the server refuses as a document is written
-// again with the payload's bytes. Each call gets half of Options.Settle at
-// most.
+// (field stored, see the package doc, # Skip nothing), while the store's
+// writer document says it is writing since then. A message whose ID is
+// stored already fails on the _id index and is left as it is. A message
+// whose JSON payload the server refuses as a document is written again
+// with the payload's bytes. Each call must end within
+// Options.WriteTimeout of its stamp.
 func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	const op = "Publish"
 	msgs, err := s.kit.Publish(ctx, msgs) // checked, unexpired, each ID once
@@ -41,7 +43,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 
 // chunkBytes is the most payload bytes one InsertMany of Publish carries
 // (it carries one message at least): a write of its own stamp that the
-// server finishes well within Options.Settle.
+// server finishes well within Options.WriteTimeout.
 const chunkBytes = 4 << 20
 
 // publishChunk stamps and inserts msgs.
@@ -50,27 +52,33 @@ func (s *Store) publishChunk(ctx context.Context, msgs []*persist.Message) error
 	for i, m := range msgs {
 		docs[i] = messageDoc(m, time.Time{}, s.opt.PayloadFormat)
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opt.Settle/2)
+	stamp, token, err := s.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.endWrite(token)
+	wctx, cancel := context.WithDeadline(ctx, stamp.Add(s.opt.WriteTimeout))
 	defer cancel()
-	stamp := bson.NewDateTimeFromTime(s.nextStamp())
 	for _, d := range docs {
 		restamp(d.(bson.D), stamp)
 	}
-	return s.insert(wctx, docs, func(i int) any {
-		d := messageDoc(msgs[i], time.Time{}, PlainText)
-		restamp(d, stamp)
-		return d
+	err = s.insert(wctx, docs, func(i int) any {
+		return messageDoc(msgs[i], stamp, PlainText)
 	})
+	if err != nil {
+		return err
+	}
+	return s.register(wctx, msgs, stamp)
 }
 
-// restamp sets the stored field of a message document.
-func restamp(d bson.D, stamp bson.DateTime) {
-	for i := len(d) - 1; i >= 0; i-- {
+// restamp sets the stored field (and its buckets) of a message document.
+func restamp(d bson.D, stamp time.Time) {
+	for i := range d {
 		if d[i].Key == fStored {
-			d[i].Value = stamp
-			return
+			d[i].Value = bson.NewDateTimeFromTime(stamp)
 		}
 	}
+	setBuckets(d, fStored, stamp)
 }
 
 // insert writes docs to mqtt_msg unordered: duplicate keys are success
@@ -120,6 +128,81 @@ func sameDoc(a, b any) bool {
 	ra, err1 := bson.Marshal(a)
 	rb, err2 := bson.Marshal(b)
 	return err1 == nil && err2 == nil && string(ra) == string(rb)
+}
+
+// register records, on FerretDB, the stamp of the batch's topics in the
+// topic registry, which polling watches read there instead of passing
+// over mqtt_msg (see the package doc, # Watch); elsewhere it does
+// nothing. The registry is written behind the Publish: at once, and the
+// topics of the batches stored meanwhile in one write after it (the last
+// writer of a topic wins).
+func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp time.Time) error {
+	info, err := s.server(ctx)
+	if err != nil || !info.ferret {
+		return err
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if s.reg == nil {
+		s.reg = map[string]registration{}
+	}
+	for _, m := range msgs {
+		s.reg[m.Topic] = registration{stamp: stamp, node: m.Node}
+	}
+	if !s.regRunning {
+		s.regRunning = true
+		s.regDone = make(chan struct{})
+		go s.flushRegistry()
+	}
+	return nil
+}
+
+// registration is a topic's stamp waiting to be written to the registry.
+type registration struct {
+	stamp time.Time
+	node  string
+}
+
+// flushRegistry writes the pending registrations until none is left or
+// the store is closed.
+func (s *Store) flushRegistry() {
+	defer close(s.regDone)
+	for {
+		s.regMu.Lock()
+		pending := s.reg
+		s.reg = nil
+		if len(pending) == 0 {
+			s.regRunning = false
+			s.regMu.Unlock()
+			return
+		}
+		s.regMu.Unlock()
+		models := make([]mongo.WriteModel, 0, len(pending))
+		for t, r := range pending {
+			set := bson.D{{Key: fStored, Value: bson.NewDateTimeFromTime(r.stamp)}, {Key: fNode, Value: r.node}}
+			models = append(models, mongo.NewUpdateOneModel().
+				SetFilter(bson.D{{Key: fID, Value: t}}).
+				SetUpdate(bson.D{{Key: "$set", Value: bucketFields(set, fStored, r.stamp)}}).
+				SetUpsert(true))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := s.topics.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		cancel()
+		if _, dup := onlyDuplicates(err); err != nil && !dup && !s.kit.Closed() {
+			// Tried again with the next registrations (a newer stamp of a
+			// topic replaces this one).
+			s.regMu.Lock()
+			if s.reg == nil {
+				s.reg = map[string]registration{}
+			}
+			for t, r := range pending {
+				if _, newer := s.reg[t]; !newer {
+					s.reg[t] = r
+				}
+			}
+			s.regMu.Unlock()
+		}
+	}
 }
 
 // positionOf returns a message's position: its stamp and ID.

@@ -28,7 +28,7 @@ func (s *Store) Retain(ctx context.Context, m *persist.Message) error {
 		_, err := retainW.DeleteOne(ctx, filter)
 		return s.fail(ctx, op, s.what(what, err))
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opt.Settle/2)
+	wctx, cancel := context.WithTimeout(ctx, s.opt.WriteTimeout)
 	defer cancel()
 	doc := messageFields(make(bson.D, 0, 16), m, s.opt.PayloadFormat)
 	err := s.replaceRetained(wctx, filter, doc)

@@ -41,7 +41,7 @@ func fields(t *testing.T, what string, doc bson.M, want bson.M) {
 // mqtt_acked.
 func TestSeeds(t *testing.T) {
 	db := freshDB(t)
-	st := newStore(t, db, &mongostore.Options{Settle: time.Second})
+	st := newStore(t, db, &mongostore.Options{ClockSkew: 250 * time.Millisecond})
 	ctx := t.Context()
 	online := time.Unix(1482976411, 0)
 	if err := st.Connected(ctx, &persist.Client{ID: "test", Node: "emqx@127.0.0.1", Online: true, OnlineAt: online}); err != nil {
@@ -86,12 +86,13 @@ func TestSeeds(t *testing.T) {
 	ret := one(t, `db.mqtt_retain.findOne({topic: "retain"})`, find(t, db, "mqtt_retain", bson.D{{Key: "topic", Value: "retain"}}))
 	fields(t, "retained", ret, bson.M{"topic": "retain", "msgid": r.ID, "sender": "c1", "qos": 1, "payload": "Hello world!", "arrived": int64(1482976729)})
 
-	// A fetch after Settle moves the client's cursor over the acked
+	// A fetch once the message settled (twice ClockSkew after its stamp)
+	// moves the client's cursor over the acked
 	// message: mqtt_acked holds clientid, topic and mongo_id.
 	if err := st.Acked(ctx, "test", persist.Ack{ID: m.ID, Topic: m.Topic}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if got, err := st.FetchOffline(ctx, "test", "/World", persist.Fetch{}); err != nil || len(got) != 0 {
 		t.Fatalf("FetchOffline after the ack: %v, %v; want nothing", got, err)
 	}

@@ -48,14 +48,15 @@ func ackAll(t *testing.T, st persist.Store, client string, msgs ...*persist.Mess
 	}
 }
 
-// TestSettle checks the cursor of a client once messages are settled: it
+// TestSettle checks the cursor of a client once messages are settled
+// (stamped twice ClockSkew before the fetch, no Publish writing): it
 // passes the acked messages up to the first unacked one, the individual
 // acks it covers go, and a message with an earlier ID stored after the
 // cursor moved (an outbox replay) is still delivered.
 func TestSettle(t *testing.T) {
-	const settle = time.Second
+	const skew = 500 * time.Millisecond
 	db := freshDB(t)
-	st := newStore(t, db, &mongostore.Options{Settle: settle})
+	st := newStore(t, db, &mongostore.Options{ClockSkew: skew})
 	m := make([]*persist.Message, 6)
 	for i := range m {
 		m[i] = persisttest.NewMessage("settle/t", fmt.Appendf(nil, "#%d", i))
@@ -76,9 +77,9 @@ func TestSettle(t *testing.T) {
 		t.Fatalf("before settling: %v, want %v", got, want)
 	}
 	if n := count("mqtt_acked"); n != 0 {
-		t.Errorf("a cursor moved over messages younger than Settle: %d cursors", n)
+		t.Errorf("a cursor moved over messages not settled: %d cursors", n)
 	}
-	time.Sleep(settle + 100*time.Millisecond)
+	time.Sleep(2*skew + 100*time.Millisecond)
 	if got := fetchIDs(t, st, "c", "settle/t"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after settling: %v, want %v", got, want)
 	}
@@ -108,11 +109,13 @@ func TestSettle(t *testing.T) {
 
 // TestSettleRacing has publishers on two store values publish to one topic
 // with IDs stamped by clocks apart while a consumer fetches and acks from
-// both, with a Settle short enough that the cursor moves while they
-// race: the consumer gets every message, and none twice.
+// both, with a ClockSkew so short that the cursor moves all the while
+// they race (it waits only for the Publish calls still writing): the
+// consumer gets every message, and none twice. (TestSlowWrite makes a
+// write overtaken by later ones on purpose.)
 func TestSettleRacing(t *testing.T) {
 	db := freshDB(t)
-	opts := &mongostore.Options{Settle: 800 * time.Millisecond}
+	opts := &mongostore.Options{ClockSkew: 20 * time.Millisecond}
 	a := newStore(t, db, opts)
 	b, err := mongostore.New(db, opts)
 	if err != nil {
@@ -166,7 +169,7 @@ func TestSettleRacing(t *testing.T) {
 		}
 		break
 	}
-	time.Sleep(opts.Settle)
+	time.Sleep(4*opts.ClockSkew + 100*time.Millisecond)
 	for i := 0; read(i) > 0 || i < 3; i++ {
 		if i > 1000 {
 			t.Fatal("the consumer keeps getting messages")

@@ -36,7 +36,7 @@ type Store struct {
 	n   names
 	own bool // Open made the client: Close disconnects it
 
-	client, sub, msg, retain, acked, ackedMsg, claim *mongo.Collection
+	client, sub, msg, retain, acked, ackedMsg, claim, topics, writer *mongo.Collection
 	// msgW and retainW write messages and retained messages with the
 	// write concern of Options.Unsafe, once unsafeOnce found the server
 	// takes unacknowledged writes (see writers).
@@ -48,11 +48,24 @@ type Store struct {
 	stampMu sync.Mutex
 	stamp   int64 // the last Publish stamp, in Unix milliseconds
 
+	// The store's writer document (see writing).
+	writerID string
+	wr       writerState
+
 	featMu sync.Mutex
-	feat   *features // what the server has, found on first need
+	feat   *features // what Migrate found the server has
+
+	infoMu sync.Mutex
+	info   *serverInfo // what the server is, found on first need
 
 	watchMu sync.Mutex
 	watches map[*watch]struct{}
+
+	// The topic registry's pending writes (FerretDB, see register).
+	regMu      sync.Mutex
+	reg        map[string]registration
+	regRunning bool
+	regDone    chan struct{}
 }
 
 var (
@@ -93,6 +106,9 @@ func New(db *mongo.Database, opts *Options) (*Store, error) {
 	s.acked = db.Collection(n.acked, primary)
 	s.ackedMsg = db.Collection(n.ackedMsg, primary)
 	s.claim = db.Collection(n.claim, primary)
+	s.topics = db.Collection(n.topic, primary)
+	s.writer = db.Collection(n.writer, primary)
+	s.writerID = persist.NewID()
 	s.msgW, s.retainW = s.msg, s.retain
 	s.lookupClient, s.lookupSub, s.lookupRetain = s.client, s.sub, s.retain
 	if rp := opt.LookupReadPreference; rp != nil {
@@ -107,18 +123,15 @@ func New(db *mongo.Database, opts *Options) (*Store, error) {
 // writers returns the collections that messages and retained messages
 // are written to: unacknowledged with Options.Unsafe, unless the server
 // is FerretDB, which answers unacknowledged writes and so puts the
-// driver's connection out of step (buildInfo names ferretdbVersion); the
-// first call asks the server.
+// driver's connection out of step; the first call asks the server (and
+// until one could, writes stay acknowledged).
 func (s *Store) writers(ctx context.Context) (msg, retain *mongo.Collection) {
+	if !s.opt.Unsafe {
+		return s.msgW, s.retainW
+	}
 	s.unsafeOnce.Do(func() {
-		if !s.opt.Unsafe {
-			return
-		}
-		var bi bson.Raw
-		if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&bi); err != nil {
-			return // tried again at no later call: acknowledged it stays
-		}
-		if _, err := bi.LookupErr("ferretdbVersion"); err == nil {
+		info, err := s.server(ctx)
+		if err != nil || info.ferret {
 			return
 		}
 		w0 := options.Collection().SetWriteConcern(writeconcern.Unacknowledged()).SetReadPreference(readpref.Primary())
@@ -132,9 +145,10 @@ func (s *Store) writers(ctx context.Context) (msg, retain *mongo.Collection) {
 func (s *Store) Database() *mongo.Database { return s.db }
 
 // Collections returns the names of the collections in use: client,
-// subscription, message, retain, ack, acked-message and claim.
+// subscription, message, retain, ack, acked-message, claim, topic and
+// writer.
 func (s *Store) Collections() []string {
-	return []string{s.n.client, s.n.sub, s.n.msg, s.n.retain, s.n.acked, s.n.ackedMsg, s.n.claim}
+	return []string{s.n.client, s.n.sub, s.n.msg, s.n.retain, s.n.acked, s.n.ackedMsg, s.n.claim, s.n.topic, s.n.writer}
 }
 
 // Limits returns the sizes the store keeps (see MaxTopicLen and the
@@ -158,6 +172,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closeWatches()
+	s.regMu.Lock()
+	running, done := s.regRunning, s.regDone
+	s.regMu.Unlock()
+	if running {
+		<-done // the last registrations written (or given up)
+	}
+	s.retireWriter()
 	if s.own {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

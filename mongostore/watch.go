@@ -393,25 +393,34 @@ func (p *poller) poll(slow bool) error {
 	if slow {
 		from, cfrom = from.Add(-lookback), cfrom.Add(-lookback)
 	}
+	info, err := s.server(ctx)
+	if err != nil {
+		return err
+	}
+	// The messages' topics: on FerretDB from the topic registry (a read of
+	// mqtt_msg would pass over the whole collection), else from mqtt_msg
+	// by its stored index.
+	coll, idField := s.msg, ""
+	if info.ferret {
+		coll, idField = s.topics, fID
+	}
+	mf, err := s.since(ctx, nil, fStored, from, pollBuckets)
+	if err != nil {
+		return err
+	}
+	cf, err := s.since(ctx, bson.D{{Key: cState, Value: 1}}, cWritten, cfrom, pollBuckets)
+	if err != nil {
+		return err
+	}
 	var msgs, clients []bson.Raw
-	err := parallel(
-		func() error {
-			cur, err := s.msg.Find(ctx, bson.D{{Key: fStored, Value: bson.D{{Key: "$gte", Value: bson.NewDateTimeFromTime(from)}}}},
-				options.Find().SetProjection(bson.D{{Key: fTopic, Value: 1}, {Key: fNode, Value: 1}, {Key: fStored, Value: 1}}))
-			if err != nil {
-				return err
-			}
-			return cur.All(ctx, &msgs)
+	err = parallel(
+		func() (err error) {
+			msgs, err = findAll(ctx, coll, mf, options.Find().SetProjection(bson.D{{Key: fTopic, Value: 1}, {Key: fNode, Value: 1}, {Key: fStored, Value: 1}}))
+			return err
 		},
-		func() error {
-			cur, err := s.client.Find(ctx, bson.D{
-				{Key: cWritten, Value: bson.D{{Key: "$gte", Value: bson.NewDateTimeFromTime(cfrom)}}},
-				{Key: cState, Value: 1},
-			}, options.Find().SetProjection(bson.D{{Key: cClientID, Value: 1}, {Key: cNode, Value: 1}, {Key: cOnlineAtMs, Value: 1}, {Key: cWritten, Value: 1}, {Key: cState, Value: 1}}))
-			if err != nil {
-				return err
-			}
-			return cur.All(ctx, &clients)
+		func() (err error) {
+			clients, err = findAll(ctx, s.client, cf, options.Find().SetProjection(bson.D{{Key: cClientID, Value: 1}, {Key: cNode, Value: 1}, {Key: cOnlineAtMs, Value: 1}, {Key: cWritten, Value: 1}, {Key: cState, Value: 1}}))
+			return err
 		},
 	)
 	if err != nil {
@@ -419,17 +428,24 @@ func (p *poller) poll(slow bool) error {
 	}
 	told := map[string]bool{}
 	for _, r := range msgs {
-		id := "m" + textOf(r.Lookup("_id"))
 		dt, _ := r.Lookup(fStored).DateTimeOK()
 		at := time.UnixMilli(dt)
-		if _, ok := p.seen[id]; ok {
+		var t, id string
+		if idField != "" {
+			// A registry document: the topic and its last stamp.
+			t = textOf(r.Lookup(idField))
+			id = "t" + strconv.FormatInt(dt, 10) + ":" + t
+		} else {
+			t = textOf(r.Lookup(fTopic))
+			id = "m" + textOf(r.Lookup("_id"))
+		}
+		if _, ok := p.seen[id]; ok || at.Before(from) {
 			continue
 		}
 		p.seen[id] = at
 		if at.After(p.msgSince) {
 			p.msgSince = at
 		}
-		t := textOf(r.Lookup(fTopic))
 		if t != "" && !told[t] && p.w.watched(t) {
 			told[t] = true
 			p.w.fn(persist.Notice{Topic: t, Node: textOf(r.Lookup(fNode))})
@@ -439,7 +455,7 @@ func (p *poller) poll(slow bool) error {
 		id := "c" + textOf(r.Lookup("_id"))
 		dt, _ := r.Lookup(cWritten).DateTimeOK()
 		at := time.UnixMilli(dt)
-		if _, ok := p.seen[id]; ok {
+		if _, ok := p.seen[id]; ok || at.Before(cfrom) {
 			continue
 		}
 		p.seen[id] = at

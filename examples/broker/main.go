@@ -6,6 +6,7 @@
 //	go run ./examples/broker                      # 127.0.0.1:1883, SQLite in ./data/mqtt.db
 //	go run ./examples/broker -auth users.yaml -tls-cert cert.pem -tls-key key.pem  # :8883, users and ACLs, TLS
 //	go run ./examples/broker -store postgres://user:pass@localhost/mqtt
+//	go run ./examples/broker -store mongodb://localhost:27017/mqtt
 //	go run ./examples/broker -config rules.yaml   # stores and rules from YAML
 //	go run ./examples/broker -mode async -metrics :9100
 //	go run ./examples/broker -tsdb influxdb://localhost:8086/mqtt -templates examples/tsdb/emqx_backend_influxdb.tmpl
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sf := addSecurityFlags(fs) // -listen, -ws, -auth, -tls-*: security.go
 	node := fs.String("node", "", "`name` of this broker node in stored state (default: the host name)")
-	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, redis://…, redis+sentinel://…, redis+cluster://…, or none (default "+DefaultStore+")")
+	storeURL := fs.String("store", "", "`URL` of the database: sqlite://PATH, postgres://…, mysql://…, redis://…, redis+sentinel://…, redis+cluster://…, mongodb://…, mongodb+srv://…, or none (default "+DefaultStore+")")
 	tsdbFlag := fs.String("tsdb", "", "`URL` of a time-series writer that gets every publish through -templates: influxdb://host:8086/db, influxdb2://host:8086/bucket?org=…&token=…, influxdb+udp://host:8089, opentsdb://host:4242, opentsdb+telnet://host:4242, timescale://… or postgres://… (see tsdb.go)")
 	templatesFlag := fs.String("templates", "", "JSON `file` of the -tsdb writer's templates, in the seeds' format (see examples/tsdb)")
 	configFile := fs.String("config", "", "YAML `file` with stores, rules and settings such as mode (see examples/broker/config.go); flags win over it")
@@ -260,6 +261,7 @@ clients, retained messages and acks in a database.
   broker -auth users.yaml -tls-cert cert.pem -tls-key key.pem   # :8883: users and ACLs, TLS
   broker -hash-password                     # a bcrypt hash for users.yaml
   broker -store postgres://user:pass@localhost/mqtt
+  broker -store mongodb://localhost:27017/mqtt
   broker -mode async -metrics :9100         # outbox in ./data/outbox, /metrics on :9100
   broker -config rules.yaml                 # stores, rules and settings from YAML
 

@@ -148,10 +148,11 @@ func eachSQLStore(t *testing.T, fn func(t *testing.T, storeURL string)) {
 	testenv.EachBackendParallel(t, testenv.SQLBackends(), fn)
 }
 
-// eachStore runs fn on every SQL database and on Redis.
+// eachStore runs fn on every SQL database, on Redis and on MongoDB.
 func eachStore(t *testing.T, fn func(t *testing.T, storeURL string)) {
 	redisBackend := testenv.Backend[string]{Name: "redis", Open: redisURL}
-	testenv.EachBackendParallel(t, append(testenv.SQLBackends(), redisBackend), fn)
+	mongoBackend := testenv.Backend[string]{Name: "mongodb", Open: mongoURL}
+	testenv.EachBackendParallel(t, append(testenv.SQLBackends(), redisBackend, mongoBackend), fn)
 }
 
 // redisURL is the test Redis with a fresh key prefix, whose keys are
@@ -183,7 +184,9 @@ func redisURL(t testing.TB) string {
 	return base + sep + "prefix=" + prefix
 }
 
-func isSQL(storeURL string) bool { return !strings.HasPrefix(storeURL, "redis") }
+func isSQL(storeURL string) bool {
+	return !strings.HasPrefix(storeURL, "redis") && !strings.HasPrefix(storeURL, "mongodb")
+}
 
 // query runs SQL on the broker's database, as a user checking the tables
 // would, and returns the rows as text.

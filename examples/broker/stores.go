@@ -12,7 +12,8 @@ import (
 
 	"github.com/mqttpersist/mqttpersist/persist"
 	// The stores the broker opens by URL, with persist.Open: each
-	// registers its schemes (sqlite, postgres, mysql, redis, ...).
+	// registers its schemes (sqlite, postgres, mysql, redis, mongodb, ...).
+	_ "github.com/mqttpersist/mqttpersist/mongostore"
 	_ "github.com/mqttpersist/mqttpersist/redisstore"
 	_ "github.com/mqttpersist/mqttpersist/sqlstore"
 )
