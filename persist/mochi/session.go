@@ -192,8 +192,13 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if h.ending[cl.ID] == c {
 		delete(h.ending, cl.ID)
 	}
+	// The client came back to this node while this connection ended:
+	// the new connection owns its state, which a late disconnect of the
+	// old one must not mark offline (the node the client moves to next
+	// would then not wait for this one's acks).
+	newer := h.conns[cl.ID] != nil
 	h.mu.Unlock()
-	if h.closed.Load() && h.base.Err() != nil {
+	if newer || h.closed.Load() && h.base.Err() != nil {
 		return
 	}
 	// Written also when the client is online on another node already (it
