@@ -432,10 +432,10 @@ func (s *mosqSub) stop() {
 	s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second): // it may have thousands of messages to print first
 		s.cmd.Process.Kill()
 		<-s.done
-		s.t.Errorf("mosquitto_sub did not stop within 10s of SIGINT:\n%s", s.output())
+		s.t.Errorf("mosquitto_sub did not stop within 30s of SIGINT:\n%s", s.output())
 	}
 	s.mu.Lock()
 	d := s.disconnected

@@ -90,9 +90,9 @@ func TestReplayIsPagedAndFlowControlled(t *testing.T) {
 	// MQTT would only test the publish path).
 	ctx := context.Background()
 	want := make([]string, n)
-	for i := 0; i < n; i += 1000 {
+	for i := 0; i < n; i += 200 { // store calls of 200: within the default timeout also under -race
 		var batch []*persist.Message
-		for j := i; j < min(i+1000, n); j++ {
+		for j := i; j < min(i+200, n); j++ {
 			want[j] = fmt.Sprintf("m%06d", j)
 			batch = append(batch, &persist.Message{Topic: fmt.Sprintf("big/%d", j%7), Payload: []byte(want[j]), QoS: 1, From: "loader"})
 		}
