@@ -233,7 +233,7 @@ func (s *Store) connectOnce(ctx context.Context, c *persist.Client) (done bool, 
 		{Key: cTomb, Value: c.ID},
 		{Key: cWritten, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(written.Add(-tombLife))}}},
 	}))
-	_, _ = s.client.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	_, _ = s.bulk(ctx, s.client, models)
 	return true, nil
 }
 

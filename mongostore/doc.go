@@ -2,7 +2,8 @@
 // state, subscriptions, offline messages (queue and fanout), retained
 // messages and acks — in MongoDB collections shaped like the seeds'
 // (mqtt_client, mqtt_sub, mqtt_msg, mqtt_retain, mqtt_acked, and this
-// package's mqtt_acked_msg and mqtt_claim), on the official driver
+// package's mqtt_acked_msg, mqtt_claim, mqtt_writer and, on FerretDB,
+// mqtt_topic), on the official driver
 // go.mongodb.org/mongo-driver/v2. It needs no multi-document transactions
 // and no atomic updates: every step that decides something is a
 // single-document insert under a unique key or a delete, so it works alike
@@ -45,7 +46,10 @@
 //	             username, peerhost, node (absent when empty); props {format, content_type,
 //	             response_topic, correlation (binary), user: [{k, v}]}; payload_raw (see Payloads)
 //	mqtt_retain  the same fields but _id, stored and mode
-//	mqtt_acked   wt, wid: the client's watermark of the topic (a date and an ID)
+//	mqtt_acked   wt, wid: the client's watermark of the topic (a date and an ID); a document
+//	             whose topic is a wildcard filter holds the client's floor of that filter
+//	dates        stored and written also as whole seconds, minutes, hours and days since the
+//	             epoch (stored_s, stored_m, stored_h, stored_d; written_s, …), see Servers
 //
 // Collections this package adds:
 //
@@ -53,6 +57,10 @@
 //	                watermark
 //	mqtt_claim      _id "<msgid>/<gen>", msgid, gen, topic, clientid, until, acked, at: generation
 //	                gen of a queue message's claim (see Queue)
+//	mqtt_writer     _id (a Store value's own), since, at: the stamp since which that store value
+//	                may be writing a Publish, or null (see Skip nothing)
+//	mqtt_topic      FerretDB only: _id = topic, stored, node: the topic's last Publish, for
+//	                polling watches (see Watch)
 //
 // Indexes (Migrate): the seeds' four — mqtt_client {clientid, node}
 // (the seeds' node: 2 as 1, which servers now refuse), mqtt_sub
@@ -118,45 +126,69 @@
 //   - Subscribed upserts on (clientid, topic) and Retain replaces on
 //     topic: the last write wins, and a repeated subscription keeps its
 //     start ($setOnInsert).
+//   - A store value's writer document (mqtt_writer) is written by that
+//     store value alone, one write at a time.
 //
 // # Skip nothing
 //
 // Fanout acks are per message (persist.Store). An ack is a document of
 // mqtt_acked_msg; a fanout fetch returns the client's messages on the
 // matching topics after its watermark and the subscription's start that
-// it has not acked. The watermark keeps the acks few: per client and
-// topic (mqtt_acked) it is a position every message of the topic at or
-// before which the client acked, was not due to it, or saw expire; a
-// fetch moves it over such messages and deletes the acks it covers.
+// it has not acked, Limit at a time from the server in ID order ($nin of
+// the acks above the watermark, {_id: 1} sort). The watermark keeps the
+// acks few: per client and topic (mqtt_acked) it is a position every
+// message of the topic at or before which the client acked, was not due
+// to it, or saw expire; a fetch moves it over such messages of a window
+// it reads in position order (1000 at most, on the {topic, stored}
+// index) and deletes the acks it covers. For a wildcard filter it also
+// moves the client's floor of the filter: the least position among the
+// first messages that the watermarks of the filter's topics did not pass,
+// so that the next fetch of the filter reads from there (a range on
+// {stored}).
 //
 // A message's position is the stamp Publish gives it — the store's clock
 // when it sends the write, to the millisecond, never less than its last
 // stamp — then its ID. MongoDB without transactions has no counter that
 // is assigned with the insert in commit order, and a stamp is not one
 // either: a slow write becomes readable after one stamped later. So a
-// watermark passes only settled messages, stamped more than
-// Options.Settle (default 10s) before the fetch: a message is taken to be
-// readable, on every node, within Settle of its stamp. Publish makes that
-// true for itself: each of its InsertMany calls (4 MiB of payload at
-// most) is stamped just before it is sent and gets half of Settle (its
-// context's deadline, which the driver also sends to the server as
-// maxTimeMS), and fails rather than taking longer. Then no message is
-// skipped provided the broker nodes' clocks are less than Settle/2 apart
-// and the server does not apply a write long after the driver gave up on
-// it (MongoDB stops an operation at its maxTimeMS). A message published
-// on another node with an older ID (a clock that is behind, an outbox
-// replay) is stamped when it is stored, so it lies after the watermark of
-// a client that acked newer ones, and is delivered.
+// watermark passes only settled messages, stamped before the horizon of
+// the fetch:
 //
-// Until Settle has passed the acks of the newest messages stay
-// individual, and a fetch reads them: the cost of a fetch is the client's
-// unacked messages plus the last Settle's worth of messages on its
-// topics. A message that was due to none of the client's subscriptions
-// (an ID at or before the earliest start of its stored subscriptions that
-// match the topic) does not hold the watermark back; a subscription made
-// later with History does not see the messages the watermark passed so.
-// Acks of messages that are not stored (QoS 0, an ack written before its
-// message by an asynchronous pipeline) go after Options.AckGrace (1h).
+//   - Before it stamps a write, a store value makes sure its writer
+//     document (mqtt_writer; the store value alone writes it) says it is
+//     writing since a time no later than the stamp: when the document says
+//     it writes nothing, it first writes the time, and stamps once that
+//     write returned. When its writes end, it moves the time on to the
+//     oldest write still running, or to null (none), 20ms later.
+//   - A fetch reads every writer document, then the messages. Its horizon
+//     is the oldest time the documents give, and at most twice
+//     Options.ClockSkew (default 500ms) before its own clock: a write whose
+//     document it read as writing nothing stamped after that read, later
+//     than its clock less the skew.
+//   - A write gets Options.WriteTimeout (default 10s) from its stamp (its
+//     context's deadline, which the driver also sends to the server as
+//     maxTimeMS) and fails rather than taking longer: a time older than
+//     that before the horizon (a store value that stopped while writing)
+//     holds a fetch back no further.
+//
+// Then no message is skipped provided the broker nodes' clocks are within
+// ClockSkew and the server does not apply a write long after the driver
+// gave up on it (MongoDB stops an operation at its maxTimeMS). A message
+// published on another node with an older ID (a clock that is behind, an
+// outbox replay) is stamped when it is stored, so it lies after the
+// watermark of a client that acked newer ones, and is delivered. A write
+// that begins after a quiet spell costs one more round trip (the writer
+// document); under load the document is moved on behind the writes.
+//
+// The acks of the messages after the watermark stay individual, and a
+// fetch reads them: the unsettled ones (about a second's worth) and those
+// after the client's oldest unacked message. A message that was due to
+// none of the client's subscriptions (an ID at or before the earliest
+// start of its stored subscriptions that match the topic) does not hold
+// the watermark back; a subscription made later with History does not
+// see the messages the watermark passed so. Acks of messages that are not
+// stored (QoS 0, an ack written before its message by an asynchronous
+// pipeline) go after Options.AckGrace (1h).
 //
 // # Queue
 //
@@ -182,12 +214,14 @@
 // Options.PollInterval (default 50ms) with two range queries on indexes —
 // messages stamped since the newest seen, on {stored}; online client
 // versions written since, on {written} — and once a second two seconds
-// further back, for writes that became readable late. That is 40 small
-// indexed queries a second per node (on FerretDB, which filters ranges in
-// memory, each reads the whole collection: keep mqtt_msg short there, or
-// poll less often). A notice is a hint to fetch: one missed (a write
-// readable more than two seconds after its stamp) delays that delivery
-// to the client's next fetch; it loses nothing.
+// further back, for writes that became readable late: 40 small indexed
+// queries a second per node. On FerretDB a poll reads the topic registry
+// (mqtt_topic, which Publish writes there, behind the write: one upsert
+// per topic of the batches stored while the last one ran) and the client
+// versions by the minute bucket of their written date, so that it passes
+// over small collections only. A notice is a hint to fetch: one missed (a
+// write readable more than two seconds after its stamp) delays that
+// delivery to the client's next fetch; it loses nothing.
 //
 // # Servers
 //
@@ -209,12 +243,19 @@
 //     them and so puts the driver's connection out of step.
 //
 // FerretDB 1.x (tested: 1.24 on PostgreSQL, which the tests run on) has
-// no TTL indexes, transactions, change streams or atomic updates, pushes
-// only top-level equality down to PostgreSQL and filters ranges, $in and
-// wildcard prefixes in memory: correct, but reads cost a pass over the
-// collection. On Cosmos DB and DocumentDB keep topics and client IDs
-// short enough for their index key limits (a compound key of clientid
-// and topic).
+// no TTL indexes, transactions, change streams or atomic updates, and
+// passes only top-level equality down to PostgreSQL: it filters ranges,
+// $in, sorts and limits in memory, after reading every document the
+// equality selects (PostgreSQL itself scans the table for each query).
+// The store finds it out (buildInfo names a ferretdbVersion) and reads
+// date ranges there by equality on their bucket fields (at most 16
+// queries of the finest bucket size that covers the range) and polls the
+// topic registry: correct, but a fetch still costs a pass over the
+// collection and the decoding of every message since the client's
+// watermark (about 0.1–1 ms each), so keep topics' histories short there
+// (message expiry and DeleteExpired). On Cosmos DB and DocumentDB keep
+// topics and client IDs short enough for their index key limits (a
+// compound key of clientid and topic).
 //
 // # Errors
 //
@@ -234,11 +275,13 @@
 //
 // # Caveats
 //
-//   - The skip-nothing argument rests on Settle (see Skip nothing): broker
-//     nodes' clocks within Settle/2, a server that honours maxTimeMS.
-//   - A wildcard fetch reads the matching topics' messages from the
-//     oldest (a range on the filter's literal prefix, every topic for a
-//     filter starting with a wildcard), not from each topic's watermark.
+//   - The skip-nothing argument rests on ClockSkew and WriteTimeout (see
+//     Skip nothing): broker nodes' clocks within ClockSkew, a server that
+//     honours maxTimeMS.
+//   - Limit keeps the first messages in ID order; a fetch reads the
+//     unacked messages a page of Limit at a time, so a client with many
+//     acks above its oldest unacked message (over 1000: then they are
+//     left out by the store, not the server) reads more pages.
 //   - Queue leases and watermark horizons use the clock of the node that
 //     reads; client versions and stamps the clock of the node that writes.
 //   - Client lookups, subscriptions and retained messages can read from a

@@ -98,14 +98,30 @@ func (s *Store) fetchFanout(ctx context.Context, q *storekit.Query) ([]*persist.
 	var out []*persist.Message
 	var window []stored
 	var truncated bool
+	// The window can move a cursor only over acked messages or those not
+	// due (an ID at or before a subscription's start).
+	settles := false
+	for _, a := range acks {
+		settles = settles || topic.Match(q.Match, a.topic)
+	}
+	for _, x := range subs {
+		settles = settles || x.start != ""
+	}
 	err = parallel(
 		func() (err error) { out, err = r.unacked(ctx); return },
-		func() (err error) { window, truncated, err = r.window(ctx); return },
+		func() (err error) {
+			if settles {
+				window, truncated, err = r.window(ctx)
+			}
+			return
+		},
 	)
 	if err != nil {
 		return nil, err
 	}
-	s.settle(ctx, q, horizon, subs, cursors, acks, window, truncated)
+	if settles {
+		s.settle(ctx, q, horizon, subs, cursors, acks, window, truncated)
+	}
 	return out, nil
 }
 

@@ -122,9 +122,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Unsafe writes messages and retained messages unacknowledged (write
 	// concern w:0, the seeds' w_mode = unsafe): Publish and Retain return
-	// before the server has them, and their errors are not seen. The
-	// writes that decide something (client states, queue claims, acks,
-	// cursors) stay acknowledged. On FerretDB, which answers
+	// before the server has them, and their errors are not seen; fanout
+	// watermarks then wait WriteTimeout for every such write. The writes
+	// that decide something (client states, queue claims, acks, cursors)
+	// stay acknowledged. On FerretDB, which answers
 	// unacknowledged writes (and so puts the driver's connection out of
 	// step), every write stays acknowledged.
 	Unsafe bool

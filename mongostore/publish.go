@@ -13,7 +13,8 @@ import (
 )
 
 // Publish stores a batch of messages (see persist.Store) with unordered
-// InsertMany calls of up to chunkBytes of payload (usually one), every
+// InsertMany calls of up to chunkMessages messages and chunkBytes of
+// payload (usually one), every
 // document of a call stamped with the same time just before it is sent
 // (field stored, see the package doc, # Skip nothing), while the store's
 // writer document says it is writing since then. A message whose ID is
@@ -29,7 +30,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 	}
 	for len(msgs) > 0 {
 		n, size := 0, 0
-		for n < len(msgs) && (n == 0 || size+len(msgs[n].Payload) <= chunkBytes) {
+		for n < len(msgs) && (n == 0 || n < chunkMessages && size+len(msgs[n].Payload) <= chunkBytes) {
 			size += len(msgs[n].Payload)
 			n++
 		}
@@ -46,6 +47,9 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 // server finishes well within Options.WriteTimeout.
 const chunkBytes = 4 << 20
 
+// chunkMessages is the most messages one InsertMany of Publish carries.
+const chunkMessages = 1000
+
 // publishChunk stamps and inserts msgs.
 func (s *Store) publishChunk(ctx context.Context, msgs []*persist.Message) error {
 	docs := make([]any, len(msgs))
@@ -56,7 +60,15 @@ func (s *Store) publishChunk(ctx context.Context, msgs []*persist.Message) error
 	if err != nil {
 		return err
 	}
-	defer s.endWrite(token)
+	defer func() {
+		if s.unacked() {
+			// The server may apply an unacknowledged write later: the
+			// store says it writes for as long as a write may take.
+			time.AfterFunc(s.opt.WriteTimeout, func() { s.endWrite(token) })
+			return
+		}
+		s.endWrite(token)
+	}()
 	wctx, cancel := context.WithDeadline(ctx, stamp.Add(s.opt.WriteTimeout))
 	defer cancel()
 	for _, d := range docs {
@@ -186,9 +198,9 @@ func (s *Store) flushRegistry() {
 				SetUpsert(true))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := s.topics.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		_, err := s.bulk(ctx, s.topics, models)
 		cancel()
-		if _, dup := onlyDuplicates(err); err != nil && !dup && !s.kit.Closed() {
+		if err != nil && !s.kit.Closed() {
 			// Tried again with the next registrations (a newer stamp of a
 			// topic replaces this one).
 			s.regMu.Lock()

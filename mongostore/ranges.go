@@ -143,8 +143,11 @@ func findAll(ctx context.Context, coll *mongo.Collection, filters []bson.D, opts
 func findEach(ctx context.Context, coll *mongo.Collection, filters []bson.D, opts ...options.Lister[options.FindOptions]) ([][]bson.Raw, error) {
 	results := make([][]bson.Raw, len(filters))
 	fns := make([]func() error, len(filters))
+	sem := make(chan struct{}, maxParallelQueries)
 	for i, f := range filters {
 		fns[i] = func() error {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			cur, err := coll.Find(ctx, f, opts...)
 			if err != nil {
 				return err
@@ -156,4 +159,43 @@ func findEach(ctx context.Context, coll *mongo.Collection, filters []bson.D, opt
 		return nil, err
 	}
 	return results, nil
+}
+
+// maxParallelQueries is the most queries of one findEach that run at
+// once.
+const maxParallelQueries = 4
+
+// ferretBulk is the most writes of one bulk write to FerretDB: it keeps
+// every update's query open (a connection of its pool) until the whole
+// command ends, so a long one exhausts the pool and stops the server.
+const ferretBulk = 4
+
+// bulk runs models on coll unordered (on FerretDB ferretBulk at a time)
+// and returns the indexes of those that failed on a duplicate key; any
+// other failure is an error.
+func (s *Store) bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) (map[int]bool, error) {
+	info, err := s.server(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size := len(models)
+	if info.ferret {
+		size = ferretBulk
+	}
+	dups := map[int]bool{}
+	for off := 0; off < len(models); off += size {
+		chunk := models[off:min(off+size, len(models))]
+		_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		if err == nil {
+			continue
+		}
+		d, ok := onlyDuplicates(err)
+		if !ok {
+			return nil, err
+		}
+		for i := range d {
+			dups[off+i] = true
+		}
+	}
+	return dups, nil
 }

@@ -141,6 +141,10 @@ func (s *Store) writers(ctx context.Context) (msg, retain *mongo.Collection) {
 	return s.msgW, s.retainW
 }
 
+// unacked reports whether messages are written unacknowledged (see
+// writers).
+func (s *Store) unacked() bool { return s.msgW != s.msg }
+
 // Database returns the database the store uses.
 func (s *Store) Database() *mongo.Database { return s.db }
 

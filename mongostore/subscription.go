@@ -6,7 +6,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mqttpersist/mqttpersist/persist"
 	"github.com/mqttpersist/mqttpersist/persist/storekit"
@@ -68,13 +67,15 @@ func (s *Store) Subscribed(ctx context.Context, clientID string, subs []persist.
 	// Two upserts of one subscription at once may both try to insert
 	// (the unique index lets one in): the other then updates.
 	for attempt := 0; len(models) > 0; attempt++ {
-		_, err := s.sub.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		if err == nil {
+		dups, err := s.bulk(ctx, s.sub, models)
+		if err != nil {
+			return s.fail(ctx, op, s.what(what, err))
+		}
+		if len(dups) == 0 {
 			return nil
 		}
-		dups, ok := onlyDuplicates(err)
-		if !ok || attempt >= 5 {
-			return s.fail(ctx, op, s.what(what, err))
+		if attempt >= 5 {
+			return s.fail(ctx, op, s.what(what, fmt.Errorf("%d subscriptions still collide with concurrent writes after %d attempts", len(dups), attempt+1)))
 		}
 		var again []mongo.WriteModel
 		for i, m := range models {

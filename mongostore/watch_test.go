@@ -1,6 +1,7 @@
 package mongostore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -280,5 +281,51 @@ func TestWatchClose(t *testing.T) {
 	}
 	if _, err := a.Watch(ctx, ns.fn); !errors.Is(err, persist.ErrClosed) {
 		t.Errorf("Watch on a closed store: %v, want ErrClosed", err)
+	}
+}
+
+// TestWatchManyTopics publishes batches of 200 topics each while a watch
+// listens on "#": it hears of every topic, and the server keeps
+// answering (FerretDB stops when one bulk write holds too many of its
+// connections: the registry writes small ones).
+func TestWatchManyTopics(t *testing.T) {
+	a, b := twoNodes(t)
+	ns := make(notices, 4096)
+	w, err := a.Watch(t.Context(), ns.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(t.Context(), "many/#"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for round := range 3 {
+		batch := make([]*persist.Message, 200)
+		for i := range batch {
+			name := fmt.Sprintf("many/%d/%d", round, i)
+			want[name] = true
+			batch[i] = &persist.Message{ID: persist.NewID(), Topic: name, Payload: []byte("x"), QoS: 1, Time: time.Now()}
+		}
+		if err := b.Publish(t.Context(), batch...); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		err := b.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Ping after publishing to 200 topics: %v", err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(want) > 0 && time.Now().Before(deadline) {
+		select {
+		case x := <-ns:
+			delete(want, x.Topic)
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("heard of no publish to %d of the 600 topics", len(want))
 	}
 }

@@ -6,8 +6,10 @@
 # it is built from the Go module proxy into .services/ferretdb/bin/ (built
 # again only when its source or the Go version changed) and serves MongoDB on
 # 127.0.0.1:27027 on its PostgreSQL backend, keeping its data in the database
-# "ferretdb" of the test PostgreSQL (scripts/services/postgres.sh, which it
-# waits for). Log and pid file in .services/ferretdb/.
+# ferretdb_<port> of the test PostgreSQL (scripts/services/postgres.sh, which
+# it waits for; one database per FerretDB, as two FerretDB processes on one
+# database would not see each other's changes). Log and pid file in
+# .services/ferretdb/.
 # Usage: scripts/services/ferretdb.sh {packages|up|stop|status|env}
 # (see scripts/services/lib.sh for what each subcommand does).
 # shellcheck disable=SC2034 # read by log() in lib.sh
@@ -18,7 +20,7 @@ SVC_NAME=ferretdb
 # Below the kernel's ephemeral range (32768-60999): a TIME_WAIT socket there can block the bind.
 FDB_PORT="${MQTTPERSIST_FERRETDB_PORT:-27027}"
 FDB_SRC="$REPO_ROOT/scripts/ferretdb"
-FDB_PG_DB=ferretdb
+FDB_PG_DB="ferretdb_$FDB_PORT"
 # The SQLite backend is left out: it scans where PostgreSQL uses indexes,
 # and modernc.org/sqlite doubles the build time.
 FDB_TAGS=ferretdb_no_sqlite
@@ -108,7 +110,7 @@ svc_up() {
 		close_fds
 		cd "$HOME_DIR" || exit 1
 		exec setsid "$BIN" -listen "127.0.0.1:$FDB_PORT" -postgresql-url "$pgurl" \
-			-database "$FDB_PG_DB" -log-level warn </dev/null >>"$LOGFILE" 2>&1
+			-database "$FDB_PG_DB" -log-level error </dev/null >>"$LOGFILE" 2>&1
 	) &
 	echo $! >"$PIDFILE"
 	# shellcheck disable=SC2034 # read by wait_until in lib.sh
