@@ -550,12 +550,16 @@ func TestLoadNothingDropped(t *testing.T) {
 	eachStore(t, func(t *testing.T, storeURL string) {
 		b := startBroker(t, "-store", storeURL)
 		subID := testenv.FreshName("load-")
-		r, err := mqtttest.Load(t.Context(), mqtttest.LoadOptions{Addr: b.addr, Publishers: 10, Messages: 2000, QoS: 1, Payload: 64, Subscriber: subID, Timeout: 90 * time.Second})
+		per := 2000
+		if strings.HasPrefix(storeURL, "mongodb") {
+			per = 500 // FerretDB takes a few hundred messages a second (see BENCHMARKS.md)
+		}
+		r, err := mqtttest.Load(t.Context(), mqtttest.LoadOptions{Addr: b.addr, Publishers: 10, Messages: per, QoS: 1, Payload: 64, Subscriber: subID, Timeout: 90 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s: %v", storeURL[:strings.Index(storeURL, ":")], r)
-		if r.Published != 20000 || r.Delivered != 20000 || r.Missing != 0 || r.Duplicates != 0 {
+		if total := 10 * per; r.Published != total || r.Delivered != total || r.Missing != 0 || r.Duplicates != 0 {
 			// Tell a stall from a loss: what does the store still hand the
 			// subscriber when it reconnects? Then the broker's counters.
 			again := mqtttest.Dial(t, b.addr, subID, session)
