@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,15 +93,14 @@ func mosquittoTwoNodes(t *testing.T, storeURL string) {
 	// and comes back on b when all are published.
 	round2 := interleaved("r2-", 200)
 	sessions = sessions[:0]
-	live = startMosqSub(t, a, id, topic)
+	live = startMosqSubCount(t, a, id, topic, 100)
 	sessions = append(sessions, live)
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
 		mosqPublish(t, topic, 5*time.Millisecond, []mosqPub{{a.addr, round2.a}, {b.addr, round2.b}})
 	}()
-	live.waitCount(100, 15*time.Second)
-	live.stop()
+	live.waitExit(30 * time.Second)
 	leftAfter := len(live.payloads())
 	<-published
 	back := startMosqSub(t, b, id, topic)
@@ -119,9 +119,9 @@ func mosquittoRacing(t *testing.T, storeURL string) {
 	a := startBroker(t, "-store", storeURL, "-node", "a")
 	const topic = "race/t"
 	id := testenv.FreshName("cli-racer-")
-	// Subscribe once (the session keeps it), then stay for one second
-	// while four publishers race.
-	sub := startMosqSub(t, a, id, topic)
+	// Subscribe once (the session keeps it), then stay for the first
+	// 2,000 messages while four publishers race.
+	sub := startMosqSubCount(t, a, id, topic, 2000)
 	pubs := make([]mosqPub, 4) // four publishers on the one node
 	var all []string
 	for k := range pubs {
@@ -140,8 +140,7 @@ func mosquittoRacing(t *testing.T, storeURL string) {
 		mosqPublish(t, topic, 0, pubs)
 		pubTime = time.Since(start)
 	}()
-	time.Sleep(time.Second)
-	sub.stop()
+	sub.waitExit(60 * time.Second)
 	cut := len(sub.payloads())
 	<-published
 	time.Sleep(500 * time.Millisecond)
@@ -151,7 +150,7 @@ func mosquittoRacing(t *testing.T, storeURL string) {
 	backTime := time.Since(backAt) - quiet
 	back.stop()
 	r := mosqCount([]*mosqSub{sub, back}, all)
-	t.Logf("4 × 3,000 racing on one node, published in %v: %d received before the cut after 1 s, %d after reconnecting (in %v); %v",
+	t.Logf("4 × 3,000 racing on one node, published in %v: %d received before the cut, %d after reconnecting (in %v); %v",
 		pubTime.Round(time.Millisecond), cut, len(back.payloads()), backTime.Round(time.Millisecond), r)
 	r.check(t, "racing publishers")
 	if t.Failed() {
@@ -289,13 +288,31 @@ var (
 )
 
 // startMosqSub starts mosquitto_sub for client id on b, subscribed to
-// topic at QoS 1 with clean session off, and waits for its SUBACK.
+// topic at QoS 1 with clean session off, and waits for its SUBACK. It
+// runs until stop.
 func startMosqSub(t *testing.T, b *broker, id, topic string) *mosqSub {
+	t.Helper()
+	return startMosqSubArgs(t, b, id, topic)
+}
+
+// startMosqSubCount is startMosqSub for a subscriber that disconnects by
+// itself after n messages (mosquitto_sub -C n); wait for it with
+// waitExit. A subscriber cut off while messages flow is cut so, not with
+// SIGINT: mosquitto_sub disconnects from its signal handler, which can
+// deadlock on the library's lock when the signal comes while it is
+// sending (seen in CI: no exit 30 s after SIGINT, mid-stream).
+func startMosqSubCount(t *testing.T, b *broker, id, topic string, n int) *mosqSub {
+	t.Helper()
+	return startMosqSubArgs(t, b, id, topic, "-C", strconv.Itoa(n))
+}
+
+func startMosqSubArgs(t *testing.T, b *broker, id, topic string, extra ...string) *mosqSub {
 	t.Helper()
 	host, port, _ := strings.Cut(b.addr, ":")
 	// stdbuf: mosquitto_sub's debug lines are block-buffered into a pipe.
 	s := &mosqSub{t: t, done: make(chan struct{}), more: make(chan struct{}, 1)}
-	s.cmd = exec.Command("stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", port, "-V", "mqttv311", "-i", id, "-c", "-q", "1", "-t", topic, "-d", "-F", "%t %p")
+	args := []string{"-oL", "mosquitto_sub", "-h", host, "-p", port, "-V", "mqttv311", "-i", id, "-c", "-q", "1", "-t", topic, "-d", "-F", "%t %p"}
+	s.cmd = exec.Command("stdbuf", append(args, extra...)...)
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -380,24 +397,6 @@ func (s *mosqSub) payloads() []string {
 	return out
 }
 
-// waitCount waits until it received n messages (or timeout).
-func (s *mosqSub) waitCount(n int, timeout time.Duration) {
-	deadline := time.After(timeout)
-	for {
-		s.mu.Lock()
-		k := len(s.got)
-		s.mu.Unlock()
-		if k >= n {
-			return
-		}
-		select {
-		case <-s.more:
-		case <-deadline:
-			return
-		}
-	}
-}
-
 // waitFor waits until it received every message of want (or timeout),
 // then a moment more for anything repeated.
 func (s *mosqSub) waitFor(want []string, timeout time.Duration) {
@@ -427,6 +426,8 @@ func (s *mosqSub) waitFor(want []string, timeout time.Duration) {
 }
 
 // stop ends mosquitto_sub with SIGINT, on which it sends DISCONNECT.
+// Use it when no messages are flowing to the subscriber (see
+// startMosqSubCount).
 func (s *mosqSub) stop() {
 	s.t.Helper()
 	s.cmd.Process.Signal(syscall.SIGINT)
@@ -437,6 +438,25 @@ func (s *mosqSub) stop() {
 		<-s.done
 		s.t.Errorf("mosquitto_sub did not stop within 30s of SIGINT:\n%s", s.output())
 	}
+	s.checkDisconnected()
+}
+
+// waitExit waits until a subscriber of startMosqSubCount has received
+// its messages and disconnected.
+func (s *mosqSub) waitExit(timeout time.Duration) {
+	s.t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(timeout):
+		s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("mosquitto_sub -C received %d messages in %v and did not exit:\n%s", len(s.payloads()), timeout, tail(s.output(), 10))
+	}
+	s.checkDisconnected()
+}
+
+func (s *mosqSub) checkDisconnected() {
+	s.t.Helper()
 	s.mu.Lock()
 	d := s.disconnected
 	s.mu.Unlock()
