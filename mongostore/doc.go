@@ -211,17 +211,21 @@
 // mqtt_client: each node hears of every insert and matches its topic
 // against its filters. Without change streams (a standalone MongoDB,
 // FerretDB, DocumentDB or Cosmos DB refusing the stream) it polls every
-// Options.PollInterval (default 50ms) with two range queries on indexes —
-// messages stamped since the newest seen, on {stored}; online client
-// versions written since, on {written} — and once a second two seconds
-// further back, for writes that became readable late: 40 small indexed
-// queries a second per node. On FerretDB a poll reads the topic registry
-// (mqtt_topic, which Publish writes there, behind the write: one upsert
-// per topic of the batches stored while the last one ran) and the client
-// versions by the minute bucket of their written date, so that it passes
-// over small collections only. A notice is a hint to fetch: one missed (a
-// write readable more than two seconds after its stamp) delays that
-// delivery to the client's next fetch; it loses nothing.
+// Options.PollInterval (default 50ms) with range queries on indexes —
+// the writer documents, for the settled horizon (see # Skip nothing);
+// messages stamped since the newest seen, but not since the horizon, on
+// {stored}; online client versions written since, on {written} — and
+// once a second two seconds further back: 60 small indexed queries a
+// second per node. A message stamped before another can become readable
+// after it; its store's writer document says it is writing since its
+// stamp until it is, so the next polls read from there again. On
+// FerretDB a poll reads the topic registry (mqtt_topic, which Publish
+// writes there, behind the write: one upsert per topic of the batches
+// stored while the last one ran; the Publish's write ends, in its writer
+// document, once the registry holds its topics) and the client versions
+// by the minute bucket of their written date, so that it passes over
+// small collections only. A notice is a hint to fetch: one missed delays
+// that delivery to the client's next fetch; it loses nothing.
 //
 // # Servers
 //

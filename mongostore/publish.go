@@ -60,7 +60,11 @@ func (s *Store) publishChunk(ctx context.Context, msgs []*persist.Message) error
 	if err != nil {
 		return err
 	}
+	handed := false // to the topic registry, which ends the write
 	defer func() {
+		if handed {
+			return
+		}
 		if s.unacked() {
 			// The server may apply an unacknowledged write later: the
 			// store says it writes for as long as a write may take.
@@ -80,7 +84,8 @@ func (s *Store) publishChunk(ctx context.Context, msgs []*persist.Message) error
 	if err != nil {
 		return err
 	}
-	return s.register(wctx, msgs, stamp)
+	handed, err = s.register(wctx, msgs, stamp, token)
+	return err
 }
 
 // restamp sets the stored field (and its buckets) of a message document.
@@ -147,11 +152,15 @@ func sameDoc(a, b any) bool {
 // over mqtt_msg (see the package doc, # Watch); elsewhere it does
 // nothing. The registry is written behind the Publish: at once, and the
 // topics of the batches stored meanwhile in one write after it (the last
-// writer of a topic wins).
-func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp time.Time) error {
+// writer of a topic wins). It takes the Publish's write token (handed) and
+// ends the write once the registry holds its topics: until then the
+// store's writer document says it writes since the Publish's stamp, and a
+// polling watch reads the registry no further than that (see
+// poller.poll), so a topic registered late is not passed over.
+func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp time.Time, token uint64) (handed bool, err error) {
 	info, err := s.server(ctx)
 	if err != nil || !info.ferret {
-		return err
+		return false, err
 	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
@@ -161,12 +170,16 @@ func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp tim
 	for _, m := range msgs {
 		s.reg[m.Topic] = registration{stamp: stamp, node: m.Node}
 	}
+	if !s.unacked() { // else the write ends WriteTimeout after it began
+		s.regTokens = append(s.regTokens, token)
+		handed = true
+	}
 	if !s.regRunning {
 		s.regRunning = true
 		s.regDone = make(chan struct{})
 		go s.flushRegistry()
 	}
-	return nil
+	return handed, nil
 }
 
 // registration is a topic's stamp waiting to be written to the registry.
@@ -181,11 +194,12 @@ func (s *Store) flushRegistry() {
 	defer close(s.regDone)
 	for {
 		s.regMu.Lock()
-		pending := s.reg
-		s.reg = nil
+		pending, tokens := s.reg, s.regTokens
+		s.reg, s.regTokens = nil, nil
 		if len(pending) == 0 {
 			s.regRunning = false
 			s.regMu.Unlock()
+			s.endWrites(tokens)
 			return
 		}
 		s.regMu.Unlock()
@@ -200,20 +214,35 @@ func (s *Store) flushRegistry() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := s.bulk(ctx, s.topics, models)
 		cancel()
-		if err != nil && !s.kit.Closed() {
-			// Tried again with the next registrations (a newer stamp of a
-			// topic replaces this one).
-			s.regMu.Lock()
-			if s.reg == nil {
-				s.reg = map[string]registration{}
-			}
-			for t, r := range pending {
-				if _, newer := s.reg[t]; !newer {
-					s.reg[t] = r
-				}
-			}
-			s.regMu.Unlock()
+		if err == nil || s.kit.Closed() {
+			s.endWrites(tokens)
+			continue
 		}
+		// Tried again with the next registrations (a newer stamp of a topic
+		// replaces this one); the writes stay open meanwhile.
+		s.regMu.Lock()
+		if s.reg == nil {
+			s.reg = map[string]registration{}
+		}
+		for t, r := range pending {
+			if _, newer := s.reg[t]; !newer {
+				s.reg[t] = r
+			}
+		}
+		s.regTokens = append(s.regTokens, tokens...)
+		s.regMu.Unlock()
+		time.Sleep(registryRetry)
+	}
+}
+
+// registryRetry is how long a failed registry write waits before the
+// next.
+const registryRetry = 200 * time.Millisecond
+
+// endWrites ends the writes of tokens (see endWrite).
+func (s *Store) endWrites(tokens []uint64) {
+	for _, t := range tokens {
+		s.endWrite(t)
 	}
 }
 

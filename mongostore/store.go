@@ -64,6 +64,7 @@ type Store struct {
 	// The topic registry's pending writes (FerretDB, see register).
 	regMu      sync.Mutex
 	reg        map[string]registration
+	regTokens  []uint64 // the writes of Publish that end once reg is written
 	regRunning bool
 	regDone    chan struct{}
 }

@@ -397,6 +397,14 @@ func (p *poller) poll(slow bool) error {
 	if err != nil {
 		return err
 	}
+	// What a later poll reads again: messages (or registry entries) are
+	// stamped before they are written, so one stamped before another may
+	// become readable after it; the settled horizon (the writer documents,
+	// see Store.horizon) says from where on one may still come.
+	settled, err := s.horizon(ctx, now())
+	if err != nil {
+		return err
+	}
 	// The messages' topics: on FerretDB from the topic registry (a read of
 	// mqtt_msg would pass over the whole collection), else from mqtt_msg
 	// by its stored index.
@@ -450,6 +458,9 @@ func (p *poller) poll(slow bool) error {
 			told[t] = true
 			p.w.fn(persist.Notice{Topic: t, Node: textOf(r.Lookup(fNode))})
 		}
+	}
+	if p.msgSince.After(settled) {
+		p.msgSince = settled
 	}
 	for _, r := range clients {
 		id := "c" + textOf(r.Lookup("_id"))
