@@ -177,7 +177,7 @@ func (c *conn) run() {
 	if mi := int(c.h.server.Options.Capabilities.MaximumInflight) / 2; mi > 0 {
 		c.window = min(c.window, mi)
 	}
-	c.awaitHandoff()
+	c.awaitHandoff(c.ctx.Done())
 	c.db = true
 	c.seenKicks = c.kickCount()
 	for c.ctx.Err() == nil {

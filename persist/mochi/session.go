@@ -36,6 +36,7 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		// over, so they are fetched again in order rather than resent.
 		old.stop()
 		old.wait(h.opts.Timeout)
+		c.inherit(old)
 	}
 	c.takeResends(pk.Connect.Clean)
 	h.restore(cl, pk.Connect.Clean)
@@ -47,7 +48,7 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		st, err := h.clientLookup.Client(ctx, cl.ID)
 		cancel()
 		if err == nil && st.Online && st.Node != "" && st.Node != h.opts.Node {
-			c.expect(st.Node)
+			c.expect(st.Node, time.Now(), min(handoffWait, h.opts.Timeout))
 		}
 	}
 
@@ -188,6 +189,10 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	}
 	c.stop()
 	c.wait(h.opts.Timeout)
+	// The disconnect written below tells the node the client goes to next
+	// that its acks are recorded: those of the nodes before this one too,
+	// if this connection still waits for them (see handoff).
+	c.awaitHandoff(h.base.Done())
 	h.mu.Lock()
 	if h.ending[cl.ID] == c {
 		delete(h.ending, cl.ID)
@@ -195,8 +200,9 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	// The client came back to this node while this connection ended:
 	// the new connection owns its state, which a late disconnect of the
 	// old one must not mark offline (the node the client moves to next
-	// would then not wait for this one's acks).
-	newer := h.conns[cl.ID] != nil
+	// would then not wait for this one's acks), also when it has ended
+	// already (it wrote its own disconnect).
+	newer := h.conns[cl.ID] != nil || c.superseded()
 	h.mu.Unlock()
 	if newer || h.closed.Load() && h.base.Err() != nil {
 		return

@@ -30,11 +30,15 @@ func (h *Hook) notice(n persist.Notice) {
 	switch {
 	case n.Client != "" && n.Offline:
 		if n.Node != h.opts.Node {
+			// Also to a connection ending here, which may still wait for
+			// it (see handoff).
 			h.mu.RLock()
-			c := h.conns[n.Client]
+			c, e := h.conns[n.Client], h.ending[n.Client]
 			h.mu.RUnlock()
-			if c != nil {
-				c.releasedBy(n.Node)
+			for _, x := range []*conn{c, e} {
+				if x != nil {
+					x.releasedBy(n.Node)
+				}
 			}
 		}
 	case n.Client != "":

@@ -23,9 +23,19 @@ type bus struct {
 }
 
 // busStore is a real store whose Publish and Connected notify the bus.
+// ackDelay makes its Acked slow, as a loaded database is: a node still
+// recording a client's acks when the client is elsewhere already.
 type busStore struct {
 	*sqlstore.Store
-	bus *bus
+	bus      *bus
+	ackDelay time.Duration
+}
+
+func (s *busStore) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
+	if s.ackDelay > 0 {
+		time.Sleep(s.ackDelay)
+	}
+	return s.Store.Acked(ctx, clientID, acks...)
 }
 
 type busWatch struct {
@@ -115,12 +125,19 @@ func (w *busWatch) Close() error {
 // twoNodes starts brokers "a" and "b" on one SQLite database, with a bus
 // between their stores.
 func twoNodes(t *testing.T) (a, b *broker, lookup persist.ClientLookup) {
+	nodes, lookup := busNodes(t, 0, "a", "b")
+	return nodes[0], nodes[1], lookup
+}
+
+// busNodes starts a broker per name on one SQLite database, with a bus
+// between their stores; the first node's acks take ackDelay to record.
+func busNodes(t *testing.T, ackDelay time.Duration, names ...string) (nodes []*broker, lookup persist.ClientLookup) {
 	d := sqliteDB(t)
 	bs := &bus{}
-	node := func(name string) *broker {
+	node := func(name string, delay time.Duration) *broker {
 		_, s := d.open(t)
 		lookup = s
-		st := &busStore{Store: s, bus: bs}
+		st := &busStore{Store: s, bus: bs, ackDelay: delay}
 		r, err := persist.NewRouter(
 			persist.Rule{Name: "queue", Filter: "queue/#", Store: st, Mode: persist.Queue},
 			persist.Rule{Name: "fanout", Filter: "#", Store: st},
@@ -130,7 +147,14 @@ func twoNodes(t *testing.T) (a, b *broker, lookup persist.ClientLookup) {
 		}
 		return startBroker(t, r, &mochi.Options{Node: name}, nil)
 	}
-	return node("a"), node("b"), lookup
+	for i, name := range names {
+		delay := time.Duration(0)
+		if i == 0 {
+			delay = ackDelay
+		}
+		nodes = append(nodes, node(name, delay))
+	}
+	return nodes, lookup
 }
 
 // A client connected to node A gets what is published on node B, live,
@@ -224,6 +248,47 @@ func TestCrossNodeMoveNoDuplicates(t *testing.T) {
 				other.Disconnect()
 				waitOffline(t, lookup, id, 5*time.Second)
 			}
+		})
+	}
+}
+
+// A client that acknowledged messages on node A, whose acks take a while
+// to record, moves on before they are: to node B, which it leaves before
+// B heard that A recorded them, then to node C, or back to node B. The
+// node it comes to last must not deliver the messages again: a
+// connection that ends still waiting for the node before it hands that
+// wait on (to its own disconnect's notice, or to the client's next
+// connection on the node).
+func TestCrossNodeMoveOnBeforeHandoff(t *testing.T) {
+	for _, last := range []string{"c", "b"} {
+		t.Run("to_"+last, func(t *testing.T) {
+			nodes, lookup := busNodes(t, 700*time.Millisecond, "a", "b", "c")
+			a, b, c := nodes[0], nodes[1], nodes[2]
+			pub := dial(t, a.addr, "on-pub", connOpts{Clean: true})
+			const id = "on-sub"
+			sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
+			sub.Subscribe("on/t", 1)
+			want := numbered("m", 50)
+			for _, p := range want {
+				pub.Publish("on/t", []byte(p), 1, false)
+			}
+			if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
+				t.Fatalf("on node a: %s", diff(got, want))
+			}
+			sub.Disconnect()
+			mid := dial(t, b.addr, id, connOpts{Expiry: 3600})
+			time.Sleep(100 * time.Millisecond)
+			mid.Disconnect()
+			to := c
+			if last == "b" {
+				to = b
+			}
+			other := dial(t, to.addr, id, connOpts{Expiry: 3600})
+			if got := other.WaitFor(0, 2*time.Second, 500*time.Millisecond); len(got) != 0 {
+				t.Errorf("node %s delivered %d messages the client had acknowledged on node a: %s", last, len(got), summary(got))
+			}
+			other.Disconnect()
+			waitOffline(t, lookup, id, 5*time.Second)
 		})
 	}
 }
