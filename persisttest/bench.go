@@ -14,6 +14,10 @@ import (
 //     topic, with no limit (reports msgs/s);
 //   - FetchOffline10k/Wildcard1000Topics: the same across 1,000 topics
 //     fetched with a '+' filter;
+//   - FetchOffline10k/AfterHistory50k: OneTopic for a client that has
+//     fetched and acked 50,000 messages of the topic before (a fanout
+//     fetch should start at the client's cursor, not read through what it
+//     acked: compare with OneTopic);
 //   - Acked/Fanout and Acked/Queue: one ack per call.
 //
 // Setup (publishing what is fetched or acked) is outside the timer.
@@ -49,6 +53,9 @@ func Bench(b *testing.B, h Harness) {
 		})
 		b.Run("Wildcard1000Topics", func(b *testing.B) {
 			s.benchFetch(b, 1000, "bench/fetch/+")
+		})
+		b.Run("AfterHistory50k", func(b *testing.B) {
+			s.benchFetchAfterHistory(b, 50000)
 		})
 	})
 	b.Run("Acked", func(b *testing.B) {
@@ -139,4 +146,56 @@ func benchPublish(b *testing.B, st persist.Store, mode persist.Mode, n, topics i
 		all = append(all, batch...)
 	}
 	return all
+}
+
+// benchFetchAfterHistory times fetching 10,000 fanout messages of one
+// topic for a client that fetched and acked history messages of the
+// topic before.
+func (s *suite) benchFetchAfterHistory(b *testing.B, history int) {
+	const n, topic, reader = 10000, "bench/history/0", "bench-reader"
+	s.needFanout(b)
+	s.need(b, persist.OnPublish|persist.OnFetch|persist.OnAcked)
+	st := s.store(b)
+	ctx := b.Context()
+	publish := func(count int) {
+		for done := 0; done < count; done += 500 {
+			batch := make([]*persist.Message, min(500, count-done))
+			for j := range batch {
+				batch[j] = NewMessage(topic, []byte(`{"temp":21.5,"hum":40}`))
+			}
+			if err := st.Publish(ctx, batch...); err != nil {
+				b.Fatalf("Publish: %v", err)
+			}
+		}
+	}
+	publish(history)
+	for acked := 0; acked < history; {
+		page, err := st.FetchOffline(ctx, reader, topic, persist.Fetch{Limit: 1000})
+		if err != nil {
+			b.Fatalf("FetchOffline: %v", err)
+		}
+		if len(page) == 0 {
+			b.Fatalf("FetchOffline returned nothing after %d of %d history messages acked", acked, history)
+		}
+		acks := make([]persist.Ack, len(page))
+		for i, m := range page {
+			acks[i] = persist.Ack{ID: m.ID, Topic: m.Topic}
+		}
+		if err := st.Acked(ctx, reader, acks...); err != nil {
+			b.Fatalf("Acked: %v", err)
+		}
+		acked += len(page)
+	}
+	publish(n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got, err := st.FetchOffline(ctx, reader, topic, persist.Fetch{})
+		if err != nil {
+			b.Fatalf("FetchOffline: %v", err)
+		}
+		if len(got) != n {
+			b.Fatalf("FetchOffline after %d acked returned %d messages, want %d", history, len(got), n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -94,7 +94,15 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		q.WriteString(" WHERE m.mode = 0 AND " + nw.sql)
 		args = append(args, nw.args...)
 		if one {
-			q.WriteString(" AND m.seq > COALESCE((SELECT a.seq FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), 0)")
+			// After the watermark, and from the lowest ID after it: the
+			// (topic, msgid) index range then starts at the cursor, not at
+			// the topic's acknowledged history (which a planner ordering by
+			// msgid would otherwise read through: SQLite does).
+			w := "COALESCE((SELECT a.seq FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), 0)"
+			q.WriteString(" AND m.seq > " + w)
+			args = append(args, keyArgs(d, fq.ClientID, fq.Match)...)
+			q.WriteString(" AND m.msgid >= (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ")")
+			args = append(args, fq.Match)
 			args = append(args, keyArgs(d, fq.ClientID, fq.Match)...)
 		} else {
 			q.WriteString(" AND m.seq > COALESCE(a.seq, 0)")
@@ -105,8 +113,10 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		q.WriteString(" AND m.msgid > " + start)
 		args = append(args, startArgs...)
 
-		// The messages passed unacked.
-		q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + d.quote(s.t.ackedMsg) + " x JOIN " + msg + " m ON m.msgid = x.msgid WHERE x.clientid = ? AND x.passed = 1 AND x.msgid > " + start)
+		// The messages passed unacked, read from the client's ack rows
+		// first (CROSS JOIN: SQLite keeps that order; it would otherwise
+		// read the topic's messages and look each up).
+		q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + d.quote(s.t.ackedMsg) + " x CROSS JOIN " + msg + " m WHERE m.msgid = x.msgid AND x.clientid = ? AND x.passed = 1 AND x.msgid > " + start)
 		args = append(args, fq.ClientID)
 		args = append(args, startArgs...)
 		q.WriteString(" AND m.mode = 0 AND " + nw.sql)
