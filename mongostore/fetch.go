@@ -418,7 +418,7 @@ func (s *Store) settle(ctx context.Context, q *storekit.Query, horizon time.Time
 		c := cursors[tp]
 		earliest, any := "", false
 		for _, x := range subs {
-			if !topic.Match(inner(x.s.Filter), tp) {
+			if !topic.Match(storekit.Inner(x.s.Filter), tp) {
 				continue
 			}
 			if !any || x.start < earliest {
@@ -511,14 +511,6 @@ func (s *Store) moveCursor(ctx context.Context, clientID, tp string, c cursor, n
 		{Key: aWID, Value: c.pos.id},
 	}, bson.D{{Key: "$set", Value: set}})
 	return err == nil && res.ModifiedCount == 1
-}
-
-// inner returns a filter without its $share/<group>/ prefix.
-func inner(filter string) string {
-	if _, in, ok := topic.Shared(filter); ok {
-		return in
-	}
-	return filter
 }
 
 // fetchQueue returns and claims the queue messages of q (see the package

@@ -58,8 +58,7 @@ type Store struct {
 	infoMu sync.Mutex
 	info   *serverInfo // what the server is, found on first need
 
-	watchMu sync.Mutex
-	watches map[*watch]struct{}
+	watches storekit.Watches // open watches: Close closes them
 
 	// The topic registry's pending writes (FerretDB, see register).
 	regMu      sync.Mutex
@@ -176,7 +175,7 @@ func (s *Store) Close() error {
 	if !s.kit.Close() {
 		return nil
 	}
-	s.closeWatches()
+	s.watches.CloseAll()
 	s.regMu.Lock()
 	running, done := s.regRunning, s.regDone
 	s.regMu.Unlock()

@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mqttpersist/mqttpersist/persist"
-	"github.com/mqttpersist/mqttpersist/topic"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 // lookback is how far before the newest write it has seen a polling watch
@@ -39,13 +39,7 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 	if fn == nil {
 		return nil, s.kit.Error(op, persist.ErrInvalid, "", errors.New("fn is nil"))
 	}
-	w := &watch{
-		s:      s,
-		fn:     fn,
-		counts: map[string]int{},
-		match:  topic.NewIndex[struct{}](),
-		done:   make(chan struct{}),
-	}
+	w := &watch{s: s, fn: fn, done: make(chan struct{})}
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	start := now()
 	cs, err := s.stream(ctx)
@@ -54,7 +48,7 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 		return nil, s.fail(ctx, op, err)
 	}
 	w.stream = cs != nil
-	if !s.addWatch(w) {
+	if !s.watches.Add(s.kit, w) {
 		w.cancel()
 		if cs != nil {
 			_ = cs.Close(context.Background())
@@ -130,40 +124,6 @@ func (s *Store) openStream(ctx context.Context, resume bson.Raw) (*mongo.ChangeS
 	return s.db.Watch(ctx, pipeline, o)
 }
 
-// addWatch records an open watch (Close closes it); it reports false
-// after Close.
-func (s *Store) addWatch(w *watch) bool {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	if s.kit.Closed() {
-		return false
-	}
-	if s.watches == nil {
-		s.watches = map[*watch]struct{}{}
-	}
-	s.watches[w] = struct{}{}
-	return true
-}
-
-func (s *Store) dropWatch(w *watch) {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	delete(s.watches, w)
-}
-
-// closeWatches closes every open watch (Close of the store).
-func (s *Store) closeWatches() {
-	s.watchMu.Lock()
-	ws := make([]*watch, 0, len(s.watches))
-	for w := range s.watches {
-		ws = append(ws, w)
-	}
-	s.watchMu.Unlock()
-	for _, w := range ws {
-		_ = w.Close()
-	}
-}
-
 // watch is a persist.Watch: a change stream or a polling loop.
 type watch struct {
 	s      *Store
@@ -173,36 +133,21 @@ type watch struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the loop ends
 
-	mu     sync.Mutex
-	closed bool
-	counts map[string]int         // watched (inner) filter → count
-	match  *topic.Index[struct{}] // the watched filters
+	mu      sync.Mutex
+	closed  bool
+	filters storekit.Filters
 }
 
-// check checks filters for op, naming the first invalid one.
+// check returns the error that stops op with filters (see
+// storekit.Kit.Watch), or ErrClosed after Close.
 func (w *watch) check(ctx context.Context, op string, filters []string) error {
-	if err := ctx.Err(); err != nil {
+	if err := w.s.kit.Watch(ctx, op, filters); err != nil {
 		return err
 	}
 	w.mu.Lock()
-	closed := w.closed
-	w.mu.Unlock()
-	if closed {
+	defer w.mu.Unlock()
+	if w.closed {
 		return w.s.kit.Error(op, persist.ErrClosed, "", errors.New("watch is closed"))
-	}
-	for i, f := range filters {
-		if err := w.s.kit.Limits().CheckFilter(f); err != nil {
-			pe, _ := err.(*persist.Error)
-			if pe == nil {
-				return w.s.kit.Error(op, persist.ErrInvalid, "filter "+strconv.Itoa(i), err)
-			}
-			e := *pe
-			e.Store, e.Op = w.s.kit.Name(), op
-			if e.What == "" {
-				e.What = "filter " + strconv.Itoa(i)
-			}
-			return &e
-		}
 	}
 	return nil
 }
@@ -216,12 +161,7 @@ func (w *watch) Add(ctx context.Context, filters ...string) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, f := range filters {
-		f = inner(f)
-		if w.counts[f]++; w.counts[f] == 1 {
-			_ = w.match.Add(f, struct{}{})
-		}
-	}
+	w.filters.Add(filters...)
 	return nil
 }
 
@@ -233,16 +173,7 @@ func (w *watch) Remove(ctx context.Context, filters ...string) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, f := range filters {
-		f = inner(f)
-		if w.counts[f] == 0 {
-			continue
-		}
-		if w.counts[f]--; w.counts[f] == 0 {
-			delete(w.counts, f)
-			w.match.Remove(f, struct{}{})
-		}
-	}
+	w.filters.Remove(filters...)
 	return nil
 }
 
@@ -258,7 +189,7 @@ func (w *watch) Close() error {
 	w.mu.Unlock()
 	w.cancel()
 	<-w.done
-	w.s.dropWatch(w)
+	w.s.watches.Drop(w)
 	return nil
 }
 
@@ -266,9 +197,7 @@ func (w *watch) Close() error {
 func (w *watch) watched(t string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	found := false
-	w.match.Each(t, func(string, struct{}) bool { found = true; return false })
-	return found
+	return w.filters.Matches(t)
 }
 
 // sleep waits d or until the watch ends, and reports whether it did not

@@ -64,8 +64,7 @@ type Store struct {
 	chunk   int
 	own     bool // Open made c: Close closes it
 
-	watchMu sync.Mutex
-	watches map[*watch]struct{} // open watches: Close closes them
+	watches storekit.Watches // open watches: Close closes them
 
 	noticeMu  sync.Mutex
 	notices   map[string]string // Cluster: topic → node of the notices to send
@@ -160,7 +159,7 @@ func (s *Store) Close() error {
 	if !s.kit.Close() {
 		return nil
 	}
-	s.closeWatches()
+	s.watches.CloseAll()
 	if s.own {
 		if err := s.c.Close(); err != nil {
 			return s.kit.Error("Close", nil, "", err)

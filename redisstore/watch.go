@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 	"github.com/mqttpersist/mqttpersist/topic"
 )
 
@@ -47,10 +47,8 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 	w := &watch{
 		s:       s,
 		fn:      fn,
-		counts:  map[string]int{},
 		subs:    map[string]int{},
 		waiters: map[string][]chan struct{}{},
-		match:   topic.NewIndex[struct{}](),
 		done:    make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -61,7 +59,7 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 		_ = w.ps.Close()
 		return nil, s.kit.Fail(ctx, op, err)
 	}
-	if !s.addWatch(w) {
+	if !s.watches.Add(s.kit, w) {
 		w.cancel()
 		_ = w.ps.Close()
 		return nil, s.kit.Enter(ctx, op)
@@ -72,40 +70,6 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 		w.loop()
 	}()
 	return w, nil
-}
-
-// addWatch records an open watch (Close closes it); it reports false after
-// Close.
-func (s *Store) addWatch(w *watch) bool {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	if s.kit.Closed() {
-		return false
-	}
-	if s.watches == nil {
-		s.watches = map[*watch]struct{}{}
-	}
-	s.watches[w] = struct{}{}
-	return true
-}
-
-func (s *Store) dropWatch(w *watch) {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	delete(s.watches, w)
-}
-
-// closeWatches closes every open watch (Close of the store).
-func (s *Store) closeWatches() {
-	s.watchMu.Lock()
-	ws := make([]*watch, 0, len(s.watches))
-	for w := range s.watches {
-		ws = append(ws, w)
-	}
-	s.watchMu.Unlock()
-	for _, w := range ws {
-		_ = w.Close()
-	}
 }
 
 // watch is a persist.Watch on one pub/sub connection.
@@ -119,10 +83,9 @@ type watch struct {
 	mu      sync.Mutex
 	ps      *redis.PubSub
 	closed  bool
-	counts  map[string]int             // watched (inner) filter → count
+	filters storekit.Filters           // the watched filters, for the topics of notices
 	subs    map[string]int             // subscription (see subscription) → filters using it
 	waiters map[string][]chan struct{} // subscriptions awaiting the server's confirmation
-	match   *topic.Index[struct{}]     // the watched filters, for the topics of notices
 }
 
 // subscription returns what a filter is watched with: "c" and its topic's
@@ -176,38 +139,16 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// inner returns a filter without its $share/<group>/ prefix.
-func inner(filter string) string {
-	if _, in, ok := topic.Shared(filter); ok {
-		return in
-	}
-	return filter
-}
-
-// check checks filters for op, naming the first invalid one.
+// check returns the error that stops op with filters (see
+// storekit.Kit.Watch), or ErrClosed after Close.
 func (w *watch) check(ctx context.Context, op string, filters []string) error {
-	if err := ctx.Err(); err != nil {
+	if err := w.s.kit.Watch(ctx, op, filters); err != nil {
 		return err
 	}
 	w.mu.Lock()
-	closed := w.closed
-	w.mu.Unlock()
-	if closed {
+	defer w.mu.Unlock()
+	if w.closed {
 		return w.s.kit.Error(op, persist.ErrClosed, "", errors.New("watch is closed"))
-	}
-	for i, f := range filters {
-		if err := w.s.kit.Limits().CheckFilter(f); err != nil {
-			pe, _ := err.(*persist.Error)
-			if pe == nil {
-				return w.s.kit.Error(op, persist.ErrInvalid, "filter "+strconv.Itoa(i), err)
-			}
-			e := *pe
-			e.Store, e.Op = w.s.kit.Name(), op
-			if e.What == "" {
-				e.What = "filter " + strconv.Itoa(i)
-			}
-			return &e
-		}
 	}
 	return nil
 }
@@ -224,13 +165,7 @@ func (w *watch) Add(ctx context.Context, filters ...string) error {
 	var chans, pats []string
 	var wait []chan struct{}
 	w.mu.Lock()
-	for _, f := range filters {
-		f = inner(f)
-		w.counts[f]++
-		if w.counts[f] > 1 {
-			continue
-		}
-		_ = w.match.Add(f, struct{}{})
+	for _, f := range w.filters.Add(filters...) {
 		key, name := w.subscription(f)
 		w.subs[key]++
 		if w.subs[key] > 1 {
@@ -280,21 +215,12 @@ func (w *watch) Add(ctx context.Context, filters ...string) error {
 // reaches zero is unsubscribed from.
 func (w *watch) Remove(ctx context.Context, filters ...string) error {
 	const op = "Watch.Remove"
-	if err := w.check(ctx, op, filters); err != nil {
+	if err := w.check(ctx, op, nil); err != nil {
 		return err
 	}
 	var chans, pats []string
 	w.mu.Lock()
-	for _, f := range filters {
-		f = inner(f)
-		if w.counts[f] == 0 {
-			continue
-		}
-		if w.counts[f]--; w.counts[f] > 0 {
-			continue
-		}
-		delete(w.counts, f)
-		w.match.Remove(f, struct{}{})
+	for _, f := range w.filters.Remove(filters...) {
 		key, name := w.subscription(f)
 		if w.subs[key]--; w.subs[key] > 0 {
 			continue
@@ -334,7 +260,7 @@ func (w *watch) Close() error {
 	w.cancel()
 	_ = ps.Close()
 	<-w.done
-	w.s.dropWatch(w)
+	w.s.watches.Drop(w)
 	return nil
 }
 
@@ -460,7 +386,7 @@ func (w *watch) deliver(m *redis.Message) {
 	// exactly is told by its channel's message, else by the message of
 	// the least pattern of the filters that match it.
 	exact, best := false, ""
-	w.match.Each(name, func(f string, _ struct{}) bool {
+	w.filters.Each(name, func(f string) bool {
 		if !topic.HasWildcard(f) {
 			exact = true
 			return false

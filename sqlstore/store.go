@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"sync"
 
 	"gorm.io/gorm"
@@ -42,8 +41,7 @@ type Store struct {
 	// notifications of Publish (nil elsewhere).
 	note *notifier
 	// watches are the store's open watches, closed by Close.
-	watchMu sync.Mutex
-	watches map[io.Closer]struct{}
+	watches storekit.Watches
 }
 
 var (
@@ -79,15 +77,14 @@ func New(db *gorm.DB, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		kit:     storekit.New("sqlstore("+d.name()+")", limits, classify),
-		gdb:     db,
-		db:      sqlDB,
-		d:       d,
-		t:       t,
-		opt:     opt,
-		sqlBy:   map[string]string{},
-		subByN:  map[int]string{},
-		watches: map[io.Closer]struct{}{},
+		kit:    storekit.New("sqlstore("+d.name()+")", limits, classify),
+		gdb:    db,
+		db:     sqlDB,
+		d:      d,
+		t:      t,
+		opt:    opt,
+		sqlBy:  map[string]string{},
+		subByN: map[int]string{},
 	}
 	s.q = buildQueries(d, t)
 	s.q.passList, s.q.settle, s.q.staleAcks = passListSQL(s), settleSQL(s), staleAcksSQL(s)
@@ -122,15 +119,7 @@ func (s *Store) Close() error {
 	if !s.kit.Close() {
 		return nil
 	}
-	s.watchMu.Lock()
-	ws := make([]io.Closer, 0, len(s.watches))
-	for w := range s.watches {
-		ws = append(ws, w)
-	}
-	s.watchMu.Unlock()
-	for _, w := range ws {
-		_ = w.Close()
-	}
+	s.watches.CloseAll()
 	if s.own {
 		if err := s.db.Close(); err != nil {
 			return persist.Wrap(s.kit.Name(), "Close", nil, err, false)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
-	"github.com/mqttpersist/mqttpersist/topic"
+	"github.com/mqttpersist/mqttpersist/persist/storekit"
 )
 
 var _ persist.Watcher = (*Store)(nil)
@@ -38,7 +38,7 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 		return nil, s.kit.Error(op, persist.ErrInvalid, "", errString("fn is nil"))
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	w := &watch{s: s, fn: fn, counts: map[string]int{}, ix: topic.NewIndex[struct{}](), cancel: cancel, done: make(chan struct{})}
+	w := &watch{s: s, fn: fn, cancel: cancel, done: make(chan struct{})}
 	var err error
 	if s.d.listens() {
 		w.b, err = s.listenWatch(wctx, w)
@@ -49,12 +49,7 @@ func (s *Store) Watch(ctx context.Context, fn func(persist.Notice)) (persist.Wat
 		cancel()
 		return nil, s.kit.Fail(ctx, op, err)
 	}
-	s.watchMu.Lock()
-	closed := s.kit.Closed()
-	if !closed {
-		s.watches[w] = struct{}{}
-	}
-	s.watchMu.Unlock()
+	closed := !s.watches.Add(s.kit, w)
 	go func() {
 		w.b.run(wctx)
 		close(w.done)
@@ -89,67 +84,32 @@ type watch struct {
 
 	// op serializes Add and Remove, so that a filter is watched by the
 	// database before a second Add of it returns.
-	op     sync.Mutex
-	mu     sync.Mutex
-	counts map[string]int
-	ix     *topic.Index[struct{}]
+	op      sync.Mutex
+	mu      sync.Mutex
+	filters storekit.Filters
 
 	cancel    context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
-// filters turns Add's or Remove's filters into the filters watched ($share/
-// <group>/ removed), or says which one is invalid.
-func (w *watch) filters(op string, filters []string) ([]string, error) {
-	out := make([]string, len(filters))
-	for i, f := range filters {
-		if err := topic.ValidateFilter(f); err != nil {
-			return nil, w.s.kit.Error(op, persist.ErrInvalid, "filter "+quoteStr(f), err)
-		}
-		if _, inner, ok := topic.Shared(f); ok {
-			f = inner
-		}
-		out[i] = f
-	}
-	return out, nil
-}
-
-func quoteStr(s string) string { return `"` + s + `"` }
-
 // Add starts watching filters (counted).
 func (w *watch) Add(ctx context.Context, filters ...string) error {
 	const op = "Watch.Add"
-	if err := w.enter(ctx, op); err != nil {
-		return err
-	}
-	fs, err := w.filters(op, filters)
-	if err != nil {
+	if err := w.enter(ctx, op, filters); err != nil {
 		return err
 	}
 	w.op.Lock()
 	defer w.op.Unlock()
 	w.mu.Lock()
-	var added []string
-	for _, f := range fs {
-		if w.counts[f] == 0 {
-			added = append(added, f)
-			_ = w.ix.Add(f, struct{}{})
-		}
-		w.counts[f]++
-	}
+	added := w.filters.Add(filters...)
 	w.mu.Unlock()
 	if len(added) == 0 {
 		return nil
 	}
 	if err := w.b.add(ctx, added); err != nil {
 		w.mu.Lock()
-		for _, f := range fs {
-			if w.counts[f]--; w.counts[f] <= 0 {
-				delete(w.counts, f)
-				w.ix.Remove(f, struct{}{})
-			}
-		}
+		w.filters.Remove(filters...)
 		w.mu.Unlock()
 		return w.s.kit.Fail(ctx, op, err)
 	}
@@ -159,32 +119,13 @@ func (w *watch) Add(ctx context.Context, filters ...string) error {
 // Remove stops watching filters (one count each).
 func (w *watch) Remove(ctx context.Context, filters ...string) error {
 	const op = "Watch.Remove"
-	if err := w.enter(ctx, op); err != nil {
+	if err := w.enter(ctx, op, nil); err != nil {
 		return err
 	}
 	w.op.Lock()
 	defer w.op.Unlock()
 	w.mu.Lock()
-	var gone []string
-	for _, f := range filters {
-		if topic.ValidateFilter(f) != nil {
-			continue
-		}
-		if _, inner, ok := topic.Shared(f); ok {
-			f = inner
-		}
-		n, ok := w.counts[f]
-		if !ok {
-			continue
-		}
-		if n <= 1 {
-			delete(w.counts, f)
-			w.ix.Remove(f, struct{}{})
-			gone = append(gone, f)
-		} else {
-			w.counts[f] = n - 1
-		}
-	}
+	gone := w.filters.Remove(filters...)
 	w.mu.Unlock()
 	if len(gone) == 0 {
 		return nil
@@ -192,10 +133,11 @@ func (w *watch) Remove(ctx context.Context, filters ...string) error {
 	return w.s.kit.Fail(ctx, op, w.b.remove(ctx, gone))
 }
 
-// enter returns the error that stops op: a done context, or ErrClosed
-// after the watch or the store was closed.
-func (w *watch) enter(ctx context.Context, op string) error {
-	if err := w.s.kit.Enter(ctx, op); err != nil {
+// enter returns the error that stops op with filters: a done context, an
+// invalid filter (see storekit.Kit.Watch), or ErrClosed after the watch
+// or the store was closed.
+func (w *watch) enter(ctx context.Context, op string, filters []string) error {
+	if err := w.s.kit.Watch(ctx, op, filters); err != nil {
 		return err
 	}
 	select {
@@ -214,22 +156,13 @@ func (w *watch) Close() error {
 		w.op.Lock()
 		w.b.close()
 		w.op.Unlock()
-		w.s.watchMu.Lock()
-		delete(w.s.watches, w)
-		w.s.watchMu.Unlock()
+		w.s.watches.Drop(w)
 	})
 	return nil
 }
 
 // matches reports whether a watched filter matches the topic name.
-func (w *watch) matches(name string) bool {
-	found := false
-	w.ix.Each(name, func(string, struct{}) bool {
-		found = true
-		return false
-	})
-	return found
-}
+func (w *watch) matches(name string) bool { return w.filters.Matches(name) }
 
 // topicNotice calls fn for stored messages of a topic when it is watched.
 func (w *watch) topicNotice(name, node string) {

@@ -270,10 +270,7 @@ func (l *listen) beat(ctx context.Context) {
 	}
 	n, _ := res.RowsAffected()
 	l.w.mu.Lock()
-	filters := make([]string, 0, len(l.w.counts))
-	for f := range l.w.counts {
-		filters = append(filters, f)
-	}
+	filters := l.w.filters.List()
 	l.w.mu.Unlock()
 	if int(n) < len(filters) {
 		l.w.op.Lock()
@@ -341,10 +338,7 @@ func (l *listen) session(ctx context.Context, first bool) (listened bool, err er
 			l.ready <- nil
 		} else {
 			l.w.mu.Lock()
-			filters := make([]string, 0, len(l.w.counts))
-			for f := range l.w.counts {
-				filters = append(filters, f)
-			}
+			filters := l.w.filters.List()
 			l.w.mu.Unlock()
 			if len(filters) > 0 {
 				l.w.op.Lock()
