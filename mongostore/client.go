@@ -26,9 +26,10 @@ const (
 	cOfflineAtMs = "offline_at_ms"
 	cUsername    = "username"
 	cPeerHost    = "peerhost"
-	cVersion     = "v"       // the write's version: 1, 2, … per client
-	cWritten     = "written" // when the version was written (a date)
-	cTomb        = "t"       // in a superseded version's tombstone: its client ID
+	cVersion     = "v"        // the write's version: 1, 2, … per client
+	cWritten     = "written"  // when the version was written (a date)
+	cTomb        = "t"        // in a superseded version's tombstone: its client ID
+	cReleased    = "released" // true in a tombstone-like note of a disconnect that changed nothing (see release)
 )
 
 // tombLife is how long the tombstone of a superseded client version is
@@ -203,7 +204,9 @@ func (s *Store) connectOnce(ctx context.Context, c *persist.Client) (done bool, 
 	}
 	stored := len(live) > 0
 	if !c.Online && stored && cur.c.Online && cur.c.Node != "" && cur.c.Node != c.Node {
-		return true, nil // the client moved to another node: a late disconnect changes nothing
+		// The client moved to another node: a late disconnect changes
+		// nothing, but the watches hear of it.
+		return true, s.release(ctx, c)
 	}
 	n := *c
 	if n.OnlineAt.IsZero() {
@@ -235,6 +238,24 @@ func (s *Store) connectOnce(ctx context.Context, c *persist.Client) (done bool, 
 	}))
 	_, _ = s.bulk(ctx, s.client, models)
 	return true, nil
+}
+
+// release writes the note of a disconnect that changed nothing (the
+// client is online on another node): a tombstone with the node, which no
+// look-up reads and which goes with the client's other tombstones, for
+// the watches to tell (persist.Notice.Offline: this node has recorded the
+// client's acks, and the node the client moved to waits for that).
+func (s *Store) release(ctx context.Context, c *persist.Client) error {
+	written := now()
+	d := bson.D{
+		{Key: "_id", Value: "r:" + persist.NewID() + ":" + c.ID},
+		{Key: cTomb, Value: c.ID},
+		{Key: cNode, Value: c.Node},
+		{Key: cReleased, Value: true},
+		{Key: cWritten, Value: bson.NewDateTimeFromTime(written)},
+	}
+	_, err := s.client.InsertOne(ctx, bucketFields(d, cWritten, written))
+	return err
 }
 
 // Client returns the stored state of a client, or an error matching

@@ -38,7 +38,9 @@
 //
 //	mqtt_client  _id "<len>:<clientid>:<v>"; v, the version (see Atomic steps); written (a date);
 //	             online_at_ms, offline_at_ms; username, peerhost. A superseded version is a
-//	             tombstone {_id, t: clientid, written}, kept a minute
+//	             tombstone {_id, t: clientid, written}, kept a minute; a disconnect from a
+//	             node the client has left is a note {_id "r:…", t: clientid, node, released:
+//	             true, written}, kept as long, for the watches (persist.Notice.Offline)
 //	mqtt_sub     no_local, retain_as_published, retain_handling, identifier (MQTT 5 options);
 //	             start: the fanout start (an ID; "" = from the oldest message)
 //	mqtt_msg     _id = msgid; mode ("fanout", "queue"); stored: the stamp of the Publish (a
@@ -207,14 +209,15 @@
 // # Watch
 //
 // On a replica set or a sharded cluster a watch reads a change stream of
-// the database's inserts into mqtt_msg and of online client versions into
-// mqtt_client: each node hears of every insert and matches its topic
+// the database's inserts into mqtt_msg and of client versions and notes
+// into mqtt_client (connects, and disconnects as Offline notices): each
+// node hears of every insert and matches its topic
 // against its filters. Without change streams (a standalone MongoDB,
 // FerretDB, DocumentDB or Cosmos DB refusing the stream) it polls every
 // Options.PollInterval (default 50ms) with range queries on indexes —
 // the writer documents, for the settled horizon (see # Skip nothing);
 // messages stamped since the newest seen, but not since the horizon, on
-// {stored}; online client versions written since, on {written} — and
+// {stored}; client versions and notes written since, on {written} — and
 // once a second two seconds further back: 60 small indexed queries a
 // second per node. A message stamped before another can become readable
 // after it; its store's writer document says it is writing since its

@@ -22,7 +22,7 @@ const lookback = 2 * time.Second
 
 // Watch starts a watch (see persist.Watcher). On a replica set or a
 // sharded cluster it opens a change stream on the database, for the
-// inserts into mqtt_msg and of online client versions into mqtt_client,
+// inserts into mqtt_msg and of client versions and notes into mqtt_client,
 // and the server sends each node every insert (the watch matches their
 // topics with its filters). On a server without change streams (a
 // standalone MongoDB, FerretDB) the watch polls every
@@ -115,6 +115,8 @@ func (s *Store) openStream(ctx context.Context, resume bson.Raw) (*mongo.ChangeS
 			{Key: "fullDocument." + cClientID, Value: 1},
 			{Key: "fullDocument." + cState, Value: 1},
 			{Key: "fullDocument." + cOnlineAtMs, Value: 1},
+			{Key: "fullDocument." + cTomb, Value: 1},
+			{Key: "fullDocument." + cReleased, Value: 1},
 		}}},
 	}
 	o := options.ChangeStream()
@@ -249,9 +251,7 @@ func (w *watch) event(ev bson.Raw) {
 		return
 	}
 	if coll, _ := ev.Lookup("ns", "coll").StringValueOK(); coll == w.s.n.client {
-		if n, _ := doc.Lookup(cState).AsInt64OK(); n == 1 {
-			w.clientNotice(doc)
-		}
+		w.clientNotice(doc)
 		return
 	}
 	if t := textOf(doc.Lookup(fTopic)); t != "" && w.watched(t) {
@@ -259,17 +259,23 @@ func (w *watch) event(ev bson.Raw) {
 	}
 }
 
-// clientNotice passes the notice of an online client version to fn.
+// clientNotice passes to fn the notice of a client document: a version
+// (online, or a disconnect: Offline), or the note of a disconnect that
+// changed nothing (Offline, see Store.release); a tombstone is none.
 func (w *watch) clientNotice(doc bson.Raw) {
-	id := textOf(doc.Lookup(cClientID))
-	if id == "" {
-		return
+	n := persist.Notice{Node: textOf(doc.Lookup(cNode))}
+	if id := textOf(doc.Lookup(cClientID)); id != "" {
+		state, _ := doc.Lookup(cState).AsInt64OK()
+		n.Client, n.Offline = id, state != 1
+		if ms, ok := doc.Lookup(cOnlineAtMs).AsInt64OK(); ok && !n.Offline {
+			n.At = time.UnixMilli(ms)
+		}
+	} else if rel, _ := doc.Lookup(cReleased).BooleanOK(); rel {
+		n.Client, n.Offline = textOf(doc.Lookup(cTomb)), true
 	}
-	n := persist.Notice{Client: id, Node: textOf(doc.Lookup(cNode))}
-	if ms, ok := doc.Lookup(cOnlineAtMs).AsInt64OK(); ok {
-		n.At = time.UnixMilli(ms)
+	if n.Client != "" {
+		w.fn(n)
 	}
-	w.fn(n)
 }
 
 // pollLoop polls until the watch ends (see Store.Watch).
@@ -311,8 +317,8 @@ type poller struct {
 	seen               map[string]time.Time // _id of a message or client version → its stamp
 }
 
-// poll reads the messages stamped and the online client versions written
-// since the newest seen (or lookback before them when slow) and tells fn
+// poll reads the messages stamped and the client versions and notes
+// written since the newest seen (or lookback before them when slow) and tells fn
 // of those not told yet.
 func (p *poller) poll(slow bool) error {
 	s := p.w.s
@@ -345,7 +351,7 @@ func (p *poller) poll(slow bool) error {
 	if err != nil {
 		return err
 	}
-	cf, err := s.since(ctx, bson.D{{Key: cState, Value: 1}}, cWritten, cfrom, pollBuckets)
+	cf, err := s.since(ctx, nil, cWritten, cfrom, pollBuckets)
 	if err != nil {
 		return err
 	}
@@ -356,7 +362,7 @@ func (p *poller) poll(slow bool) error {
 			return err
 		},
 		func() (err error) {
-			clients, err = findAll(ctx, s.client, cf, options.Find().SetProjection(bson.D{{Key: cClientID, Value: 1}, {Key: cNode, Value: 1}, {Key: cOnlineAtMs, Value: 1}, {Key: cWritten, Value: 1}, {Key: cState, Value: 1}}))
+			clients, err = findAll(ctx, s.client, cf, options.Find().SetProjection(bson.D{{Key: cClientID, Value: 1}, {Key: cNode, Value: 1}, {Key: cOnlineAtMs, Value: 1}, {Key: cWritten, Value: 1}, {Key: cState, Value: 1}, {Key: cTomb, Value: 1}, {Key: cReleased, Value: 1}}))
 			return err
 		},
 	)

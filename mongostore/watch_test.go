@@ -2,7 +2,6 @@ package mongostore_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -105,185 +104,6 @@ func TestWatchLatency(t *testing.T) {
 	// fail (timings are measured, not asserted).
 }
 
-// TestWatchFilters checks that a watch hears only of its filters, that
-// filters are counted, that a shared filter is watched as its inner
-// filter, and that invalid filters are refused.
-func TestWatchFilters(t *testing.T) {
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	ns := make(notices, 1024)
-	w, err := a.Watch(ctx, ns.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Add(ctx, "sync/#", "cnt/t", "cnt/t", "$share/g/sh/+"); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Add(ctx, "ok/t", "bad/#/x"); !errors.Is(err, persist.ErrInvalid) {
-		t.Errorf("Add with an invalid filter: %v, want ErrInvalid", err)
-	}
-	seq := 0
-	// sync publishes to a topic of sync/# and waits for its notice:
-	// what B published before has been polled or notified by then.
-	sync := func() []persist.Notice {
-		t.Helper()
-		seq++
-		name := fmt.Sprintf("sync/%d", seq)
-		publishOn(t, b, name, "nodeB")
-		_, skipped, ok := ns.next(t, 2*time.Second, topicIs(name))
-		if !ok {
-			t.Fatalf("no notice of %s", name)
-		}
-		// A notice of the same poll may follow.
-		for {
-			select {
-			case x := <-ns:
-				skipped = append(skipped, x)
-				continue
-			case <-time.After(150 * time.Millisecond):
-			}
-			return skipped
-		}
-	}
-	heard := func(got []persist.Notice, name string) bool {
-		for _, x := range got {
-			if x.Topic == name {
-				return true
-			}
-		}
-		return false
-	}
-	publishOn(t, b, "other/t", "nodeB")
-	publishOn(t, b, "ok/t", "nodeB")
-	publishOn(t, b, "cnt/t", "nodeB")
-	publishOn(t, b, "sh/x", "nodeB")
-	got := sync()
-	if heard(got, "other/t") || heard(got, "ok/t") {
-		t.Errorf("heard of an unwatched topic (other/t, or ok/t of a refused Add): %+v", got)
-	}
-	if !heard(got, "cnt/t") || !heard(got, "sh/x") {
-		t.Errorf("did not hear of cnt/t and sh/x: %+v", got)
-	}
-	if err := w.Remove(ctx, "cnt/t", "never/added", "bad/#/x"); err != nil {
-		t.Fatal(err)
-	}
-	publishOn(t, b, "cnt/t", "nodeB")
-	if got := sync(); !heard(got, "cnt/t") {
-		t.Errorf("after one Remove of a filter added twice: did not hear of cnt/t: %+v", got)
-	}
-	if err := w.Remove(ctx, "cnt/t", "$share/g/sh/+"); err != nil {
-		t.Fatal(err)
-	}
-	publishOn(t, b, "cnt/t", "nodeB")
-	publishOn(t, b, "sh/x", "nodeB")
-	if got := sync(); heard(got, "cnt/t") || heard(got, "sh/x") {
-		t.Errorf("after removing cnt/t twice and the shared filter, heard of them: %+v", got)
-	}
-	// A's own Publish is heard too, with A's node (a node leaves out
-	// what it delivered itself).
-	publishOn(t, a, "sync/own", "nodeA")
-	x, _, ok := ns.next(t, 2*time.Second, topicIs("sync/own"))
-	if !ok || x.Node != "nodeA" {
-		t.Errorf("notice of A's own publish = %+v, %v; want node nodeA", x, ok)
-	}
-}
-
-// TestWatchClients checks that a client's connect on one node is heard
-// by every watch, whatever its filters, and a disconnect by none.
-func TestWatchClients(t *testing.T) {
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	ns1, ns2 := make(notices, 64), make(notices, 64)
-	w1, err := a.Watch(ctx, ns1.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w1.Close()
-	w2, err := b.Watch(ctx, ns2.fn) // no filters
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Close()
-	if err := w1.Add(ctx, "x/#"); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Now().Add(-time.Second).Truncate(time.Millisecond)
-	if err := b.Connected(ctx, &persist.Client{ID: "cl-1", Node: "nodeB", Online: true, OnlineAt: at}); err != nil {
-		t.Fatal(err)
-	}
-	isClient := func(id string) func(persist.Notice) bool {
-		return func(x persist.Notice) bool { return x.Client == id }
-	}
-	for i, ns := range []notices{ns1, ns2} {
-		x, _, ok := ns.next(t, 2*time.Second, isClient("cl-1"))
-		if !ok || x.Node != "nodeB" || !x.At.Equal(at) || x.Topic != "" {
-			t.Errorf("watch %d: client notice %+v (heard %v), want cl-1 on nodeB at %v", i+1, x, ok, at)
-		}
-	}
-	if err := b.Connected(ctx, &persist.Client{ID: "cl-1", Node: "nodeB", OfflineAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Connected(ctx, &persist.Client{ID: "cl-2", Node: "nodeA", Online: true, OnlineAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	x, skipped, ok := ns2.next(t, 2*time.Second, isClient("cl-2"))
-	if !ok || x.Node != "nodeA" {
-		t.Errorf("client notice of cl-2 = %+v, %v; want on nodeA", x, ok)
-	}
-	for _, s := range skipped {
-		if s.Client == "cl-1" {
-			t.Errorf("heard %+v after cl-1's disconnect", s)
-		}
-	}
-}
-
-// TestWatchClose checks that a closed watch hears nothing and refuses
-// Add, and that closing the store closes its watches.
-func TestWatchClose(t *testing.T) {
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	ns := make(notices, 64)
-	w, err := a.Watch(ctx, ns.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Add(ctx, "c/#"); err != nil {
-		t.Fatal(err)
-	}
-	publishOn(t, b, "c/1", "nodeB")
-	if _, _, ok := ns.next(t, 2*time.Second, topicIs("c/1")); !ok {
-		t.Fatal("no notice before Close")
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	publishOn(t, b, "c/2", "nodeB")
-	if x, _, ok := ns.next(t, 300*time.Millisecond, func(persist.Notice) bool { return true }); ok {
-		t.Errorf("heard %+v after Close", x)
-	}
-	if err := w.Add(ctx, "d/#"); !errors.Is(err, persist.ErrClosed) {
-		t.Errorf("Add after Close: %v, want ErrClosed", err)
-	}
-
-	w2, err := a.Watch(ctx, ns.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w2.Add(ctx, "e/#"); !errors.Is(err, persist.ErrClosed) {
-		t.Errorf("Add on a watch of a closed store: %v, want ErrClosed", err)
-	}
-	if _, err := a.Watch(ctx, ns.fn); !errors.Is(err, persist.ErrClosed) {
-		t.Errorf("Watch on a closed store: %v, want ErrClosed", err)
-	}
-}
-
 // TestWatchManyTopics publishes batches of 200 topics each while a watch
 // listens on "#": it hears of every topic, and the server keeps
 // answering (FerretDB stops when one bulk write holds too many of its
@@ -317,7 +137,10 @@ func TestWatchManyTopics(t *testing.T) {
 			t.Fatalf("Ping after publishing to 200 topics: %v", err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// A loaded FerretDB writes the registry behind the publishes slowly:
+	// the time is logged, and a minute allowed.
+	published := time.Now()
+	deadline := published.Add(time.Minute)
 	for len(want) > 0 && time.Now().Before(deadline) {
 		select {
 		case x := <-ns:
@@ -326,6 +149,8 @@ func TestWatchManyTopics(t *testing.T) {
 		}
 	}
 	if len(want) > 0 {
-		t.Errorf("heard of no publish to %d of the 600 topics", len(want))
+		t.Errorf("heard of no publish to %d of the 600 topics within %v", len(want), time.Minute)
+	} else {
+		t.Logf("heard of all 600 topics %v after the last Publish", time.Since(published).Round(time.Millisecond))
 	}
 }

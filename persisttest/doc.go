@@ -26,6 +26,11 @@
 // claims, leases and exactly-once hand-out under concurrency, wildcard
 // fetches, limits, time ranges and expiry, retained messages, concurrent
 // use under -race, cancelled contexts, use after Close and invalid input.
+// A store that is a persist.Watcher is checked as one (with two store
+// values from Harness.Shared as two broker nodes): notices of publishes to
+// its filters on either node with the publishing node, of every client's
+// connect and disconnect, counted and shared filters, invalid ones
+// refused, Close.
 //
 // Invalid input of every verb and lookup (client IDs, topics, filters,
 // message fields, subscription options, fetch options, acks; also longer
@@ -39,7 +44,7 @@
 // The suite finds out what a store does from the store itself, as the
 // Router does: its companion interfaces by type assertion
 // (persist.ClientLookup, persist.SubscriptionLookup, persist.RetainLookup,
-// persist.Pinger, persist.Closer, persist.Limiter) and the verbs it
+// persist.Pinger, persist.Closer, persist.Limiter, persist.Watcher) and the verbs it
 // handles by its declared events (persist.EventSupporter; without it, all
 // of them). A case that needs what the store lacks is skipped and says
 // why; a verb whose event the store does not handle must return an error

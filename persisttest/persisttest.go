@@ -165,6 +165,7 @@ func Run(t *testing.T, h Harness) {
 		{"CancelledContext", 0, s.testCancelled},
 		{"Closed", 0, s.testClosed},
 		{"Invalid", 0, s.testInvalid},
+		{"Watch", pub, s.testWatch},
 	}
 	if f := h.Features; f.NoQueue || f.NoFanout || s.caps.events != persist.AllEvents {
 		cases = append(cases, testCase{"Unsupported", 0, s.testUnsupported})

@@ -110,6 +110,7 @@ func buildQueries(d dialect, t tables) queries {
 	// later expressions read the new values (see q.disconnected).
 	sets := [][2]string{
 		{"changed", d.now()},
+		{"released", "NULL"},
 		{"username", ex("username")},
 		{"peerhost", ex("peerhost")},
 		{"online_at", "COALESCE(" + ex("online_at") + ", " + cur("online_at") + ")"},
@@ -150,6 +151,19 @@ func buildQueries(d dialect, t tables) queries {
 	applies := "(" + cur("state") + " IS NULL OR " + cur("state") + " <> " + d.online() +
 		" OR " + cur("node") + " IS NULL OR " + cur("node") + " = " + ex("node") + ")"
 	q.disconnected = ins + d.onConflictIf([]string{"clientid"}, clientSet, applies)
+	if !d.listens() {
+		// A disconnect that does not apply still tells the polling
+		// watches (persist.Notice.Offline: that node has recorded the
+		// client's acks): it writes its node into released and moves
+		// changed; any write that applies clears released.
+		parts := []string{"released = CASE WHEN " + applies + " THEN NULL ELSE " + ex("node") + " END", "changed = " + d.now()}
+		for _, a := range sets {
+			if a[0] != "changed" && a[0] != "released" {
+				parts = append(parts, a[0]+" = CASE WHEN "+applies+" THEN "+a[1]+" ELSE "+cur(a[0])+" END")
+			}
+		}
+		q.disconnected = ins + d.onConflict([]string{"clientid"}, strings.Join(parts, ", "))
+	}
 	if d.listens() {
 		// A disconnect notifies every watch too, applied or not.
 		q.disconnected = "WITH u AS (" + q.disconnected + ") SELECT pg_notify(?, ?)"
@@ -174,7 +188,8 @@ func buildQueries(d dialect, t tables) queries {
 	q.poll = d.rebind("SELECT 2 AS kind, '' AS name, 0 AS seq, NULL AS node, 0 AS n, " + d.now() + " AS changed, NULL AS at" +
 		" UNION ALL SELECT 0, topic, seq, node, n, changed, NULL FROM " + d.quote(t.topic) + " WHERE changed > ?" +
 		" UNION ALL SELECT CASE WHEN state = " + d.online() + " THEN 1 ELSE 3 END, clientid, 0, node, 0, changed, online_at FROM " +
-		client + " WHERE changed > ?")
+		client + " WHERE changed > ?" +
+		" UNION ALL SELECT 4, clientid, 0, released, 0, changed, NULL FROM " + client + " WHERE changed > ? AND released IS NOT NULL")
 	q.watchVersion = d.rebind("SELECT COALESCE((SELECT seq FROM " + d.quote(t.topic) + " WHERE topic = ''), 0)")
 	if d.listens() {
 		q.notify = d.rebind("SELECT pg_notify(c, p) FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS u(c, p)")

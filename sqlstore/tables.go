@@ -54,6 +54,7 @@ func (s *Store) specs() []tableSpec {
 				{"username", kString, false},
 				{"peerhost", kString, false},
 				{"changed", kTime, false},
+				{"released", kString, false},
 			},
 			hash: []string{"clientid"},
 			idx: []index{

@@ -237,7 +237,7 @@ func (p *pollWatch) run(ctx context.Context) {
 func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 	s := p.w.s
 	from := s.d.timeArg(p.since.Add(-pollMargin))
-	rows, err := s.db.QueryContext(ctx, s.q.poll, from, from)
+	rows, err := s.db.QueryContext(ctx, s.q.poll, from, from, from)
 	if err != nil {
 		return err
 	}
@@ -290,14 +290,20 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 				}
 				p.w.topicNotice(c.name, node)
 			}
-		case 1, 3: // a client online, offline
-			if prev, ok := p.conns[c.name]; ok && !c.changed.After(prev) {
+		case 1, 3, 4: // a client online, offline, released by another node
+			key := c.name
+			if c.kind == 4 {
+				key = "\x00" + c.name // no client ID has a NUL
+			}
+			if prev, ok := p.conns[key]; ok && !c.changed.After(prev) {
 				continue
 			}
-			p.conns[c.name] = c.changed
-			if notify && c.kind == 1 {
+			p.conns[key] = c.changed
+			switch {
+			case !notify:
+			case c.kind == 1:
 				p.w.fn(persist.Notice{Client: c.name, Node: c.node, At: c.at})
-			} else if notify {
+			default:
 				p.w.fn(persist.Notice{Client: c.name, Node: c.node, Offline: true})
 			}
 		}
