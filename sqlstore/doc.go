@@ -28,8 +28,10 @@
 //
 // Columns this package adds (all additive):
 //
-//	mqtt_client  username, peerhost; changed: the database's clock at the last connect
-//	             (the polling watch reads it)
+//	mqtt_client  username, peerhost; changed: the database's clock at the last connect or
+//	             disconnect (the polling watch reads it); released: on SQLite and MySQL, the
+//	             node of a disconnect that changed nothing (the client had moved on), until
+//	             the next write that applies
 //	mqtt_sub     no_local, retain_as_published, retain_handling, sub_id (MQTT 5 options);
 //	             start_id: the fanout start (an ID; '' = from the oldest message; NULL = none)
 //	mqtt_msg     mode (0 fanout, 1 queue), expiry, username, peerhost,
@@ -145,9 +147,11 @@
 // whose update applies only where the row is not online on another node
 // (ON CONFLICT … DO UPDATE … WHERE on PostgreSQL and SQLite, CASE WHEN in
 // each assignment of ON DUPLICATE KEY UPDATE on MySQL), so a late
-// disconnect from a node the client has left changes nothing. A connect
-// also sets mqtt_client.changed to the database's clock and, on
-// PostgreSQL, notifies every watch in the same statement (see Watch).
+// disconnect from a node the client has left changes nothing (on SQLite
+// and MySQL it writes only its node into released, for the polling
+// watches). A connect or disconnect also sets mqtt_client.changed to the
+// database's clock and, on PostgreSQL, notifies every watch in the same
+// statement (see Watch).
 // Subscribed upserts and deletes mqtt_sub rows in one transaction; a new
 // row's start_id is persist.NewID() (or an empty string with History) and
 // an update keeps it. Publish writes a batch in one transaction: the
@@ -301,16 +305,17 @@
 // its upsert statement.
 //
 // SQLite and MySQL: polling. Every Options.PollInterval (50 ms) a watch
-// runs one query: the rows of mqtt_topic and of the online clients of
-// mqtt_client whose changed column (the database's clock, set by the
+// runs one query: the rows of mqtt_topic and of mqtt_client whose
+// changed column (the database's clock, set by the
 // Publish and connect upserts when they write the row; indexed; on
 // PostgreSQL the counter's update leaves it alone) is after the
 // database's clock at the previous poll less a second, for the commits
 // that came after their changed (a Publish whose commit came later than
 // half a second after its counter update sets changed again). It calls fn
 // for the topics whose counter moved and that match its filters, with the
-// publishing node when one batch alone moved the counter, and for each new
-// connect.
+// publishing node when one batch alone moved the counter, and for each
+// connect and disconnect (a released row tells the disconnect of the node
+// the client left: persist.Notice.Offline).
 //
 // Measured on loopback (TestWatchLatency: a notice on node A after each of
 // 200 publishes on node B, each waiting for the notice; two runs, the
