@@ -2,32 +2,10 @@ package persist
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
-
-// Record operations.
-const (
-	opPublish    = 'p'
-	opRetain     = 'r'
-	opAcked      = 'a'
-	opConnected  = 'k'
-	opSubscribed = 's'
-)
-
-// record is one write in the outbox, encoded as JSON.
-type record struct {
-	Op      byte           `json:"o"`
-	Msg     *Message       `json:"m,omitempty"`
-	Rule    string         `json:"u,omitempty"` // Msg's rule (unexported there)
-	Client  string         `json:"c,omitempty"`
-	Acks    []Ack          `json:"a,omitempty"`
-	Conn    *Client        `json:"k,omitempty"` // opConnected
-	Subs    []Subscription `json:"s,omitempty"` // opSubscribed, with Removed
-	Removed []string       `json:"x,omitempty"`
-}
 
 // items is how many items a record counts for in the stats: messages and
 // acks. A client's state and subscriptions are records of the outbox but no
@@ -60,16 +38,18 @@ func (r *record) check() error {
 
 // enqueue adds records to the outbox, making room as Overflow says.
 func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
-	enc := make([][]byte, len(recs))
-	var size int64
+	n := 0
 	for i := range recs {
-		b, err := json.Marshal(&recs[i])
-		if err != nil {
-			return Errorf(ErrInvalid, "persist: pipeline %s: encoding a record: %w", p.opts.Name, err)
-		}
-		enc[i] = b
-		size += int64(len(b))
+		n += recordSize(&recs[i])
 	}
+	buf := make([]byte, 0, n)
+	enc := make([][]byte, len(recs))
+	for i := range recs {
+		at := len(buf)
+		buf = appendRecord(buf, &recs[i])
+		enc[i] = buf[at:len(buf):len(buf)]
+	}
+	size := int64(len(buf))
 	if size > p.opts.OutboxBytes {
 		return Errorf(ErrInvalid, "persist: pipeline %s: %d bytes of records exceed OutboxBytes %d", p.opts.Name, size, p.opts.OutboxBytes)
 	}
@@ -113,8 +93,7 @@ func (p *Pipeline) dropOldest(size int64) {
 	var topics, clients []string
 	for i := b.first; i < b.next && b.bytes-free+size > p.opts.OutboxBytes; i++ {
 		if data, err := b.read(i); err == nil {
-			var r record
-			if json.Unmarshal(data, &r) == nil {
+			if r, err := decodeRecord(data); err == nil {
 				items += r.items()
 				if r.Msg != nil && len(topics) < 3 {
 					topics = append(topics, r.Msg.Topic)
@@ -266,10 +245,7 @@ func (p *Pipeline) readAhead() {
 	for k, data := range raw {
 		d := decoded{size: len(data), err: errs[k]}
 		if d.err == nil {
-			d.err = json.Unmarshal(data, &d.r)
-		}
-		if d.err == nil {
-			d.err = d.r.check()
+			d.r, d.err = decodeRecord(data)
 		}
 		if d.err == nil && d.r.Msg != nil {
 			d.r.Msg.rule = d.r.Rule
