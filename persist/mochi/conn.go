@@ -31,9 +31,10 @@ type entry struct {
 // store tells of messages stored on another node. It records the client's
 // acks in the store, each for its message alone.
 type conn struct {
-	h  *Hook
-	cl *mqtt.Client
-	id string
+	h   *Hook
+	cl  *mqtt.Client
+	id  string
+	out *batchConn // the client's connection; nil for one without (batch.go)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -100,6 +101,7 @@ func newConn(h *Hook, cl *mqtt.Client) *conn {
 		bad:     map[string]error{},
 		watched: map[string]bool{},
 		since:   time.Now(),
+		out:     wrapConn(&cl.Net.Conn),
 	}
 	c.ctx, c.cancel = context.WithCancel(h.base)
 	return c
