@@ -31,7 +31,9 @@
 // 1, after the table).
 //
 // Write syscalls per message are syscw of /proc/PID/io over the same span
-// (writes to clients, the outbox and the database), divided likewise.
+// (writes to clients, the outbox and the database), divided likewise;
+// allocations per message are the example broker's
+// go_memstats_mallocs_total (its /metrics) over the same span.
 //
 // -before REV adds, after each example broker configuration, the same
 // configuration with examples/broker built from git revision REV (name

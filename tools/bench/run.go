@@ -34,6 +34,10 @@ type runResult struct {
 	// WritesPerMsg is the broker's write syscalls (syscw of /proc/PID/io)
 	// per delivered message.
 	WritesPerMsg float64
+	// AllocsPerMsg is the example broker's heap allocations
+	// (go_memstats_mallocs_total of /metrics) per delivered message; 0
+	// for mochi.
+	AllocsPerMsg float64
 	PeakRSSMiB   float64 // VmHWM
 	Published    int
 	Delivered    int
@@ -131,6 +135,12 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	if err != nil {
 		return runResult{}, err
 	}
+	mallocs0 := map[string]float64{"mallocs": -1}
+	if p.metrics != "" {
+		if err := scrape(p.metrics, "go_memstats_", mallocs0); err != nil {
+			return runResult{}, err
+		}
+	}
 	o := s.load
 	o.Addr = p.addr
 	o.Subscriber = "bench-sub-" + id
@@ -169,8 +179,12 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 		return runResult{}, err
 	}
 	counters := map[string]float64{"live": -1, "replayed": -1, "spilled": -1}
+	mallocs1 := map[string]float64{"mallocs": -1}
 	if p.metrics != "" {
 		if err := scrape(p.metrics, "mqttpersist_broker_", counters); err != nil {
+			return runResult{}, err
+		}
+		if err := scrape(p.metrics, "go_memstats_", mallocs1); err != nil {
 			return runResult{}, err
 		}
 	}
@@ -188,6 +202,9 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	if lr.Delivered > 0 {
 		r.CPUPerMsg = float64(cpu1-cpu0) * tickMicros / float64(lr.Delivered)
 		r.WritesPerMsg = float64(w1-w0) / float64(lr.Delivered)
+		if mallocs0["mallocs"] >= 0 && mallocs1["mallocs"] >= 0 {
+			r.AllocsPerMsg = (mallocs1["mallocs"] - mallocs0["mallocs"]) / float64(lr.Delivered)
+		}
 	}
 	return r, nil
 }
