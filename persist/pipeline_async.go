@@ -43,7 +43,12 @@ func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
 		n += recordSize(&recs[i])
 	}
 	buf := make([]byte, 0, n)
-	enc := make([][]byte, len(recs))
+	var small [4][]byte
+	enc := small[:0]
+	if len(recs) > len(small) {
+		enc = make([][]byte, 0, len(recs))
+	}
+	enc = enc[:len(recs)]
 	for i := range recs {
 		at := len(buf)
 		buf = appendRecord(buf, &recs[i])
@@ -61,7 +66,7 @@ func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
 			p.dropOldest(size)
 			continue
 		}
-		ch := b.changed
+		ch := b.wait()
 		b.mu.Unlock()
 		select {
 		case <-ch:
@@ -175,7 +180,7 @@ func (p *Pipeline) run() {
 				b.mu.Unlock()
 				return
 			}
-			ch := b.changed
+			ch := b.wait()
 			b.mu.Unlock()
 			select {
 			case <-ch:
@@ -369,7 +374,7 @@ func (p *Pipeline) trimDropped(start uint64, bt *batch) uint64 {
 // call makes the store call of a batch; its records were checked when
 // they entered the outbox.
 func (p *Pipeline) call(ctx context.Context, bt *batch) error {
-	ctx = withChecked(ctx, p.limits)
+	ctx = withChecked(ctx, &p.limits)
 	switch bt.op {
 	case opPublish:
 		return p.store.Publish(ctx, bt.msgs...)

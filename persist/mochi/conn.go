@@ -66,6 +66,7 @@ type conn struct {
 	backoff    time.Duration
 	ackRetryAt time.Time
 	pruned     time.Time
+	timer      *time.Timer      // sleep's
 	pid        uint32           // the last packet ID given to a delivery
 	bad        map[string]error // filters the store rejects
 	watched    map[string]bool  // filters in the Hook's watch for this connection
@@ -256,9 +257,13 @@ func (c *conn) sleep() {
 		}
 	}
 	if d >= 0 {
-		t := time.NewTimer(max(d, time.Millisecond))
-		defer t.Stop()
-		tc = t.C
+		if c.timer == nil {
+			c.timer = time.NewTimer(max(d, time.Millisecond))
+		} else {
+			c.timer.Reset(max(d, time.Millisecond))
+		}
+		defer c.timer.Stop()
+		tc = c.timer.C
 	}
 	select {
 	case <-c.wake:
