@@ -43,7 +43,8 @@ type Pipeline struct {
 
 	// async
 	box     *outbox
-	ahead   []decoded // the worker's decoded records; ahead[0] has index aheadAt
+	ahead   []decoded   // the worker's decoded records; ahead[0] has index aheadAt
+	raw     []rawRecord // readAhead's, reused
 	aheadAt uint64
 	dropLog time.Time // last log of dropped records; box.mu
 

@@ -238,25 +238,31 @@ func (p *Pipeline) readAhead() {
 	if len(p.ahead) == 0 || p.aheadAt < start {
 		p.aheadAt = start
 	}
-	var raw [][]byte
-	var errs []error
+	raw := p.raw[:0]
 	for i := p.aheadAt + uint64(len(p.ahead)); i < b.next && len(p.ahead)+len(raw) < p.opts.MaxBatch; i++ {
 		data, err := b.read(i)
-		raw = append(raw, data)
-		errs = append(errs, err)
+		raw = append(raw, rawRecord{data, err})
 	}
 	b.mu.Unlock()
 	defer b.mu.Lock()
-	for k, data := range raw {
-		d := decoded{size: len(data), err: errs[k]}
+	for _, rr := range raw {
+		d := decoded{size: len(rr.data), err: rr.err}
 		if d.err == nil {
-			d.r, d.err = decodeRecord(data)
+			d.r, d.err = decodeRecord(rr.data)
 		}
 		if d.err == nil && d.r.Msg != nil {
 			d.r.Msg.rule = d.r.Rule
 		}
 		p.ahead = append(p.ahead, d)
 	}
+	clear(raw)
+	p.raw = raw[:0]
+}
+
+// rawRecord is a record as readAhead read it from the outbox.
+type rawRecord struct {
+	data []byte
+	err  error
 }
 
 // take returns the records at the front of p.ahead that make one store call
@@ -298,7 +304,11 @@ func (p *Pipeline) take() (*batch, int) {
 		size += d.size
 	}
 	clear(p.ahead[:n])
-	p.ahead = p.ahead[n:]
+	if n == len(p.ahead) {
+		p.ahead = p.ahead[:0] // all taken: the next readAhead appends from the start
+	} else {
+		p.ahead = p.ahead[n:]
+	}
 	p.aheadAt += uint64(n)
 	return bt, n
 }
