@@ -170,6 +170,7 @@ func recordSize(r *record) int {
 	return n
 }
 
+// boolByte is 1 for true, 0 for false.
 func boolByte(v bool) byte {
 	if v {
 		return 1
@@ -177,11 +178,13 @@ func boolByte(v bool) byte {
 	return 0
 }
 
+// appendString appends s with its length.
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
+// appendBytes appends v with its length.
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
@@ -195,11 +198,12 @@ func appendLen(b []byte, n int, isNil bool) []byte {
 	return binary.AppendUvarint(b, uint64(n)+1)
 }
 
+// appendTime appends a byte of length and t's binary form.
 func appendTime(b []byte, t time.Time) []byte {
 	at := len(b)
 	b = append(b, 0)
 	b, err := t.AppendBinary(b)
-	if err != nil { // a zone offset that is not a whole minute: kept as UTC
+	if err != nil { // a zone offset time cannot encode (-1 minute, beyond ±32767): the instant in UTC
 		b, _ = t.UTC().AppendBinary(b[:at+1])
 	}
 	b[at] = byte(len(b) - at - 1)
@@ -250,12 +254,14 @@ type recordDecoder struct {
 	err  error
 }
 
+// fail records the first error.
 func (d *recordDecoder) fail(err error) {
 	if d.err == nil {
 		d.err = err
 	}
 }
 
+// byte reads one byte.
 func (d *recordDecoder) byte() byte {
 	if d.err != nil || d.pos >= len(d.data) {
 		d.fail(errRecordTruncated)
@@ -266,6 +272,7 @@ func (d *recordDecoder) byte() byte {
 	return v
 }
 
+// uvarint reads an unsigned varint.
 func (d *recordDecoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
@@ -283,6 +290,7 @@ func (d *recordDecoder) uvarint() uint64 {
 	return v
 }
 
+// varint reads a signed varint.
 func (d *recordDecoder) varint() int64 {
 	if d.err != nil {
 		return 0
@@ -311,6 +319,7 @@ func (d *recordDecoder) span() (int, int) {
 	return start, d.pos
 }
 
+// string reads a string (a substring of d.s).
 func (d *recordDecoder) string() string {
 	i, j := d.span()
 	return d.s[i:j]
@@ -343,6 +352,7 @@ func (d *recordDecoder) count(min int) (n int, isNil bool) {
 	return int(v), false
 }
 
+// time reads a time of appendTime.
 func (d *recordDecoder) time() time.Time {
 	var t time.Time
 	n := int(d.byte())
@@ -363,6 +373,7 @@ func (d *recordDecoder) time() time.Time {
 	return t
 }
 
+// record reads the fields of a binary record after its version byte.
 func (d *recordDecoder) record() record {
 	var r record
 	r.Op = d.byte()

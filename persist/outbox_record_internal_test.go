@@ -253,3 +253,13 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	})
 }
+
+// A time whose zone offset time.Time cannot encode keeps its instant.
+func TestRecordOddZone(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("odd", -60))
+	r := record{Op: opPublish, Msg: &Message{ID: "i", Topic: "t", Time: at}}
+	got, err := decodeRecord(appendRecord(nil, &r))
+	if err != nil || !got.Msg.Time.Equal(at) {
+		t.Fatalf("decoded %v, %v; want the instant of %v", got.Msg, err, at)
+	}
+}

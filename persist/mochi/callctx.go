@@ -29,10 +29,12 @@ var canceled = func() context.Context {
 	return ctx
 }()
 
+// newCallCtx returns the context of a call that may take timeout from now.
 func newCallCtx(parent context.Context, timeout time.Duration) *callCtx {
 	return &callCtx{Context: parent, deadline: time.Now().Add(timeout)}
 }
 
+// start makes the WithDeadline context, once, and returns it.
 func (c *callCtx) start() context.Context {
 	c.once.Do(func() { c.ctx, c.cancel = context.WithDeadline(c.Context, c.deadline) })
 	return c.ctx
