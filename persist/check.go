@@ -86,9 +86,10 @@ func (l Limits) covers(o Limits) bool {
 type checkedKey struct{}
 
 // withChecked returns ctx marked as carrying input that a Router or
-// Pipeline has checked against l.
-func withChecked(ctx context.Context, l Limits) context.Context {
-	if CheckedFor(ctx, l) {
+// Pipeline has checked against *l (its own Limits, which do not change: a
+// pointer in the context costs no allocation of a copy).
+func withChecked(ctx context.Context, l *Limits) context.Context {
+	if CheckedFor(ctx, *l) {
 		return ctx
 	}
 	return context.WithValue(ctx, checkedKey{}, l)
@@ -101,7 +102,7 @@ func withChecked(ctx context.Context, l Limits) context.Context {
 // store wrapped in another that does not pass on its Limits is checked
 // again, by its own limits.
 func CheckedFor(ctx context.Context, l Limits) bool {
-	c, ok := ctx.Value(checkedKey{}).(Limits)
+	c, ok := ctx.Value(checkedKey{}).(*Limits)
 	return ok && c.covers(l)
 }
 

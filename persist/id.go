@@ -19,6 +19,7 @@ var (
 	idMu      sync.Mutex
 	idEntropy = ulid.Monotonic(rand.Reader, 0)
 	idLast    ulid.ULID
+	idNext    ulid.ULID // NewIDAt's scratch
 )
 
 // IDLen is the length of every ID made by NewID.
@@ -40,7 +41,13 @@ func NewIDAt(t time.Time) string {
 	if ms < idLast.Time() {
 		ms = idLast.Time()
 	}
-	id, err := ulid.New(ms, idEntropy)
+	// As ulid.New, into idNext rather than a ULID on the heap (the
+	// entropy reader would make one escape).
+	err := idNext.SetTime(ms)
+	if err == nil {
+		err = idEntropy.MonotonicRead(ms, idNext[6:])
+	}
+	id := idNext
 	if err != nil {
 		// Entropy overflow within one millisecond (2^80 IDs) or a broken
 		// random source: move on to the next millisecond.

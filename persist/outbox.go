@@ -28,7 +28,8 @@ import (
 // in order end where they were).
 type outbox struct {
 	mu      sync.Mutex
-	changed chan struct{} // closed (and replaced) when records are added or leave
+	changed chan struct{} // closed (and replaced) when records are added or leave, if waited for
+	waited  bool          // changed was handed out by wait
 	log     *wal.Log      // nil: in memory
 	mem     [][]byte      // in-memory records: mem[i] has index first+i
 	sizes   []int         // size of each pending record: sizes[i] has index first+i
@@ -39,6 +40,7 @@ type outbox struct {
 	mark    *os.File      // holds first, so a restart skips what was written
 	closed  bool
 	walOpts wal.Options
+	batch   wal.Batch // add's, kept for its buffers; o.mu
 }
 
 // outboxSegment is the size of one log file. The log is cut (its front
@@ -141,10 +143,20 @@ func repairTail(dir string) error {
 	return os.Truncate(path, int64(pos))
 }
 
-// signal wakes whoever waits on changed; o.mu is held.
+// wait returns a channel closed when records are next added or leave;
+// o.mu is held.
+func (o *outbox) wait() <-chan struct{} {
+	o.waited = true
+	return o.changed
+}
+
+// signal wakes whoever waits (see wait); o.mu is held.
 func (o *outbox) signal() {
-	close(o.changed)
-	o.changed = make(chan struct{})
+	if o.waited {
+		close(o.changed)
+		o.changed = make(chan struct{})
+		o.waited = false
+	}
 }
 
 // add appends records; o.mu is held.
@@ -153,11 +165,12 @@ func (o *outbox) add(recs [][]byte) error {
 		return ErrClosed
 	}
 	if o.log != nil {
-		var b wal.Batch
+		b := &o.batch
+		b.Clear()
 		for i, r := range recs {
 			b.Write(o.next+uint64(i), r)
 		}
-		if err := o.log.WriteBatch(&b); err != nil {
+		if err := o.log.WriteBatch(b); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
 	} else {

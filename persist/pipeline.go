@@ -43,7 +43,8 @@ type Pipeline struct {
 
 	// async
 	box     *outbox
-	ahead   []decoded // the worker's decoded records; ahead[0] has index aheadAt
+	ahead   []decoded   // the worker's decoded records; ahead[0] has index aheadAt
+	raw     []rawRecord // readAhead's, reused
 	aheadAt uint64
 	dropLog time.Time // last log of dropped records; box.mu
 
@@ -139,7 +140,7 @@ func (p *Pipeline) check(ctx context.Context, op string, fn func(Limits) error) 
 	if err := fn(p.limits); err != nil {
 		return ctx, ownErr("pipeline "+p.opts.Name, op, err)
 	}
-	return withChecked(ctx, p.limits), nil
+	return withChecked(ctx, &p.limits), nil
 }
 
 // Name returns PipelineOptions.Name.
@@ -301,7 +302,7 @@ func (p *Pipeline) waitFor(ctx context.Context) error {
 	b.mu.Lock()
 	upTo := b.next
 	for b.first < upTo && !b.closed {
-		ch := b.changed
+		ch := b.wait()
 		b.mu.Unlock()
 		select {
 		case <-ch:
@@ -330,7 +331,12 @@ func (p *Pipeline) Publish(ctx context.Context, msgs ...*Message) error {
 		return err
 	}
 	if p.box != nil {
-		recs := make([]record, len(msgs))
+		var one [1]record
+		recs := one[:0]
+		if len(msgs) > len(one) {
+			recs = make([]record, 0, len(msgs))
+		}
+		recs = recs[:len(msgs)]
 		for i, m := range msgs {
 			recs[i] = record{Op: opPublish, Msg: m, Rule: m.rule}
 		}

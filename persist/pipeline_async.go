@@ -2,32 +2,10 @@ package persist
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
-
-// Record operations.
-const (
-	opPublish    = 'p'
-	opRetain     = 'r'
-	opAcked      = 'a'
-	opConnected  = 'k'
-	opSubscribed = 's'
-)
-
-// record is one write in the outbox, encoded as JSON.
-type record struct {
-	Op      byte           `json:"o"`
-	Msg     *Message       `json:"m,omitempty"`
-	Rule    string         `json:"u,omitempty"` // Msg's rule (unexported there)
-	Client  string         `json:"c,omitempty"`
-	Acks    []Ack          `json:"a,omitempty"`
-	Conn    *Client        `json:"k,omitempty"` // opConnected
-	Subs    []Subscription `json:"s,omitempty"` // opSubscribed, with Removed
-	Removed []string       `json:"x,omitempty"`
-}
 
 // items is how many items a record counts for in the stats: messages and
 // acks. A client's state and subscriptions are records of the outbox but no
@@ -60,16 +38,23 @@ func (r *record) check() error {
 
 // enqueue adds records to the outbox, making room as Overflow says.
 func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
-	enc := make([][]byte, len(recs))
-	var size int64
+	n := 0
 	for i := range recs {
-		b, err := json.Marshal(&recs[i])
-		if err != nil {
-			return Errorf(ErrInvalid, "persist: pipeline %s: encoding a record: %w", p.opts.Name, err)
-		}
-		enc[i] = b
-		size += int64(len(b))
+		n += recordSize(&recs[i])
 	}
+	buf := make([]byte, 0, n)
+	var small [4][]byte
+	enc := small[:0]
+	if len(recs) > len(small) {
+		enc = make([][]byte, 0, len(recs))
+	}
+	enc = enc[:len(recs)]
+	for i := range recs {
+		at := len(buf)
+		buf = appendRecord(buf, &recs[i])
+		enc[i] = buf[at:len(buf):len(buf)]
+	}
+	size := int64(len(buf))
 	if size > p.opts.OutboxBytes {
 		return Errorf(ErrInvalid, "persist: pipeline %s: %d bytes of records exceed OutboxBytes %d", p.opts.Name, size, p.opts.OutboxBytes)
 	}
@@ -81,7 +66,7 @@ func (p *Pipeline) enqueue(ctx context.Context, recs []record) error {
 			p.dropOldest(size)
 			continue
 		}
-		ch := b.changed
+		ch := b.wait()
 		b.mu.Unlock()
 		select {
 		case <-ch:
@@ -113,8 +98,7 @@ func (p *Pipeline) dropOldest(size int64) {
 	var topics, clients []string
 	for i := b.first; i < b.next && b.bytes-free+size > p.opts.OutboxBytes; i++ {
 		if data, err := b.read(i); err == nil {
-			var r record
-			if json.Unmarshal(data, &r) == nil {
+			if r, err := decodeRecord(data); err == nil {
 				items += r.items()
 				if r.Msg != nil && len(topics) < 3 {
 					topics = append(topics, r.Msg.Topic)
@@ -196,7 +180,7 @@ func (p *Pipeline) run() {
 				b.mu.Unlock()
 				return
 			}
-			ch := b.changed
+			ch := b.wait()
 			b.mu.Unlock()
 			select {
 			case <-ch:
@@ -254,28 +238,31 @@ func (p *Pipeline) readAhead() {
 	if len(p.ahead) == 0 || p.aheadAt < start {
 		p.aheadAt = start
 	}
-	var raw [][]byte
-	var errs []error
+	raw := p.raw[:0]
 	for i := p.aheadAt + uint64(len(p.ahead)); i < b.next && len(p.ahead)+len(raw) < p.opts.MaxBatch; i++ {
 		data, err := b.read(i)
-		raw = append(raw, data)
-		errs = append(errs, err)
+		raw = append(raw, rawRecord{data, err})
 	}
 	b.mu.Unlock()
 	defer b.mu.Lock()
-	for k, data := range raw {
-		d := decoded{size: len(data), err: errs[k]}
+	for _, rr := range raw {
+		d := decoded{size: len(rr.data), err: rr.err}
 		if d.err == nil {
-			d.err = json.Unmarshal(data, &d.r)
-		}
-		if d.err == nil {
-			d.err = d.r.check()
+			d.r, d.err = decodeRecord(rr.data)
 		}
 		if d.err == nil && d.r.Msg != nil {
 			d.r.Msg.rule = d.r.Rule
 		}
 		p.ahead = append(p.ahead, d)
 	}
+	clear(raw)
+	p.raw = raw[:0]
+}
+
+// rawRecord is a record as readAhead read it from the outbox.
+type rawRecord struct {
+	data []byte
+	err  error
 }
 
 // take returns the records at the front of p.ahead that make one store call
@@ -317,7 +304,11 @@ func (p *Pipeline) take() (*batch, int) {
 		size += d.size
 	}
 	clear(p.ahead[:n])
-	p.ahead = p.ahead[n:]
+	if n == len(p.ahead) {
+		p.ahead = p.ahead[:0] // all taken: the next readAhead appends from the start
+	} else {
+		p.ahead = p.ahead[n:]
+	}
 	p.aheadAt += uint64(n)
 	return bt, n
 }
@@ -393,7 +384,7 @@ func (p *Pipeline) trimDropped(start uint64, bt *batch) uint64 {
 // call makes the store call of a batch; its records were checked when
 // they entered the outbox.
 func (p *Pipeline) call(ctx context.Context, bt *batch) error {
-	ctx = withChecked(ctx, p.limits)
+	ctx = withChecked(ctx, &p.limits)
 	switch bt.op {
 	case opPublish:
 		return p.store.Publish(ctx, bt.msgs...)

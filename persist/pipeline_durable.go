@@ -102,7 +102,7 @@ func (p *Pipeline) commit(me *pend) {
 func (p *Pipeline) retry(msgs []*Message) error {
 	ctx, cancel := context.WithTimeout(p.base, p.opts.Timeout)
 	defer cancel()
-	ctx = withChecked(ctx, p.limits) // checked by Publish
+	ctx = withChecked(ctx, &p.limits) // checked by Publish
 	backoff := p.opts.MinBackoff
 	for {
 		start := time.Now()

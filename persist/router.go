@@ -182,7 +182,7 @@ func (r *Router) check(ctx context.Context, op string, fn func(Limits) error) (c
 	}
 	err := fn(r.limits)
 	if err == nil {
-		return withChecked(ctx, r.limits), nil
+		return withChecked(ctx, &r.limits), nil
 	}
 	if r.mixed && fn(Limits{}) == nil {
 		return ctx, nil
@@ -375,6 +375,9 @@ type job struct {
 	rules  []int
 	counts []uint64
 	call   func() error
+	// Room for the rules and counts of the usual job (one or two rules).
+	ruleBuf  [2]int
+	countBuf [2]uint64
 }
 
 // add counts n items of rule i.
@@ -385,6 +388,9 @@ func (j *job) add(i int, n uint64) {
 			return
 		}
 	}
+	if j.rules == nil {
+		j.rules, j.counts = j.ruleBuf[:0], j.countBuf[:0]
+	}
 	j.rules = append(j.rules, i)
 	j.counts = append(j.counts, n)
 }
@@ -392,29 +398,35 @@ func (j *job) add(i int, n uint64) {
 // run calls every job, concurrently when there are several, counts the
 // results and joins the errors, each wrapped in a RuleError.
 func (r *Router) run(op string, jobs []*job) error {
-	errs := make([]error, len(jobs))
 	if len(jobs) == 1 {
-		errs[0] = jobs[0].call()
-	} else {
-		var wg sync.WaitGroup
-		for i, j := range jobs {
-			wg.Go(func() { errs[i] = j.call() })
-		}
-		wg.Wait()
+		return errors.Join(r.done(op, jobs[0], jobs[0].call()))
 	}
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
 	for i, j := range jobs {
-		for k, ri := range j.rules {
-			if errs[i] != nil {
-				r.rules[ri].failed.Add(j.counts[k])
-			} else {
-				r.rules[ri].written.Add(j.counts[k])
-			}
-		}
-		if errs[i] != nil {
-			errs[i] = r.ruleError(op, j.rules, errs[i])
-		}
+		wg.Go(func() { errs[i] = j.call() })
+	}
+	wg.Wait()
+	for i, j := range jobs {
+		errs[i] = r.done(op, j, errs[i])
 	}
 	return errors.Join(errs...)
+}
+
+// done counts the result of job j, whose call returned err, and returns
+// err wrapped in a RuleError.
+func (r *Router) done(op string, j *job, err error) error {
+	for k, ri := range j.rules {
+		if err != nil {
+			r.rules[ri].failed.Add(j.counts[k])
+		} else {
+			r.rules[ri].written.Add(j.counts[k])
+		}
+	}
+	if err != nil {
+		return r.ruleError(op, j.rules, err)
+	}
+	return nil
 }
 
 func (r *Router) ruleError(op string, rules []int, err error) error {

@@ -79,7 +79,11 @@ type storeBatch[T any] struct {
 // (rules are matched in order) picked it; every matching rule is counted.
 func batchByStore[T any](r *Router, items []T, ev Event, topicOf func(T) string, pick func(*route, T) (T, bool)) []*storeBatch[T] {
 	var batches []*storeBatch[T]
-	byStore := make([]*storeBatch[T], len(r.stores))
+	var small [8]*storeBatch[T]
+	byStore := small[:]
+	if len(r.stores) > len(small) {
+		byStore = make([]*storeBatch[T], len(r.stores))
+	}
 	var buf [8]int
 	for i, it := range items {
 		for _, ri := range r.match(topicOf(it), ev, buf[:0]) {

@@ -109,6 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	wait := fs.Duration("wait", 0, "how long to keep trying, at start, a database that cannot be reached (0: fail at once)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`, for go tool pprof (see profile.go)")
+	memProfile := fs.String("memprofile", "", "write a profile of the allocations of the whole run to `file` at the end, for go tool pprof (see profile.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer stopProfile(stderr)
+	}
+	if *memProfile != "" {
+		defer writeAllocProfile(*memProfile, stderr)
 	}
 	if done, err := sf.hash(stdout, stderr); done {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,4 +27,19 @@ func startCPUProfile(path string) (func(w io.Writer), error) {
 			fmt.Fprintf(w, "broker: -cpuprofile %s: %v\n", path, err)
 		}
 	}, nil
+}
+
+// writeAllocProfile writes the allocations made since the start (the
+// "allocs" profile, sampled as runtime.MemProfileRate says) to path
+// (-memprofile), for go tool pprof -sample_index=alloc_space or
+// alloc_objects; it says on w when that fails.
+func writeAllocProfile(path string, w io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		fmt.Fprintf(w, "broker: -memprofile %s: %v\n", path, err)
+	}
 }

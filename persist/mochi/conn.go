@@ -31,9 +31,10 @@ type entry struct {
 // store tells of messages stored on another node. It records the client's
 // acks in the store, each for its message alone.
 type conn struct {
-	h  *Hook
-	cl *mqtt.Client
-	id string
+	h   *Hook
+	cl  *mqtt.Client
+	id  string
+	out *batchConn // the client's connection; nil for one without (batch.go)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -65,6 +66,7 @@ type conn struct {
 	backoff    time.Duration
 	ackRetryAt time.Time
 	pruned     time.Time
+	timer      *time.Timer      // sleep's
 	pid        uint32           // the last packet ID given to a delivery
 	bad        map[string]error // filters the store rejects
 	watched    map[string]bool  // filters in the Hook's watch for this connection
@@ -100,6 +102,7 @@ func newConn(h *Hook, cl *mqtt.Client) *conn {
 		bad:     map[string]error{},
 		watched: map[string]bool{},
 		since:   time.Now(),
+		out:     wrapConn(&cl.Net.Conn),
 	}
 	c.ctx, c.cancel = context.WithCancel(h.base)
 	return c
@@ -254,9 +257,13 @@ func (c *conn) sleep() {
 		}
 	}
 	if d >= 0 {
-		t := time.NewTimer(max(d, time.Millisecond))
-		defer t.Stop()
-		tc = t.C
+		if c.timer == nil {
+			c.timer = time.NewTimer(max(d, time.Millisecond))
+		} else {
+			c.timer.Reset(max(d, time.Millisecond))
+		}
+		defer c.timer.Stop()
+		tc = c.timer.C
 	}
 	select {
 	case <-c.wake:

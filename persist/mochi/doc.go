@@ -80,6 +80,10 @@
 // bounded by Options.Timeout; a failure is logged with the client and topic
 // and counted (Stats.Failed), and delivery retries with backoff.
 //
+// The persisted messages a delivery sends at once (up to a window's worth)
+// reach the client's connection in one write, not one write each: mochi
+// still encodes every packet, and the bytes go out together (batch.go).
+//
 // # MQTT 5 on the wire
 //
 // A persisted message reaches the client as mochi itself would send it at
@@ -233,6 +237,11 @@
 //     reconnects after a restart keeps its stored subscriptions.
 //   - When Publish fails, mochi delivers the message from memory; if the
 //     store kept it anyway, a client may get it twice.
+//   - The Hook puts a wrapper around each client's connection
+//     (Client.Net.Conn) when its session is established, to write a batch
+//     of deliveries at once; a hook that needs the connection's own type
+//     (a *tls.Conn, say) gets it from the wrapper's NetConn method, as from
+//     a *tls.Conn: interface{ NetConn() net.Conn }.
 //   - mochi drops the user properties of every packet when a client sets
 //     Request Problem Information to 0; the Hook restores them on PUBLISH
 //     packets, which that rule does not cover [MQTT-3.1.2-29].

@@ -232,12 +232,14 @@ func (h *Hook) publish(m *persist.Message) error {
 	return h.store.Publish(ctx, m)
 }
 
-// call returns a context for one store call.
+// call returns a context for one store call, ended by Options.Timeout, by
+// parent (nil: the Hook's) or by the CancelFunc (see callCtx).
 func (h *Hook) call(parent context.Context) (context.Context, context.CancelFunc) {
 	if parent == nil {
 		parent = h.base
 	}
-	return context.WithTimeout(parent, h.opts.Timeout)
+	c := newCallCtx(parent, h.opts.Timeout)
+	return c, c.stop
 }
 
 // fail counts and logs a failed store call.

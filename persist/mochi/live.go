@@ -150,7 +150,10 @@ func (c *conn) push(it *item) {
 	c.signal()
 }
 
+// sendMem sends live messages from memory while the client has room,
+// written together (see batch).
 func (c *conn) sendMem() bool {
+	defer c.batch()()
 	sent := false
 	for c.ctx.Err() == nil && c.room() > 0 {
 		c.mu.Lock()

@@ -76,7 +76,10 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 	return out, full, errors.Join(errs...)
 }
 
+// sendBacklog sends the fetched messages while the client has room,
+// written together (see batch).
 func (c *conn) sendBacklog() bool {
+	defer c.batch()()
 	sent := false
 	// The subscriptions as they are now, as mochi would merge them for a
 	// message published now (a subscription made while the fetch ran

@@ -51,6 +51,21 @@ func (c *conn) nextPacketID() (uint32, error) {
 	return 0, packets.ErrQuotaExceeded
 }
 
+// batch holds the writes to the client until the function it returns is
+// called, which writes them at once: the PUBLISHes of one batch of sends go
+// out in one write instead of one each. mochi's WritePacket still encodes
+// every packet (hooks, topic alias, Maximum Packet Size), so only when the
+// bytes reach the connection changes. A failed write is handled as send
+// handles one.
+func (c *conn) batch() func() {
+	c.out.hold()
+	return func() {
+		if err := c.out.flush(); err != nil && c.cl.Closed() {
+			c.cancel()
+		}
+	}
+}
+
 // send writes a PUBLISH to the client, tracking it in mochi's inflight
 // messages (QoS 1 and 2) or recording it delivered at once (QoS 0).
 func (c *conn) send(pk packets.Packet, e *entry) bool {

@@ -30,6 +30,18 @@
 // /proc/PID/status. A message lost or delivered twice fails the run (exit
 // 1, after the table).
 //
+// Write syscalls per message are syscw of /proc/PID/io over the same span
+// (writes to clients, the outbox and the database), divided likewise;
+// allocations per message are the example broker's
+// go_memstats_mallocs_total (its /metrics) over the same span.
+//
+// -before REV adds, after each example broker configuration, the same
+// configuration with examples/broker built from git revision REV (name
+// suffix "@before"), so that one run compares a change with what it
+// changed, round by round:
+//
+//	go run . -configs mochi,redis-async -before main
+//
 // It builds examples/broker from the repository (-repo) and mochibroker
 // from this module with the go command. It sends load only to the
 // brokers it starts, on 127.0.0.1.
@@ -73,10 +85,15 @@ var allConfigs = []config{
 	{"redis-async", "ours, Redis, async", "broker", "redis", "async"},
 }
 
+// beforeSuffix ends the names of the configurations whose example broker
+// is built from -before.
+const beforeSuffix = "@before"
+
 // settings are the command's flags.
 type settings struct {
 	repo, charts, jsonOut, work string
 	brokerBin, mochiBin, rev    string
+	before, beforeBin           string
 	redisURL, postgresURL       string
 	profile, profileConfig      string
 	load                        loadgen.Options
@@ -111,6 +128,7 @@ func run() error {
 	flag.StringVar(&s.jsonOut, "json", "", "also write every run's figures as JSON to `file`")
 	flag.StringVar(&s.brokerBin, "broker", "", "example broker `binary` to use instead of building examples/broker")
 	flag.StringVar(&s.rev, "rev", "", "build examples/broker from this git `revision` of -repo (git archive) instead of the work tree")
+	flag.StringVar(&s.before, "before", "", "also run each example broker configuration with examples/broker built from this git `revision` (\"NAME@before\")")
 	flag.StringVar(&s.redisURL, "redis", os.Getenv("MQTTPERSIST_REDIS_URL"), "Redis `URL` (default $MQTTPERSIST_REDIS_URL)")
 	flag.StringVar(&s.postgresURL, "postgres", os.Getenv("MQTTPERSIST_POSTGRES_URL"), "PostgreSQL `URL` of a user that may create databases (default $MQTTPERSIST_POSTGRES_URL)")
 	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile")
@@ -137,6 +155,18 @@ func run() error {
 			}
 			list = append(list, allConfigs[i])
 		}
+	}
+	if s.before != "" {
+		var with []config
+		for _, c := range list {
+			with = append(with, c)
+			if c.kind == "broker" {
+				b := c
+				b.name, b.label = c.name+beforeSuffix, c.label+", before ("+s.before+")"
+				with = append(with, b)
+			}
+		}
+		list = with
 	}
 	for _, c := range list {
 		if (c.kind == "mochi-redis" || c.store == "redis") && s.redisURL == "" {
@@ -249,6 +279,21 @@ func (s *settings) build(ctx context.Context, list []config) error {
 		}
 		fmt.Fprintf(os.Stderr, "building examples/broker of %s %s\n", s.repo, what)
 		if err := goBuild(ctx, src, s.brokerBin, "./examples/broker"); err != nil {
+			return err
+		}
+	}
+	if s.before != "" && needBroker {
+		s.beforeBin = filepath.Join(s.work, "broker-before")
+		src := filepath.Join(s.work, "src-before")
+		if err := gitArchive(ctx, s.repo, s.before, src); err != nil {
+			return err
+		}
+		out, err := exec.CommandContext(ctx, "git", "-C", s.repo, "rev-parse", "--short", s.before).Output()
+		if err != nil {
+			return fmt.Errorf("git rev-parse %s: %w", s.before, err)
+		}
+		fmt.Fprintf(os.Stderr, "building examples/broker of %s %s = %s (-before)\n", s.repo, s.before, strings.TrimSpace(string(out)))
+		if err := goBuild(ctx, src, s.beforeBin, "./examples/broker"); err != nil {
 			return err
 		}
 	}

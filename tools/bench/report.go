@@ -30,6 +30,8 @@ type summary struct {
 	P99, P999     time.Duration
 	CPUPerMsg     float64 // median, µs
 	CPURatio      float64 // CPUPerMsg / bare mochi's
+	WritesPerMsg  float64 // median
+	AllocsPerMsg  float64 // median
 	PeakRSSMiB    float64
 	Lost, Doubled int
 	Delivered     int
@@ -46,10 +48,12 @@ func summarize(list []config, results map[string][]runResult) []summary {
 			s.Replayed = -1
 		}
 		var lat []time.Duration
-		var cpu []float64
+		var cpu, writes, allocs []float64
 		for _, r := range rs {
 			s.Rates = append(s.Rates, r.Rate)
 			cpu = append(cpu, r.CPUPerMsg)
+			writes = append(writes, r.WritesPerMsg)
+			allocs = append(allocs, r.AllocsPerMsg)
 			s.PeakRSSMiB = max(s.PeakRSSMiB, r.PeakRSSMiB)
 			s.Lost += r.Lost
 			s.Doubled += r.Doubled
@@ -61,7 +65,7 @@ func summarize(list []config, results map[string][]runResult) []summary {
 			}
 		}
 		slices.Sort(lat)
-		s.Rate, s.CPUPerMsg = median(s.Rates), median(cpu)
+		s.Rate, s.CPUPerMsg, s.WritesPerMsg, s.AllocsPerMsg = median(s.Rates), median(cpu), median(writes), median(allocs)
 		s.P50, s.P90, s.P99, s.P999 = pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), pct(lat, 0.999)
 		out = append(out, s)
 	}
@@ -104,8 +108,8 @@ func pct(lat []time.Duration, q float64) time.Duration {
 func printTable(w io.Writer, s settings, sum []summary) {
 	fmt.Fprintf(w, "\n%d publishers × %d QoS %d messages (%d bytes) → 1 persistent subscriber, %d rounds; medians of the rounds, latency percentiles over all messages of all rounds\n\n",
 		s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload, s.rounds)
-	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | peak RSS | lost | doubled | from the store |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | write syscalls per msg | allocations per msg | peak RSS | lost | doubled | from the store |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range sum {
 		rounds := make([]string, len(x.Rates))
 		for i, r := range x.Rates {
@@ -115,9 +119,17 @@ func printTable(w io.Writer, s settings, sum []summary) {
 		if x.Replayed >= 0 {
 			replayed = thousands(float64(x.Replayed))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s ms | %.1f µs | %s | %.0f MiB | %d | %d | %s |\n",
+		writes := "—"
+		if x.WritesPerMsg > 0 {
+			writes = fmt.Sprintf("%.2f", x.WritesPerMsg)
+		}
+		allocs := "—"
+		if x.AllocsPerMsg > 0 {
+			allocs = fmt.Sprintf("%.0f", x.AllocsPerMsg)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s ms | %.1f µs | %s | %s | %s | %.0f MiB | %d | %d | %s |\n",
 			x.Label, thousands(x.Rate), strings.Join(rounds, " / "), ratio(x.RateRatio),
-			msNum(x.P50), msNum(x.P99), msNum(x.P999), x.CPUPerMsg, ratio(x.CPURatio), x.PeakRSSMiB, x.Lost, x.Doubled, replayed)
+			msNum(x.P50), msNum(x.P99), msNum(x.P999), x.CPUPerMsg, ratio(x.CPURatio), writes, allocs, x.PeakRSSMiB, x.Lost, x.Doubled, replayed)
 	}
 }
 

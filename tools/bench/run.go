@@ -25,20 +25,27 @@ import (
 
 // runResult is what one run of one configuration measured.
 type runResult struct {
-	Round      int
-	Rate       float64 // delivered msgs/s, first publish to last delivery
-	P50        time.Duration
-	P99        time.Duration
-	P999       time.Duration
-	CPUPerMsg  float64 // broker utime+stime µs per delivered message
-	PeakRSSMiB float64 // VmHWM
-	Published  int
-	Delivered  int
-	Lost       int
-	Doubled    int
-	Elapsed    time.Duration
-	Idle       time.Duration   // from the last delivery until the broker was idle
-	Latencies  []time.Duration `json:"-"`
+	Round     int
+	Rate      float64 // delivered msgs/s, first publish to last delivery
+	P50       time.Duration
+	P99       time.Duration
+	P999      time.Duration
+	CPUPerMsg float64 // broker utime+stime µs per delivered message
+	// WritesPerMsg is the broker's write syscalls (syscw of /proc/PID/io)
+	// per delivered message.
+	WritesPerMsg float64
+	// AllocsPerMsg is the example broker's heap allocations
+	// (go_memstats_mallocs_total of /metrics) per delivered message; 0
+	// for mochi.
+	AllocsPerMsg float64
+	PeakRSSMiB   float64 // VmHWM
+	Published    int
+	Delivered    int
+	Lost         int
+	Doubled      int
+	Elapsed      time.Duration
+	Idle         time.Duration   // from the last delivery until the broker was idle
+	Latencies    []time.Duration `json:"-"`
 	// Live, Replayed and Spilled are the example broker's hook counters
 	// (mqttpersist_broker_*_total): messages delivered live, from the
 	// store, and live ones a client could not take in time (left to the
@@ -97,6 +104,9 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 			cleanup = func() error { return deleteRedisKeys(s.redisURL, prefix) }
 		}
 		bin = s.brokerBin
+		if strings.HasSuffix(c.name, beforeSuffix) {
+			bin = s.beforeBin
+		}
 		args = []string{"-listen", "127.0.0.1:0", "-store", storeURL, "-mode", c.mode,
 			"-outbox", filepath.Join(dir, "outbox"), "-metrics", "127.0.0.1:0", "-node", "bench"}
 		if profile != "" {
@@ -120,6 +130,16 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	cpu0, err := cpuTicks(p.cmd.Process.Pid)
 	if err != nil {
 		return runResult{}, err
+	}
+	w0, err := writeCalls(p.cmd.Process.Pid)
+	if err != nil {
+		return runResult{}, err
+	}
+	mallocs0 := map[string]float64{"mallocs": -1}
+	if p.metrics != "" {
+		if err := scrape(p.metrics, "go_memstats_", mallocs0); err != nil {
+			return runResult{}, err
+		}
 	}
 	o := s.load
 	o.Addr = p.addr
@@ -150,13 +170,21 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	if err != nil {
 		return runResult{}, err
 	}
+	w1, err := writeCalls(p.cmd.Process.Pid)
+	if err != nil {
+		return runResult{}, err
+	}
 	rss, err := peakRSS(p.cmd.Process.Pid)
 	if err != nil {
 		return runResult{}, err
 	}
 	counters := map[string]float64{"live": -1, "replayed": -1, "spilled": -1}
+	mallocs1 := map[string]float64{"mallocs": -1}
 	if p.metrics != "" {
 		if err := scrape(p.metrics, "mqttpersist_broker_", counters); err != nil {
+			return runResult{}, err
+		}
+		if err := scrape(p.metrics, "go_memstats_", mallocs1); err != nil {
 			return runResult{}, err
 		}
 	}
@@ -173,6 +201,10 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	}
 	if lr.Delivered > 0 {
 		r.CPUPerMsg = float64(cpu1-cpu0) * tickMicros / float64(lr.Delivered)
+		r.WritesPerMsg = float64(w1-w0) / float64(lr.Delivered)
+		if mallocs0["mallocs"] >= 0 && mallocs1["mallocs"] >= 0 {
+			r.AllocsPerMsg = (mallocs1["mallocs"] - mallocs0["mallocs"]) / float64(lr.Delivered)
+		}
 	}
 	return r, nil
 }
@@ -366,6 +398,20 @@ func cpuTicks(pid int) (int64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
 	}
 	return u + k, nil
+}
+
+// writeCalls is the write syscalls pid made (syscw of /proc/PID/io).
+func writeCalls(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscw:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io: no syscw", pid)
 }
 
 // peakRSS is VmHWM of pid in KiB.
