@@ -25,6 +25,7 @@ type Client struct {
 	mu   sync.Mutex
 	got  []*paho.Publish
 	more chan struct{}
+	conn *ackConn
 	// Connack is the broker's answer to the connect.
 	Connack *paho.Connack
 }
@@ -60,12 +61,15 @@ func DialErr(t testing.TB, addr, id string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{t: t, ID: id, more: make(chan struct{}, 1)}
+	c := &Client{t: t, ID: id, more: make(chan struct{}, 1), conn: &ackConn{Conn: nc}}
 	c.PC = paho.NewClient(paho.ClientConfig{
-		Conn: nc,
+		Conn: c.conn,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
 			if o.Handler != nil {
 				o.Handler(r.Packet)
+			}
+			if r.Packet.QoS > 0 {
+				c.conn.expect()
 			}
 			c.mu.Lock()
 			c.got = append(c.got, r.Packet)
@@ -96,17 +100,89 @@ func DialErr(t testing.TB, addr, id string, o Options) (*Client, error) {
 	return c, nil
 }
 
-// Disconnect sends DISCONNECT and waits (up to 5s) for the connection to end.
+// Disconnect sends DISCONNECT, once the client has sent the PUBACK (or
+// PUBREC) of every QoS 1 or 2 message it received (paho sends it after
+// the message's handlers return, so a test that saw the message may be
+// ahead of it), and waits (up to 5s) for the connection to end.
 func (c *Client) Disconnect() {
 	select {
 	case <-c.PC.Done():
 		return
 	default:
 	}
+	c.Flush(5 * time.Second)
 	_ = c.PC.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	select {
 	case <-c.PC.Done():
 	case <-time.After(5 * time.Second):
+	}
+}
+
+// Flush waits until the client has written the PUBACK (or PUBREC) of
+// every QoS 1 or 2 message it received, at most timeout; it reports
+// whether it did.
+func (c *Client) Flush(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !c.conn.acked() {
+		select {
+		case <-c.PC.Done(): // the connection ended: nothing more is sent
+			return false
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// ackConn counts the acknowledgments (PUBACK, PUBREC) a client writes,
+// against the QoS 1 and 2 messages it received.
+type ackConn struct {
+	net.Conn
+	mu       sync.Mutex
+	buf      []byte // the start of a packet being written
+	acks     int
+	expected int
+}
+
+func (a *ackConn) expect() {
+	a.mu.Lock()
+	a.expected++
+	a.mu.Unlock()
+}
+
+func (a *ackConn) acked() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.acks >= a.expected
+}
+
+// Write writes p and counts the acknowledgments among the packets it
+// completes.
+func (a *ackConn) Write(p []byte) (int, error) {
+	n, err := a.Conn.Write(p)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.buf = append(a.buf, p[:n]...)
+	for {
+		// Fixed header: type and flags, then the remaining length in
+		// up to four bytes of seven bits.
+		size, shift, i := 0, 0, 1
+		for ; i < len(a.buf) && i <= 4; i++ {
+			size |= int(a.buf[i]&0x7f) << shift
+			shift += 7
+			if a.buf[i]&0x80 == 0 {
+				break
+			}
+		}
+		if i >= len(a.buf) || len(a.buf) < i+1+size {
+			return n, err
+		}
+		if t := a.buf[0] >> 4; t == 4 || t == 5 { // PUBACK, PUBREC
+			a.acks++
+		}
+		a.buf = a.buf[i+1+size:]
 	}
 }
 

@@ -236,6 +236,11 @@ func TestCrossNodeMoveNoDuplicates(t *testing.T) {
 				if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
 					t.Fatalf("round %d on node a: %s", round, diff(got, want))
 				}
+				// The PUBACKs are on the wire (paho sends the last one
+				// after the test saw its message).
+				if !sub.Flush(5 * time.Second) {
+					t.Fatalf("round %d: the client did not send its PUBACKs within 5s", round)
+				}
 				if !takeover {
 					sub.Disconnect()
 				}
