@@ -247,6 +247,11 @@ func TestPostgresKilled(t *testing.T) {
 		<-s.proc.done
 		s.mu.Unlock()
 	})
+	// The backends notice the postmaster's death by themselves; on a
+	// loaded machine that takes a moment.
+	for end := time.Now().Add(10 * time.Second); anyAlive(e.kids) && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	checkEnded(t, e)
 	if sysvShmExists(t, shmid) {
 		t.Errorf("shared memory %s left after cleanup", shmid)
