@@ -10,36 +10,8 @@ import (
 
 	"github.com/mqttpersist/mqttpersist/mongostore"
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persisttest"
 )
-
-// notices collects a watch's notices.
-type notices chan persist.Notice
-
-func (n notices) fn(x persist.Notice) { n <- x }
-
-// next waits up to d for a notice that ok accepts and returns it; the
-// notices it skips are returned too.
-func (n notices) next(t *testing.T, d time.Duration, ok func(persist.Notice) bool) (persist.Notice, []persist.Notice, bool) {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	var skipped []persist.Notice
-	for {
-		select {
-		case x := <-n:
-			if ok(x) {
-				return x, skipped, true
-			}
-			skipped = append(skipped, x)
-		case <-timer.C:
-			return persist.Notice{}, skipped, false
-		}
-	}
-}
-
-func topicIs(name string) func(persist.Notice) bool {
-	return func(x persist.Notice) bool { return x.Topic == name }
-}
 
 // twoNodes opens two stores on a fresh database, as two broker nodes
 // sharing it.
@@ -69,8 +41,8 @@ func publishOn(t *testing.T, st *mongostore.Store, name, node string) {
 // FerretDB, which has no change streams, by polling.
 func TestWatchLatency(t *testing.T) {
 	a, b := twoNodes(t)
-	ns := make(notices, 1024)
-	w, err := a.Watch(t.Context(), ns.fn)
+	ns := make(persisttest.Notices, 1024)
+	w, err := a.Watch(t.Context(), ns.Fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +60,7 @@ func TestWatchLatency(t *testing.T) {
 		time.Sleep(time.Duration(rand.IntN(50)) * time.Millisecond) // not in step with the polls
 		publishOn(t, b, name, "nodeB")
 		done := time.Now()
-		got, _, ok := ns.next(t, 2*time.Second, topicIs(name))
+		got, _, ok := ns.Next(2*time.Second, persisttest.TopicIs(name))
 		if !ok {
 			t.Fatalf("no notice of %s within 2s", name)
 		}
@@ -110,8 +82,8 @@ func TestWatchLatency(t *testing.T) {
 // connections: the registry writes small ones).
 func TestWatchManyTopics(t *testing.T) {
 	a, b := twoNodes(t)
-	ns := make(notices, 4096)
-	w, err := a.Watch(t.Context(), ns.fn)
+	ns := make(persisttest.Notices, 4096)
+	w, err := a.Watch(t.Context(), ns.Fn)
 	if err != nil {
 		t.Fatal(err)
 	}

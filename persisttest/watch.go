@@ -27,9 +27,9 @@ func (s *suite) testWatch(t *testing.T) {
 		st := s.store(t)
 		return st, s.other(t, st)
 	}
-	watch := func(t *testing.T, st persist.Store, ns notices) persist.Watch {
+	watch := func(t *testing.T, st persist.Store, ns Notices) persist.Watch {
 		t.Helper()
-		w, err := st.(persist.Watcher).Watch(t.Context(), ns.fn)
+		w, err := st.(persist.Watcher).Watch(t.Context(), ns.Fn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func (s *suite) testWatch(t *testing.T) {
 		t.Parallel()
 		a, b := nodes(t)
 		ctx := t.Context()
-		ns := make(notices, 1024)
+		ns := make(Notices, 1024)
 		w := watch(t, a, ns)
 		defer w.Close()
 		if err := w.Add(ctx, "sync/#", "cnt/t", "cnt/t", "$share/g/sh/+"); err != nil {
@@ -56,7 +56,7 @@ func (s *suite) testWatch(t *testing.T) {
 			seq++
 			name := fmt.Sprintf("sync/%d", seq)
 			publishOn(t, b, name, "nodeB")
-			_, skipped, ok := ns.next(5*time.Second, topicIs(name))
+			_, skipped, ok := ns.Next(5*time.Second, TopicIs(name))
 			if !ok {
 				t.Fatalf("no notice of %s", name)
 			}
@@ -108,7 +108,7 @@ func (s *suite) testWatch(t *testing.T) {
 		// A's own Publish is heard too, with A's node (a node leaves out
 		// what it delivered itself).
 		publishOn(t, a, "sync/own", "nodeA")
-		x, _, ok := ns.next(5*time.Second, topicIs("sync/own"))
+		x, _, ok := ns.Next(5*time.Second, TopicIs("sync/own"))
 		if !ok || x.Node != "nodeA" {
 			t.Errorf("notice of A's own publish = %+v, %v; want node nodeA", x, ok)
 		}
@@ -118,7 +118,7 @@ func (s *suite) testWatch(t *testing.T) {
 		s.need(t, persist.OnConnected)
 		a, b := nodes(t)
 		ctx := t.Context()
-		ns1, ns2 := make(notices, 64), make(notices, 64)
+		ns1, ns2 := make(Notices, 64), make(Notices, 64)
 		w1 := watch(t, a, ns1)
 		defer w1.Close()
 		w2 := watch(t, b, ns2) // no filters
@@ -134,8 +134,8 @@ func (s *suite) testWatch(t *testing.T) {
 		isClient := func(id string) func(persist.Notice) bool {
 			return func(x persist.Notice) bool { return x.Client == id }
 		}
-		for i, ns := range []notices{ns1, ns2} {
-			x, _, ok := ns.next(5*time.Second, isClient(c1))
+		for i, ns := range []Notices{ns1, ns2} {
+			x, _, ok := ns.Next(5*time.Second, isClient(c1))
 			if !ok || x.Node != "nodeB" || !x.At.Equal(at) || x.Topic != "" || x.Offline {
 				t.Errorf("watch %d: client notice %+v (heard %v), want %s online on nodeB at %v", i+1, x, ok, c1, at)
 			}
@@ -150,8 +150,8 @@ func (s *suite) testWatch(t *testing.T) {
 			if err := b.Connected(ctx, &persist.Client{ID: c1, Node: node, OfflineAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
-			for i, ns := range []notices{ns1, ns2} {
-				if x, _, ok := ns.next(5*time.Second, offlineOn(node)); !ok || x.Topic != "" {
+			for i, ns := range []Notices{ns1, ns2} {
+				if x, _, ok := ns.Next(5*time.Second, offlineOn(node)); !ok || x.Topic != "" {
 					t.Errorf("watch %d: no client notice of %s's disconnect from %s (%+v)", i+1, c1, node, x)
 				}
 			}
@@ -164,7 +164,7 @@ func (s *suite) testWatch(t *testing.T) {
 		if err := a.Connected(ctx, &persist.Client{ID: c2, Node: "nodeA", Online: true, OnlineAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		x, skipped, ok := ns2.next(5*time.Second, isClient(c2))
+		x, skipped, ok := ns2.Next(5*time.Second, isClient(c2))
 		if !ok || x.Node != "nodeA" || x.Offline {
 			t.Errorf("client notice of %s = %+v, %v; want online on nodeA", c2, x, ok)
 		}
@@ -178,13 +178,13 @@ func (s *suite) testWatch(t *testing.T) {
 		t.Parallel()
 		a, b := nodes(t)
 		ctx := t.Context()
-		ns := make(notices, 64)
+		ns := make(Notices, 64)
 		w := watch(t, a, ns)
 		if err := w.Add(ctx, "c/#"); err != nil {
 			t.Fatal(err)
 		}
 		publishOn(t, b, "c/1", "nodeB")
-		if _, _, ok := ns.next(5*time.Second, topicIs("c/1")); !ok {
+		if _, _, ok := ns.Next(5*time.Second, TopicIs("c/1")); !ok {
 			t.Fatal("no notice before Close")
 		}
 		if err := w.Close(); err != nil {
@@ -194,7 +194,7 @@ func (s *suite) testWatch(t *testing.T) {
 			t.Errorf("second Close: %v", err)
 		}
 		publishOn(t, b, "c/2", "nodeB")
-		if x, _, ok := ns.next(300*time.Millisecond, func(persist.Notice) bool { return true }); ok {
+		if x, _, ok := ns.Next(300*time.Millisecond, func(persist.Notice) bool { return true }); ok {
 			t.Errorf("heard %+v after Close", x)
 		}
 		if err := w.Add(ctx, "d/#"); !errors.Is(err, persist.ErrClosed) {
@@ -211,20 +211,22 @@ func (s *suite) testWatch(t *testing.T) {
 		if err := w2.Add(ctx, "e/#"); !errors.Is(err, persist.ErrClosed) {
 			t.Errorf("Add on a watch of a closed store: %v, want ErrClosed", err)
 		}
-		if _, err := a.(persist.Watcher).Watch(ctx, ns.fn); !errors.Is(err, persist.ErrClosed) {
+		if _, err := a.(persist.Watcher).Watch(ctx, ns.Fn); !errors.Is(err, persist.ErrClosed) {
 			t.Errorf("Watch on a closed store: %v, want ErrClosed", err)
 		}
 	})
 }
 
-// notices collects a watch's notices.
-type notices chan persist.Notice
+// Notices collects a watch's notices: make one with room, pass its Fn to
+// persist.Watcher.Watch, and read them with Next.
+type Notices chan persist.Notice
 
-func (n notices) fn(x persist.Notice) { n <- x }
+// Fn is the watch's fn: it queues the notice.
+func (n Notices) Fn(x persist.Notice) { n <- x }
 
-// next waits up to d for a notice that ok accepts and returns it; the
-// notices it skips are returned too.
-func (n notices) next(d time.Duration, ok func(persist.Notice) bool) (persist.Notice, []persist.Notice, bool) {
+// Next waits up to d for a notice that ok accepts and returns it; the
+// notices it passes over are returned too.
+func (n Notices) Next(d time.Duration, ok func(persist.Notice) bool) (persist.Notice, []persist.Notice, bool) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	var skipped []persist.Notice
@@ -241,7 +243,8 @@ func (n notices) next(d time.Duration, ok func(persist.Notice) bool) (persist.No
 	}
 }
 
-func topicIs(name string) func(persist.Notice) bool {
+// TopicIs accepts the notices of topic name.
+func TopicIs(name string) func(persist.Notice) bool {
 	return func(x persist.Notice) bool { return x.Topic == name }
 }
 

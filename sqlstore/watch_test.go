@@ -7,37 +7,9 @@ import (
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/persist"
+	"github.com/mqttpersist/mqttpersist/persisttest"
 	"github.com/mqttpersist/mqttpersist/sqlstore"
 )
-
-// notices collects a watch's notices.
-type notices chan persist.Notice
-
-func (n notices) fn(x persist.Notice) { n <- x }
-
-// next waits up to d for a notice that ok accepts and returns it; the
-// notices it skips are returned too.
-func (n notices) next(t *testing.T, d time.Duration, ok func(persist.Notice) bool) (persist.Notice, []persist.Notice, bool) {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	var skipped []persist.Notice
-	for {
-		select {
-		case x := <-n:
-			if ok(x) {
-				return x, skipped, true
-			}
-			skipped = append(skipped, x)
-		case <-timer.C:
-			return persist.Notice{}, skipped, false
-		}
-	}
-}
-
-func topicIs(name string) func(persist.Notice) bool {
-	return func(x persist.Notice) bool { return x.Topic == name }
-}
 
 // twoNodes opens two stores on db with their own connection pools, as two
 // broker nodes sharing the database.
@@ -62,8 +34,8 @@ func publishOn(t *testing.T, st *sqlstore.Store, name, node string) {
 func TestWatchLatency(t *testing.T) {
 	eachDB(t, func(t *testing.T, db testDB) {
 		a, b := twoNodes(t, db)
-		ns := make(notices, 1024)
-		w, err := a.Watch(t.Context(), ns.fn)
+		ns := make(persisttest.Notices, 1024)
+		w, err := a.Watch(t.Context(), ns.Fn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +49,7 @@ func TestWatchLatency(t *testing.T) {
 			name := fmt.Sprintf("lat/%d", i)
 			publishOn(t, b, name, "nodeB")
 			done := time.Now()
-			got, _, ok := ns.next(t, 2*time.Second, topicIs(name))
+			got, _, ok := ns.Next(2*time.Second, persisttest.TopicIs(name))
 			if !ok {
 				t.Fatalf("no notice of %s within 2s", name)
 			}
