@@ -243,7 +243,9 @@
 //     DeleteExpired deletes them (examples/broker calls it every minute);
 //   - change streams (replica sets and sharded clusters of MongoDB,
 //     DocumentDB with them enabled, Cosmos DB): used by Watch, else
-//     polling (see Watch);
+//     polling (see Watch). Only polling is tested: this project's test
+//     server, FerretDB, is no replica set, and no MongoDB server could be
+//     had on its machines;
 //   - transactions and atomic updates: not used, so not needed;
 //   - unacknowledged writes (Options.Unsafe, w_mode = unsafe): used for
 //     messages and retained messages, but not on FerretDB, which answers
