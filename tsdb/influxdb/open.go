@@ -3,8 +3,6 @@ package influxdb
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,50 +31,31 @@ func init() {
 // max_body and tls=true (HTTPS); UDP max_packet. The port defaults to 8086
 // (8089 for UDP). It does not connect: Ping checks the server.
 func Open(rawURL string) (persist.Store, error) {
-	bad := func(format string, args ...any) error {
-		return &persist.Error{Store: "influxdb", Op: "Open", Kind: persist.ErrInvalid,
-			Err: fmt.Errorf("%s: %s", persist.Redact(rawURL), fmt.Sprintf(format, args...))}
-	}
-	u, err := url.Parse(rawURL)
+	u, err := tsdb.ParseURL("influxdb", rawURL, true)
 	if err != nil {
-		return nil, bad("not a URL: %v", err)
+		return nil, err
 	}
-	if u.Host == "" {
-		return nil, bad("no host")
-	}
-	q := u.Query()
-	file := q.Get("templates")
-	if file == "" {
-		return nil, bad("no templates file (add ?templates=FILE)")
-	}
+	q := u.Query
 	var o Options
 	if p := q.Get("precision"); p != "" {
 		if o.Precision, err = parsePrecision(p); err != nil {
-			return nil, bad("%v", err)
+			return nil, u.Bad("%v", err)
 		}
 	}
-	if s := q.Get("set_timestamp"); s != "" {
-		set, err := strconv.ParseBool(s)
+	set := true
+	tls := false
+	for _, err := range []error{
+		u.Bool("set_timestamp", &set), u.Bool("tls", &tls),
+		u.Int("batch_size", &o.BatchSize, 1), u.Int("max_body", &o.MaxBody, 1), u.Int("max_packet", &o.MaxPacket, 1),
+	} {
 		if err != nil {
-			return nil, bad("set_timestamp=%q: want true or false", s)
-		}
-		o.ServerTime = !set
-	}
-	for _, p := range []struct {
-		name string
-		to   *int
-	}{{"batch_size", &o.BatchSize}, {"max_body", &o.MaxBody}, {"max_packet", &o.MaxPacket}} {
-		if s := q.Get(p.name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				return nil, bad("%s=%q: want a positive number", p.name, s)
-			}
-			*p.to = n
+			return nil, err
 		}
 	}
+	o.ServerTime = !set
 	o.Name = q.Get("name")
 	host := u.Host
-	set, err := tsdb.LoadInflux(file)
+	templates, err := tsdb.LoadInflux(u.Templates)
 	if err != nil {
 		return nil, err
 	}
@@ -86,39 +65,33 @@ func Open(rawURL string) (persist.Store, error) {
 		if u.Port() == "" {
 			host += ":8089"
 		}
-		return NewUDP(host, set, &o)
+		return NewUDP(host, templates, &o)
 	}
 	if u.Port() == "" {
 		host += ":8086"
 	}
 	httpScheme := "http"
-	if s := q.Get("tls"); s != "" {
-		tls, err := strconv.ParseBool(s)
-		if err != nil {
-			return nil, bad("tls=%q: want true or false", s)
-		}
-		if tls {
-			httpScheme = "https"
-		}
+	if tls {
+		httpScheme = "https"
 	}
 	switch scheme {
 	case "influxdb2":
 		o.V2 = true
 		o.Bucket, o.Org, o.Token = path, q.Get("org"), q.Get("token")
 		if o.Bucket == "" {
-			return nil, bad("no bucket (influxdb2://host:port/BUCKET)")
+			return nil, u.Bad("no bucket (influxdb2://host:port/BUCKET)")
 		}
 	default:
 		o.Database, o.RetentionPolicy = path, q.Get("rp")
 		if o.Database == "" {
-			return nil, bad("no database (influxdb://host:port/DATABASE)")
+			return nil, u.Bad("no database (influxdb://host:port/DATABASE)")
 		}
 		if u.User != nil {
 			o.Username = u.User.Username()
 			o.Password, _ = u.User.Password()
 		}
 	}
-	return New(httpScheme+"://"+host, set, &o)
+	return New(httpScheme+"://"+host, templates, &o)
 }
 
 // parsePrecision parses a precision: ns, us, ms, s (also n, u, m, h as

@@ -2,8 +2,6 @@ package opentsdb
 
 import (
 	"context"
-	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,34 +27,19 @@ func init() {
 // of the HTTP API; both schemes take precision (s or ms) and name, HTTP
 // tls=true (HTTPS). The port defaults to 4242. It does not connect.
 func Open(rawURL string) (persist.Store, error) {
-	bad := func(format string, args ...any) error {
-		return &persist.Error{Store: "opentsdb", Op: "Open", Kind: persist.ErrInvalid,
-			Err: fmt.Errorf("%s: %s", persist.Redact(rawURL), fmt.Sprintf(format, args...))}
-	}
-	u, err := url.Parse(rawURL)
+	u, err := tsdb.ParseURL("opentsdb", rawURL, true)
 	if err != nil {
-		return nil, bad("not a URL: %v", err)
+		return nil, err
 	}
-	if u.Host == "" {
-		return nil, bad("no host")
-	}
-	q := u.Query()
-	file := q.Get("templates")
-	if file == "" {
-		return nil, bad("no templates file (add ?templates=FILE)")
-	}
+	q := u.Query
 	var o Options
 	tls := false
-	for _, f := range []struct {
-		name string
-		to   *bool
-	}{{"summary", &o.Summary}, {"details", &o.Details}, {"sync", &o.Sync}, {"tls", &tls}} {
-		if s := q.Get(f.name); s != "" {
-			v, err := strconv.ParseBool(s)
-			if err != nil {
-				return nil, bad("%s=%q: want true or false", f.name, s)
-			}
-			*f.to = v
+	for _, err := range []error{
+		u.Bool("summary", &o.Summary), u.Bool("details", &o.Details), u.Bool("sync", &o.Sync), u.Bool("tls", &tls),
+		u.Int("max_batch_size", &o.MaxBatchSize, 0),
+	} {
+		if err != nil {
+			return nil, err
 		}
 	}
 	if s := q.Get("sync_timeout"); s != "" {
@@ -65,15 +48,8 @@ func Open(rawURL string) (persist.Store, error) {
 		} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 			o.SyncTimeout = d
 		} else {
-			return nil, bad("sync_timeout=%q: want milliseconds or a duration", s)
+			return nil, u.Bad("sync_timeout=%q: want milliseconds or a duration", s)
 		}
-	}
-	if s := q.Get("max_batch_size"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return nil, bad("max_batch_size=%q: want a number >= 0", s)
-		}
-		o.MaxBatchSize = n
 	}
 	switch p := q.Get("precision"); p {
 	case "":
@@ -82,14 +58,14 @@ func Open(rawURL string) (persist.Store, error) {
 	case "ms":
 		o.Precision = time.Millisecond
 	default:
-		return nil, bad("precision=%q: want s or ms", p)
+		return nil, u.Bad("precision=%q: want s or ms", p)
 	}
 	o.Name = q.Get("name")
 	host := u.Host
 	if u.Port() == "" {
 		host += ":4242"
 	}
-	set, err := tsdb.LoadOpenTSDB(file)
+	set, err := tsdb.LoadOpenTSDB(u.Templates)
 	if err != nil {
 		return nil, err
 	}

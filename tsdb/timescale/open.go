@@ -2,8 +2,6 @@ package timescale
 
 import (
 	"context"
-	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,19 +27,12 @@ func init() {
 // pgx's, as in a postgres:// URL (sslmode, pool_max_conns, …). Open
 // connects only when the pool first needs to: Ping checks the database.
 func Open(ctx context.Context, rawURL string) (persist.Store, error) {
-	bad := func(format string, args ...any) error {
-		return &persist.Error{Store: "timescale", Op: "Open", Kind: persist.ErrInvalid,
-			Err: fmt.Errorf("%s: %s", persist.Redact(rawURL), fmt.Sprintf(format, args...))}
-	}
-	u, err := url.Parse(rawURL)
+	pu, err := tsdb.ParseURL("timescale", rawURL, false)
 	if err != nil {
-		return nil, bad("not a URL: %v", err)
+		return nil, err
 	}
-	q := u.Query()
-	file := q.Get("templates")
-	if file == "" {
-		return nil, bad("no templates file (add ?templates=FILE)")
-	}
+	u, q, file := pu.URL, pu.Query, pu.Templates
+	bad := pu.Bad
 	var o Options
 	for _, h := range q["hypertable"] {
 		table, col, ok := strings.Cut(h, ":")
