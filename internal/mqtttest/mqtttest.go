@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
+	"github.com/eclipse/paho.golang/paho/session/state"
 )
 
 // Client is a paho (MQTT 5) client that records what it receives and
@@ -25,7 +28,7 @@ type Client struct {
 	mu   sync.Mutex
 	got  []*paho.Publish
 	more chan struct{}
-	conn *ackConn
+	acks *ackSession
 	// Connack is the broker's answer to the connect.
 	Connack *paho.Connack
 }
@@ -61,15 +64,16 @@ func DialErr(t testing.TB, addr, id string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{t: t, ID: id, more: make(chan struct{}, 1), conn: &ackConn{Conn: nc}}
+	c := &Client{t: t, ID: id, more: make(chan struct{}, 1), acks: &ackSession{SessionManager: state.NewInMemory()}}
 	c.PC = paho.NewClient(paho.ClientConfig{
-		Conn: c.conn,
+		Conn:    nc,
+		Session: c.acks,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
 			if o.Handler != nil {
 				o.Handler(r.Packet)
 			}
 			if r.Packet.QoS > 0 {
-				c.conn.expect()
+				c.acks.expect()
 			}
 			c.mu.Lock()
 			c.got = append(c.got, r.Packet)
@@ -107,6 +111,7 @@ func DialErr(t testing.TB, addr, id string, o Options) (*Client, error) {
 func (c *Client) Disconnect() {
 	select {
 	case <-c.PC.Done():
+		_ = c.acks.Close()
 		return
 	default:
 	}
@@ -114,6 +119,7 @@ func (c *Client) Disconnect() {
 	_ = c.PC.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	select {
 	case <-c.PC.Done():
+		_ = c.acks.Close() // the client's own session: paho closes only one it made
 	case <-time.After(5 * time.Second):
 	}
 }
@@ -123,7 +129,7 @@ func (c *Client) Disconnect() {
 // whether it did.
 func (c *Client) Flush(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
-	for !c.conn.acked() {
+	for !c.acks.acked() {
 		select {
 		case <-c.PC.Done(): // the connection ended: nothing more is sent
 			return false
@@ -136,54 +142,38 @@ func (c *Client) Flush(timeout time.Duration) bool {
 	return true
 }
 
-// ackConn counts the acknowledgments (PUBACK, PUBREC) a client writes,
-// against the QoS 1 and 2 messages it received.
-type ackConn struct {
-	net.Conn
+// ackSession is paho's in-memory session, counting the acknowledgments
+// (PUBACK, PUBREC) it has written against the QoS 1 and 2 messages the
+// client received. (Wrapping the connection instead would break paho's
+// packets into several writes, which paho's goroutines then interleave.)
+type ackSession struct {
+	session.SessionManager
 	mu       sync.Mutex
-	buf      []byte // the start of a packet being written
 	acks     int
 	expected int
 }
 
-func (a *ackConn) expect() {
+func (a *ackSession) expect() {
 	a.mu.Lock()
 	a.expected++
 	a.mu.Unlock()
 }
 
-func (a *ackConn) acked() bool {
+func (a *ackSession) acked() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.acks >= a.expected
 }
 
-// Write writes p and counts the acknowledgments among the packets it
-// completes.
-func (a *ackConn) Write(p []byte) (int, error) {
-	n, err := a.Conn.Write(p)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.buf = append(a.buf, p[:n]...)
-	for {
-		// Fixed header: type and flags, then the remaining length in
-		// up to four bytes of seven bits.
-		size, shift, i := 0, 0, 1
-		for ; i < len(a.buf) && i <= 4; i++ {
-			size |= int(a.buf[i]&0x7f) << shift
-			shift += 7
-			if a.buf[i]&0x80 == 0 {
-				break
-			}
-		}
-		if i >= len(a.buf) || len(a.buf) < i+1+size {
-			return n, err
-		}
-		if t := a.buf[0] >> 4; t == 4 || t == 5 { // PUBACK, PUBREC
-			a.acks++
-		}
-		a.buf = a.buf[i+1+size:]
+// Ack writes the acknowledgment of pb (see state.State.Ack) and counts it.
+func (a *ackSession) Ack(pb *packets.Publish) error {
+	err := a.SessionManager.Ack(pb)
+	if pb.QoS > 0 {
+		a.mu.Lock()
+		a.acks++
+		a.mu.Unlock()
 	}
+	return err
 }
 
 // Subscribe subscribes to filter with qos, failing the test on a refusal.
