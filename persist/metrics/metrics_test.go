@@ -111,10 +111,10 @@ func TestCollector(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	broken := newPipeline(t, down{}, &persist.PipelineOptions{
 		Name: "broken", Logger: quiet, Timeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	// An outbox of 1,000 bytes holds a few of the 10 messages published
-	// to it (a record is a few hundred bytes of JSON).
+	// An outbox of 300 bytes holds a few of the 10 messages published
+	// to it (a binary record of these is well under 100 bytes).
 	lossy := newPipeline(t, down{}, &persist.PipelineOptions{
-		Name: "lossy", Logger: quiet, Mode: persist.Async, OutboxBytes: 1000, Overflow: persist.DropOldest,
+		Name: "lossy", Logger: quiet, Mode: persist.Async, OutboxBytes: 300, Overflow: persist.DropOldest,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Drain: 50 * time.Millisecond})
 	router, err := persist.NewRouter(
 		persist.Rule{Name: "jobs", Filter: "queue/#", Store: main, Mode: persist.Queue},
@@ -243,8 +243,8 @@ mqttpersist_rule_failed_total{rule="sensors"} 0
 	if dropped < 1 || queued < 1 || queued+dropped != 10 {
 		t.Errorf("lossy: queued %v + dropped %v, want 10, both > 0", queued, dropped)
 	}
-	if b := got["mqttpersist_store_outbox_bytes"+lossyL]; b <= 0 || b > 1000 {
-		t.Errorf("lossy: outbox holds %v bytes, want (0, 1000]", b)
+	if b := got["mqttpersist_store_outbox_bytes"+lossyL]; b <= 0 || b > 300 {
+		t.Errorf("lossy: outbox holds %v bytes, want (0, 300]", b)
 	}
 
 	// Histogram buckets are cumulative and end at the count.
