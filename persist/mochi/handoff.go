@@ -49,6 +49,21 @@ func (c *conn) expect(node string, start time.Time, wait time.Duration) {
 	hd.waiting[node] = true
 }
 
+// expectAfresh is expect for the node that the client's stored state,
+// read after c was registered, names as the one the client is online on:
+// a release heard from that node before the read was not of that
+// connection (its disconnect, had it come first, would show in the state),
+// but of an older one there, so it is forgotten and the node awaited anew.
+// A release forgotten wrongly costs at most the wait; one kept wrongly,
+// messages acknowledged on that node would come again.
+func (c *conn) expectAfresh(node string, start time.Time, wait time.Duration) {
+	hd := &c.handoff
+	hd.mu.Lock()
+	delete(hd.released, node)
+	hd.mu.Unlock()
+	c.expect(node, start, wait)
+}
+
 // inherit makes c, a new connection of the client on this node, wait for
 // what old, its connection before here, still waits for (c was
 // registered first, so notices that arrive meanwhile reach both); old

@@ -48,7 +48,7 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		st, err := h.clientLookup.Client(ctx, cl.ID)
 		cancel()
 		if err == nil && st.Online && st.Node != "" && st.Node != h.opts.Node {
-			c.expect(st.Node, time.Now(), min(handoffWait, h.opts.Timeout))
+			c.expectAfresh(st.Node, time.Now(), min(handoffWait, h.opts.Timeout))
 		}
 	}
 

@@ -29,6 +29,16 @@ type busStore struct {
 	*sqlstore.Store
 	bus      *bus
 	ackDelay time.Duration
+	// beforeLookup, when set, runs before each Client lookup (a notice
+	// may arrive just then).
+	beforeLookup func(clientID string)
+}
+
+func (s *busStore) Client(ctx context.Context, clientID string) (*persist.Client, error) {
+	if s.beforeLookup != nil {
+		s.beforeLookup(clientID)
+	}
+	return s.Store.Client(ctx, clientID)
 }
 
 func (s *busStore) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
@@ -132,12 +142,23 @@ func twoNodes(t *testing.T) (a, b *broker, lookup persist.ClientLookup) {
 // busNodes starts a broker per name on one SQLite database, with a bus
 // between their stores; the first node's acks take ackDelay to record.
 func busNodes(t *testing.T, ackDelay time.Duration, names ...string) (nodes []*broker, lookup persist.ClientLookup) {
+	return busNodesWith(t, func(i int, st *busStore) {
+		if i == 0 {
+			st.ackDelay = ackDelay
+		}
+	}, names...)
+}
+
+// busNodesWith is busNodes with each node's store set up by setup (i: the
+// node's place in names).
+func busNodesWith(t *testing.T, setup func(i int, st *busStore), names ...string) (nodes []*broker, lookup persist.ClientLookup) {
 	d := sqliteDB(t)
 	bs := &bus{}
-	node := func(name string, delay time.Duration) *broker {
+	node := func(i int, name string) *broker {
 		_, s := d.open(t)
 		lookup = s
-		st := &busStore{Store: s, bus: bs, ackDelay: delay}
+		st := &busStore{Store: s, bus: bs}
+		setup(i, st)
 		r, err := persist.NewRouter(
 			persist.Rule{Name: "queue", Filter: "queue/#", Store: st, Mode: persist.Queue},
 			persist.Rule{Name: "fanout", Filter: "#", Store: st},
@@ -148,11 +169,7 @@ func busNodes(t *testing.T, ackDelay time.Duration, names ...string) (nodes []*b
 		return startBroker(t, r, &mochi.Options{Node: name}, nil)
 	}
 	for i, name := range names {
-		delay := time.Duration(0)
-		if i == 0 {
-			delay = ackDelay
-		}
-		nodes = append(nodes, node(name, delay))
+		nodes = append(nodes, node(i, name))
 	}
 	return nodes, lookup
 }
@@ -295,5 +312,45 @@ func TestCrossNodeMoveOnBeforeHandoff(t *testing.T) {
 			other.Disconnect()
 			waitOffline(t, lookup, id, 5*time.Second)
 		})
+	}
+}
+
+// A disconnect notice from node A that is not of the client's connection
+// there now — an older connection's, arriving between the new connection's
+// start on node B and its read of the client's record, which names the
+// connection on A — must not release B's wait for A: B would read the
+// store before A recorded the acks of the connection it takes over.
+func TestCrossNodeStaleReleaseIgnored(t *testing.T) {
+	const id = "stale-sub"
+	nodes, _ := busNodesWith(t, func(i int, st *busStore) {
+		switch i {
+		case 0:
+			st.ackDelay = 700 * time.Millisecond
+		case 1:
+			st.beforeLookup = func(clientID string) {
+				if clientID == id {
+					st.bus.send(persist.Notice{Client: id, Node: "a", Offline: true}, "")
+				}
+			}
+		}
+	}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	pub := dial(t, a.addr, "stale-pub", connOpts{Clean: true})
+	sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
+	sub.Subscribe("stale/t", 1)
+	want := numbered("m", 50)
+	for _, p := range want {
+		pub.Publish("stale/t", []byte(p), 1, false)
+	}
+	if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
+		t.Fatalf("on node a: %s", diff(got, want))
+	}
+	if !sub.Flush(5 * time.Second) {
+		t.Fatal("the client did not send its PUBACKs within 5s")
+	}
+	// Takeover: still connected on a.
+	other := dial(t, b.addr, id, connOpts{Expiry: 3600})
+	if got := other.WaitFor(0, 2*time.Second, 500*time.Millisecond); len(got) != 0 {
+		t.Errorf("node b delivered %d messages the client had acknowledged on node a: %s", len(got), summary(got))
 	}
 }
