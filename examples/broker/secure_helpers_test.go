@@ -46,19 +46,24 @@ type mqttClient struct {
 	mu   sync.Mutex
 	got  []*paho.Publish
 	more chan struct{}
+	acks *mqtttest.AckSession
 }
 
 // connect runs MQTT over nc; on a refusal it returns the CONNACK's reason
 // code (0 when the connection failed before one).
 func connect(t testing.TB, nc net.Conn, id string, o dialOpts) (*mqttClient, byte, error) {
 	t.Helper()
-	c := &mqttClient{t: t, id: id, more: make(chan struct{}, 1)}
+	c := &mqttClient{t: t, id: id, more: make(chan struct{}, 1), acks: mqtttest.NewAckSession()}
 	c.pc = paho.NewClient(paho.ClientConfig{
 		// paho writes from several goroutines; a packet goes out whole
 		// under the wrapper's lock (a TLS or WebSocket connection may take
 		// it in several writes).
-		Conn: packets.NewThreadSafeConn(nc),
+		Conn:    packets.NewThreadSafeConn(nc),
+		Session: c.acks,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
+			if r.Packet.QoS > 0 {
+				c.acks.Expect()
+			}
 			c.mu.Lock()
 			c.got = append(c.got, r.Packet)
 			c.mu.Unlock()
@@ -112,12 +117,17 @@ func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr
 func (c *mqttClient) disconnect() {
 	select {
 	case <-c.pc.Done():
+		_ = c.acks.Close()
 		return
 	default:
 	}
+	// After the PUBACKs of what the test saw (paho sends them after the
+	// handler returns).
+	c.acks.Flush(c.pc.Done(), 5*time.Second)
 	_ = c.pc.Disconnect(&paho.Disconnect{})
 	select {
 	case <-c.pc.Done():
+		_ = c.acks.Close()
 	case <-time.After(5 * time.Second):
 	}
 }

@@ -28,7 +28,7 @@ type Client struct {
 	mu   sync.Mutex
 	got  []*paho.Publish
 	more chan struct{}
-	acks *ackSession
+	acks *AckSession
 	// Connack is the broker's answer to the connect.
 	Connack *paho.Connack
 }
@@ -64,7 +64,7 @@ func DialErr(t testing.TB, addr, id string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{t: t, ID: id, more: make(chan struct{}, 1), acks: &ackSession{SessionManager: state.NewInMemory()}}
+	c := &Client{t: t, ID: id, more: make(chan struct{}, 1), acks: NewAckSession()}
 	c.PC = paho.NewClient(paho.ClientConfig{
 		Conn:    nc,
 		Session: c.acks,
@@ -73,7 +73,7 @@ func DialErr(t testing.TB, addr, id string, o Options) (*Client, error) {
 				o.Handler(r.Packet)
 			}
 			if r.Packet.QoS > 0 {
-				c.acks.expect()
+				c.acks.Expect()
 			}
 			c.mu.Lock()
 			c.got = append(c.got, r.Packet)
@@ -127,46 +127,35 @@ func (c *Client) Disconnect() {
 // Flush waits until the client has written the PUBACK (or PUBREC) of
 // every QoS 1 or 2 message it received, at most timeout; it reports
 // whether it did.
-func (c *Client) Flush(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for !c.acks.acked() {
-		select {
-		case <-c.PC.Done(): // the connection ended: nothing more is sent
-			return false
-		case <-time.After(time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
-}
+func (c *Client) Flush(timeout time.Duration) bool { return c.acks.Flush(c.PC.Done(), timeout) }
 
-// ackSession is paho's in-memory session, counting the acknowledgments
-// (PUBACK, PUBREC) it has written against the QoS 1 and 2 messages the
-// client received. (Wrapping the connection instead would break paho's
-// packets into several writes, which paho's goroutines then interleave.)
-type ackSession struct {
+// AckSession is paho's in-memory session (ClientConfig.Session), counting
+// the acknowledgments (PUBACK, PUBREC) it has written against the QoS 1
+// and 2 messages its client's handler saw (Expect), so that a test can
+// wait until they are on the wire before it disconnects (paho acks after
+// the handlers return). Wrapping the connection instead would split paho's
+// packets into several writes, which its goroutines interleave. paho does
+// not close a session it did not make: close it when the client is done.
+type AckSession struct {
 	session.SessionManager
 	mu       sync.Mutex
 	acks     int
 	expected int
 }
 
-func (a *ackSession) expect() {
+// NewAckSession returns an AckSession over a new in-memory session.
+func NewAckSession() *AckSession { return &AckSession{SessionManager: state.NewInMemory()} }
+
+// Expect counts a QoS 1 or 2 message the client received (call it from
+// the handler).
+func (a *AckSession) Expect() {
 	a.mu.Lock()
 	a.expected++
 	a.mu.Unlock()
 }
 
-func (a *ackSession) acked() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.acks >= a.expected
-}
-
 // Ack writes the acknowledgment of pb (see state.State.Ack) and counts it.
-func (a *ackSession) Ack(pb *packets.Publish) error {
+func (a *AckSession) Ack(pb *packets.Publish) error {
 	err := a.SessionManager.Ack(pb)
 	if pb.QoS > 0 {
 		a.mu.Lock()
@@ -174,6 +163,28 @@ func (a *ackSession) Ack(pb *packets.Publish) error {
 		a.mu.Unlock()
 	}
 	return err
+}
+
+// Flush waits until every expected acknowledgment is written, done is
+// closed (the connection ended), or timeout; it reports whether they were.
+func (a *AckSession) Flush(done <-chan struct{}, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		a.mu.Lock()
+		ok := a.acks >= a.expected
+		a.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-done:
+			return false
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 // Subscribe subscribes to filter with qos, failing the test on a refusal.
