@@ -286,18 +286,8 @@ func TestCrossNodeMoveOnBeforeHandoff(t *testing.T) {
 		t.Run("to_"+last, func(t *testing.T) {
 			nodes, lookup := busNodes(t, 700*time.Millisecond, "a", "b", "c")
 			a, b, c := nodes[0], nodes[1], nodes[2]
-			pub := dial(t, a.addr, "on-pub", connOpts{Clean: true})
 			const id = "on-sub"
-			sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
-			sub.Subscribe("on/t", 1)
-			want := numbered("m", 50)
-			for _, p := range want {
-				pub.Publish("on/t", []byte(p), 1, false)
-			}
-			if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
-				t.Fatalf("on node a: %s", diff(got, want))
-			}
-			sub.Disconnect()
+			ackedOn(t, a, id, "on/t").Disconnect()
 			mid := dial(t, b.addr, id, connOpts{Expiry: 3600})
 			time.Sleep(100 * time.Millisecond)
 			mid.Disconnect()
@@ -335,22 +325,31 @@ func TestCrossNodeStaleReleaseIgnored(t *testing.T) {
 		}
 	}, "a", "b")
 	a, b := nodes[0], nodes[1]
-	pub := dial(t, a.addr, "stale-pub", connOpts{Clean: true})
-	sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
-	sub.Subscribe("stale/t", 1)
-	want := numbered("m", 50)
-	for _, p := range want {
-		pub.Publish("stale/t", []byte(p), 1, false)
-	}
-	if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
-		t.Fatalf("on node a: %s", diff(got, want))
-	}
-	if !sub.Flush(5 * time.Second) {
-		t.Fatal("the client did not send its PUBACKs within 5s")
-	}
+	ackedOn(t, a, id, "stale/t")
 	// Takeover: still connected on a.
 	other := dial(t, b.addr, id, connOpts{Expiry: 3600})
 	if got := other.WaitFor(0, 2*time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Errorf("node b delivered %d messages the client had acknowledged on node a: %s", len(got), summary(got))
 	}
+}
+
+// ackedOn connects client id to node n, subscribed to topic at QoS 1,
+// publishes 50 messages to topic there and waits until the client has
+// received them all and sent their PUBACKs; the client stays connected.
+func ackedOn(t *testing.T, n *broker, id, topic string) *client {
+	t.Helper()
+	pub := dial(t, n.addr, id+"-pub", connOpts{Clean: true})
+	sub := dial(t, n.addr, id, connOpts{Expiry: 3600})
+	sub.Subscribe(topic, 1)
+	want := numbered("m", 50)
+	for _, p := range want {
+		pub.Publish(topic, []byte(p), 1, false)
+	}
+	if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
+		t.Fatalf("on node %s: %s", n.addr, diff(got, want))
+	}
+	if !sub.Flush(5 * time.Second) {
+		t.Fatal("the client did not send its PUBACKs within 5s")
+	}
+	return sub
 }
