@@ -29,6 +29,7 @@ type Store struct {
 	acked    map[string]map[string]bool   // client → IDs of the fanout messages it acked
 	skipTo   map[string]map[string]string // client → topic → ID: only for the old-cursor bugs (fault.go)
 	claims   map[string]claim             // ID → queue claim
+	groups   map[string]map[string]claim  // shared group → ID → claim (Claim)
 	retained map[string]*persist.Message  // topic → message
 }
 
@@ -61,6 +62,7 @@ var (
 	_ persist.Pinger             = (*Store)(nil)
 	_ persist.Closer             = (*Store)(nil)
 	_ persist.Limiter            = (*Store)(nil)
+	_ persist.Claimer            = (*Store)(nil)
 )
 
 func init() {
@@ -89,6 +91,7 @@ func NewWithOptions(opts *Options) *Store {
 		acked:    map[string]map[string]bool{},
 		skipTo:   map[string]map[string]string{},
 		claims:   map[string]claim{},
+		groups:   map[string]map[string]claim{},
 		retained: map[string]*persist.Message{},
 	}
 }
@@ -416,6 +419,42 @@ func (s *Store) claim(id, client string, q *storekit.Query) {
 		lease = c.until.Sub(q.Now)
 	}
 	s.claims[id] = claim{client: client, until: q.Now.Add(lease)}
+}
+
+// Claim leases a shared group's messages to one member at a time (see
+// persist.Claimer).
+func (s *Store) Claim(ctx context.Context, group, owner string, lease time.Duration, ids ...string) ([]string, error) {
+	if err := s.kit.Claim(s.ctx(ctx), group, owner, ids); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	g := s.groups[group]
+	if g == nil {
+		g = map[string]claim{}
+		s.groups[group] = g
+	}
+	var won []string
+	for _, id := range ids {
+		c, held := g[id]
+		free := !held || !now.Before(c.until) || c.client == owner || s.bug("claims ignored")
+		switch {
+		case lease <= 0:
+			if held && (c.client == owner || s.bug("claim release anyone")) {
+				delete(g, id)
+			}
+		case free:
+			g[id] = claim{client: owner, until: now.Add(lease)}
+			won = append(won, id)
+		}
+	}
+	for id, c := range g {
+		if !now.Before(c.until) {
+			delete(g, id) // ran out: as good as none
+		}
+	}
+	return won, nil
 }
 
 // Retain sets, replaces or (with an empty payload) deletes the retained

@@ -358,3 +358,26 @@ func (l Limits) CheckFilter(filter string) error {
 	}
 	return nil
 }
+
+// CheckClaim checks the input of a Claim: the group (a shared filter, kept
+// as a client ID), the owner (a client ID) and every message ID.
+func (l Limits) CheckClaim(group, owner string, ids []string) error {
+	if _, _, ok := topic.Shared(group); !ok {
+		return invalid("", fmt.Errorf("group %q is not a shared filter ($share/<group>/<filter>)", group))
+	}
+	if err := l.filter(group); err != nil {
+		return invalid("group", err)
+	}
+	if err := l.clientID(group); err != nil {
+		return invalid("group", err)
+	}
+	if err := l.CheckClientID(owner); err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if err := l.msgID(id); err != nil {
+			return invalid(fmt.Sprintf("group %q ID %d", group, i), err)
+		}
+	}
+	return nil
+}

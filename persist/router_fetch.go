@@ -50,6 +50,8 @@ func (r *Router) Fetchable(name string, qos byte) (Mode, bool) {
 // filters.
 type fetchGroup struct {
 	store   int
+	client  string // the client ID passed to the store
+	group   bool   // a shared group's fanout: claimed (router_share.go)
 	filter  string // the filter passed to the store
 	opt     Fetch
 	rules   []int
@@ -86,13 +88,18 @@ func (r *Router) FetchOffline(ctx context.Context, clientID, filter string, opt 
 		return nil, err
 	}
 	inner := filter
-	if _, in, ok := topic.Shared(filter); ok {
+	_, in, shared := topic.Shared(filter)
+	groups := shared && r.SharedGroups()
+	if shared {
 		inner = in
 	}
 	var queue, fanout []*fetchGroup
 	for ri, rt := range r.rules {
 		if rt.events&OnFetch == 0 || !topic.Overlap(rt.Filter, filter) {
 			continue
+		}
+		if shared && rt.Mode == Fanout && !groups {
+			continue // a group without claims has no fanout position
 		}
 		eff := rt.Offline
 		eff.Mode = rt.Mode
@@ -105,9 +112,17 @@ func (r *Router) FetchOffline(ctx context.Context, clientID, filter string, opt 
 		if opt.Lease != 0 {
 			eff.Lease = opt.Lease
 		}
-		q, list := filter, &fanout
-		if rt.Mode == Queue {
+		client, q, list := clientID, filter, &fanout
+		switch {
+		case rt.Mode == Queue:
 			q, list = intersect(rt.Filter, inner), &queue
+		case shared:
+			// The group's position, read as the group's own client (see
+			// router_share.go).
+			client, q = filter, inner
+			if client == clientID {
+				continue // a client named as the group (broker adapters refuse such IDs)
+			}
 		}
 		var g *fetchGroup
 		for _, x := range *list {
@@ -117,16 +132,41 @@ func (r *Router) FetchOffline(ctx context.Context, clientID, filter string, opt 
 			}
 		}
 		if g == nil {
-			g = &fetchGroup{store: rt.store, filter: q, opt: eff}
+			g = &fetchGroup{store: rt.store, client: client, group: client != clientID, filter: q, opt: eff}
 			*list = append(*list, g)
 		}
 		g.rules = append(g.rules, ri)
 		g.filters = append(g.filters, rt.Filter)
 	}
 	call := func(g *fetchGroup) {
-		g.got, g.err = r.stores[g.store].FetchOffline(ctx, clientID, g.filter, g.opt)
+		g.got, g.err = r.stores[g.store].FetchOffline(ctx, g.client, g.filter, g.opt)
 		if g.err != nil {
 			g.err = r.ruleError("FetchOffline", g.rules, g.err)
+		}
+	}
+	if groups {
+		// A member gets the group's messages it claims: each group's
+		// store is asked for more than the limit (other members may hold
+		// some) and claims up to the limit of them.
+		fetch := call
+		call = func(g *fetchGroup) {
+			if !g.group {
+				fetch(g)
+				return
+			}
+			want := g.opt.Limit
+			if want > 0 {
+				g.opt.Limit = 4 * want
+			}
+			fetch(g)
+			var kept []*Message
+			for _, m := range g.got {
+				if m != nil && topic.Match(filter, m.Topic) && matchesAny(g.filters, m.Topic) {
+					kept = append(kept, m)
+				}
+			}
+			got, err := r.claimGroup(ctx, g, clientID, kept, want)
+			g.got, g.err = got, errors.Join(g.err, err)
 		}
 	}
 	seen := map[string]bool{}
@@ -185,12 +225,42 @@ func (r *Router) FetchOffline(ctx context.Context, clientID, filter string, opt 
 		}
 		sortByID(more)
 		if len(more) > left {
+			if groups {
+				for _, g := range fanout {
+					r.releaseGroup(ctx, g, clientID, cut(g.got, more[left:]))
+				}
+			}
 			more = more[:left]
 		}
 		out = append(out, more...)
 	}
 	sortByID(out)
 	return out, errors.Join(errs...)
+}
+
+// matchesAny reports whether one of filters matches name.
+func matchesAny(filters []string, name string) bool {
+	for _, f := range filters {
+		if topic.Match(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// cut returns the messages of got that are in dropped.
+func cut(got, dropped []*Message) []*Message {
+	ids := make(map[string]bool, len(dropped))
+	for _, m := range dropped {
+		ids[m.ID] = true
+	}
+	var out []*Message
+	for _, m := range got {
+		if m != nil && ids[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func runGroups(gs []*fetchGroup, call func(*fetchGroup)) {

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mqttpersist/mqttpersist/topic"
@@ -271,5 +272,6 @@ func (r *Router) Subscribed(ctx context.Context, clientID string, subs []Subscri
 		b.call = func() error { return store.Subscribed(ctx, clientID, subs, removed) }
 		jobs[i] = &b.job
 	}
-	return r.run("Subscribed", jobs)
+	err = r.run("Subscribed", jobs)
+	return errors.Join(err, r.subscribeGroups(ctx, subs))
 }

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"time"
 )
 
 // Store is what a database backend does for a broker: the six verbs of the
@@ -190,4 +191,25 @@ var _ FetchPlanner = (*Router)(nil)
 type EventSupporter interface {
 	// Events returns the events the store handles.
 	Events() Event
+}
+
+// Claimer is implemented by stores that can lease a shared subscription
+// group's messages to one member at a time. A Router whose fanout stores
+// are Claimers gives each message of a group to one member cluster-wide
+// (see Router.SharedGroups); without one, a broker adapter picks a member
+// on each node.
+//
+// A group is named by its shared filter ("$share/<group>/<filter>"); a
+// member is a client ID. Claims are kept apart from queue claims and from
+// acks: a claim says only who has a message now.
+type Claimer interface {
+	// Claim claims the messages with the given IDs in group for owner,
+	// until lease from now, and returns the IDs it claimed, in the order
+	// given: those nobody claimed, whose claim ran out, or that owner
+	// claimed already (its claim is renewed). The others are claimed by
+	// another member whose lease has not run out. An ID need not be a
+	// stored message's. Concurrent claims of one ID, from any node, give
+	// it to one owner. A lease of zero or less releases owner's claims
+	// of the IDs (anyone can claim them at once) and returns nil.
+	Claim(ctx context.Context, group, owner string, lease time.Duration, ids ...string) ([]string, error)
 }

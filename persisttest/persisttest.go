@@ -166,6 +166,7 @@ func Run(t *testing.T, h Harness) {
 		{"Closed", 0, s.testClosed},
 		{"Invalid", 0, s.testInvalid},
 		{"Watch", pub, s.testWatch},
+		{"Claim", 0, s.testClaim},
 	}
 	if f := h.Features; f.NoQueue || f.NoFanout || s.caps.events != persist.AllEvents {
 		cases = append(cases, testCase{"Unsupported", 0, s.testUnsupported})

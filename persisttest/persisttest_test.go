@@ -263,6 +263,8 @@ var mutants = []struct {
 	{"endless lease", "", "Queue", []string{"Queue/Lease"}},
 	{"own claims skipped", "", "Queue", []string{"Queue/OwnClaimsAgain", "Queue/OwnClaimRenewsLease"}},
 	{"own claim keeps lease", "", "Queue", []string{"Queue/OwnClaimRenewsLease"}},
+	{"claims ignored", "", "Claim", []string{"Claim/OneOwner", "Claim/Lease", "Claim/Racing", "Claim/GroupAcrossNodes"}},
+	{"claim release anyone", "", "Claim", []string{"Claim/Release"}},
 	{"retain keeps empty", "", "Retained", []string{"Retained/SetReplaceDelete"}},
 	{"retain skips expired", "", "Retained", []string{"Retained/ReplaceWithExpired"}},
 	{"retain keeps first", "", "Retained", []string{"Retained/SetReplaceDelete"}},

@@ -204,6 +204,11 @@ func (k *Kit) Acked(ctx context.Context, clientID string, acks []persist.Ack) er
 	return k.check(ctx, "Acked", func(l persist.Limits) error { return l.CheckAcked(clientID, acks) })
 }
 
+// Claim enters Claim and checks its input (see persist.Limits.CheckClaim).
+func (k *Kit) Claim(ctx context.Context, group, owner string, ids []string) error {
+	return k.check(ctx, "Claim", func(l persist.Limits) error { return l.CheckClaim(group, owner, ids) })
+}
+
 // Retain enters Retain and checks m (see persist.Limits.CheckRetain).
 func (k *Kit) Retain(ctx context.Context, m *persist.Message) error {
 	return k.check(ctx, "Retain", func(l persist.Limits) error { return l.CheckRetain(m) })
