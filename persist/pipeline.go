@@ -124,6 +124,14 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
+// SharedGroups reports whether its store is a Router whose groups are one
+// group across nodes (see Router.SharedGroups); the Pipeline passes a
+// fetch of a shared filter to it as any other.
+func (p *Pipeline) SharedGroups() bool {
+	g, ok := p.store.(interface{ SharedGroups() bool })
+	return ok && g.SharedGroups()
+}
+
 // Store returns the store the Pipeline writes to.
 func (p *Pipeline) Store() Store { return p.store }
 

@@ -2,7 +2,7 @@
 // subscriptions, offline messages (queue and fanout), retained messages and
 // acks — in SQL tables shaped like the seeds' (mqtt_client, mqtt_sub,
 // mqtt_msg, mqtt_retain, mqtt_acked, and this package's mqtt_topic,
-// mqtt_acked_msg and, on PostgreSQL, mqtt_watch), on SQLite (embedded, pure
+// mqtt_acked_msg, mqtt_claim and, on PostgreSQL, mqtt_watch), on SQLite (embedded, pure
 // Go: github.com/glebarez/sqlite), PostgreSQL (pgx) or MySQL/MariaDB
 // (go-sql-driver/mysql), through gorm. Several broker nodes may share one
 // database: no fanout message is skipped whichever node stored it (see
@@ -53,6 +53,9 @@
 //	mqtt_acked_msg  id, clientid, msgid, topic, acked_at, passed: a client's ack of one message
 //	                above its watermark (passed 0), or a message the watermark passed unacked
 //	                because it was due to none of the client's subscriptions (passed 1)
+//	mqtt_claim      id, grp, msgid, claimed_by, claim_until: a shared group's message
+//	                ("$share/g/f" in grp) leased to one member (see Claim; the group's
+//	                position is a client of mqtt_sub and mqtt_acked named grp, see persist)
 //	mqtt_watch      PostgreSQL only: id, channel, topic (a filter), beat — the filters of the
 //	                nodes' watches (see Watch)
 //
@@ -79,7 +82,8 @@
 // Indexes: a unique key on mqtt_client (clientid), mqtt_sub (clientid,
 // topic), mqtt_msg (msgid) — which makes Publish idempotent —,
 // mqtt_retain (topic), mqtt_acked (clientid, topic), mqtt_topic (topic),
-// mqtt_acked_msg (clientid, msgid) and mqtt_watch (channel, topic);
+// mqtt_acked_msg (clientid, msgid), mqtt_claim (grp, msgid) and mqtt_watch
+// (channel, topic); mqtt_claim (claim_until) the deletion of claims that ran out;
 // mqtt_msg (topic, msgid) serves a fetch by topic prefix in ID order,
 // mqtt_msg (topic, seq) a fetch from a watermark and the watermark's move,
 // mqtt_msg (expiry) DeleteExpired; mqtt_acked_msg (clientid, topic) the

@@ -19,6 +19,9 @@ const (
 	// DefaultAckedMsgTable holds the fanout acks above a client's
 	// watermark, one row per acknowledged message.
 	DefaultAckedMsgTable = "mqtt_acked_msg"
+	// DefaultClaimTable holds the claims of shared groups' messages (see
+	// Store.Claim).
+	DefaultClaimTable = "mqtt_claim"
 	// DefaultWatchTable holds the filters of the nodes' watches
 	// (PostgreSQL only, see Store.Watch).
 	DefaultWatchTable = "mqtt_watch"
@@ -49,7 +52,7 @@ type Options struct {
 	// below.
 	TablePrefix string
 	// ClientTable, SubscriptionTable, MessageTable, RetainTable,
-	// AckTable, TopicTable, AckedMsgTable and WatchTable replace a table
+	// AckTable, TopicTable, AckedMsgTable, ClaimTable and WatchTable replace a table
 	// name entirely. Names are identifiers:
 	// letters, digits and '_', not starting with a digit, at most 40
 	// characters. They are quoted in SQL, so on PostgreSQL use lower
@@ -61,6 +64,7 @@ type Options struct {
 	AckTable          string
 	TopicTable        string
 	AckedMsgTable     string
+	ClaimTable        string
 	WatchTable        string
 	// BatchRows is the most messages one INSERT of Publish carries; a
 	// larger batch is split into several statements in one transaction.
@@ -89,7 +93,7 @@ const (
 // tables holds the table names in use, unquoted.
 type tables struct {
 	client, sub, msg, retain, acked string
-	topic, ackedMsg, watch          string
+	topic, ackedMsg, claim, watch   string
 }
 
 // resolve returns the options with defaults filled in and the table names,
@@ -114,13 +118,14 @@ func (o *Options) resolve() (Options, tables, error) {
 
 		topic:    pick(opt.TopicTable, DefaultTopicTable),
 		ackedMsg: pick(opt.AckedMsgTable, DefaultAckedMsgTable),
+		claim:    pick(opt.ClaimTable, DefaultClaimTable),
 		watch:    pick(opt.WatchTable, DefaultWatchTable),
 	}
 	seen := map[string]string{}
 	for _, n := range []struct{ field, name string }{
 		{"ClientTable", t.client}, {"SubscriptionTable", t.sub}, {"MessageTable", t.msg},
 		{"RetainTable", t.retain}, {"AckTable", t.acked}, {"TopicTable", t.topic},
-		{"AckedMsgTable", t.ackedMsg}, {"WatchTable", t.watch},
+		{"AckedMsgTable", t.ackedMsg}, {"ClaimTable", t.claim}, {"WatchTable", t.watch},
 	} {
 		if err := checkIdent(n.name); err != nil {
 			return opt, t, persist.Errorf(persist.ErrInvalid, "sqlstore: Options.%s (or TablePrefix): table name %q %v", n.field, n.name, err)

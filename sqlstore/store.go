@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 
@@ -42,6 +43,9 @@ type Store struct {
 	note *notifier
 	// watches are the store's open watches, closed by Close.
 	watches storekit.Watches
+	// claims counts Claim calls (every so many deletes the claims that
+	// ran out).
+	claims atomic.Uint64
 }
 
 var (

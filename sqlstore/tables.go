@@ -184,6 +184,21 @@ func (s *Store) specs() []tableSpec {
 			},
 		},
 	}
+	specs = append(specs, tableSpec{
+		name: t.claim,
+		cols: []column{
+			{"id", kSerial, false},
+			{"grp", kClientID, true},
+			{"msgid", kMsgID, true},
+			{"claimed_by", kClientID, true},
+			{"claim_until", kTime, true},
+		},
+		hash: []string{"grp", "msgid"},
+		idx: []index{
+			{suffix: "_grp_msgid_key", unique: true, cols: "grp, msgid"},
+			{suffix: "_until_idx", cols: "claim_until", mysql: "claim_until"},
+		},
+	})
 	if s.d.listens() {
 		specs = append(specs, tableSpec{
 			name: t.watch,

@@ -1,6 +1,9 @@
 package mochi
 
 import (
+	"context"
+	"maps"
+	"slices"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -146,13 +149,17 @@ func (c *conn) record(force, final bool) {
 	if len(batch) == 0 {
 		return
 	}
-	acks := make([]persist.Ack, len(batch))
-	for i, e := range batch {
-		acks[i] = persist.Ack{ID: e.id, Topic: e.topic}
-	}
 	parent := c.ctx
 	if final {
 		parent = c.h.base
+	}
+	batch = c.recordGroups(parent, batch)
+	if len(batch) == 0 {
+		return
+	}
+	acks := make([]persist.Ack, len(batch))
+	for i, e := range batch {
+		acks[i] = persist.Ack{ID: e.id, Topic: e.topic}
 	}
 	ctx, cancel := c.h.call(parent)
 	err := c.h.store.Acked(ctx, c.id, acks...)
@@ -199,6 +206,39 @@ func (c *conn) record(force, final bool) {
 		return
 	}
 	c.forget(batch)
+}
+
+// recordGroups records the acks of the shared groups' messages in batch
+// for their groups (a group's position is the client its shared filter
+// names, see persist.Router.SharedGroups) and returns the entries whose
+// ack is the client's own too. A group ack that fails is not tried again:
+// the member's claim runs out and the message goes to a member again.
+func (c *conn) recordGroups(parent context.Context, batch []*entry) []*entry {
+	if !slices.ContainsFunc(batch, func(e *entry) bool { return len(e.groups) > 0 }) {
+		return batch
+	}
+	byGroup := map[string][]persist.Ack{}
+	var own, groupsOnly []*entry
+	for _, e := range batch {
+		for _, g := range e.groups {
+			byGroup[g] = append(byGroup[g], persist.Ack{ID: e.id, Topic: e.topic})
+		}
+		if e.notOwn {
+			groupsOnly = append(groupsOnly, e)
+		} else {
+			own = append(own, e)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
+		ctx, cancel := c.h.call(parent)
+		err := c.h.store.Acked(ctx, g, byGroup[g]...)
+		cancel()
+		if err != nil {
+			c.h.fail("Acked", g, byGroup[g][0].Topic, err)
+		}
+	}
+	c.forget(groupsOnly)
+	return own
 }
 
 // forget marks the entries recorded.

@@ -21,6 +21,11 @@ type entry struct {
 	// stored is set when the store delivered it: its ID is remembered
 	// for a while after the ack, in case its live copy comes late.
 	stored bool
+	// groups are the shared groups the client got it for, from the
+	// store (Hook.groups): its ack is the groups' too. notOwn: it was
+	// only the groups' (no subscription of the client's own matched).
+	groups []string
+	notOwn bool
 }
 
 // conn is the delivery of persisted messages to one connection of a
@@ -61,6 +66,9 @@ type conn struct {
 	known      map[string]int64  // ID → 0 while in flight, else when its ack was recorded
 	backlog    []*persist.Message
 	fetchedAt  time.Time // of the backlog
+	// claimed holds, by message ID, the shared groups a fetch claimed the
+	// message for (until it is delivered).
+	claimed map[string][]string
 	subs       map[string]packets.Subscription
 	retryAt    time.Time
 	backoff    time.Duration

@@ -50,6 +50,10 @@ type Hook struct {
 	retainLookup persist.RetainLookup
 	clientLookup persist.ClientLookup
 	fetchable    func(topic string, qos byte) (persist.Mode, bool)
+	// groups: the store gives a shared group's messages to one member
+	// cluster-wide (persist.Router.SharedGroups); members get them from
+	// the store only.
+	groups bool
 	inline       *mqtt.Client  // stands in for mochi's inline client in inline subscription handlers
 	watch        persist.Watch // the node's watch of the store, when it is a persist.Watcher
 
@@ -122,6 +126,9 @@ func (h *Hook) resolve() error {
 	h.subsLookup, _ = h.store.(persist.SubscriptionLookup)
 	h.retainLookup, _ = h.store.(persist.RetainLookup)
 	h.clientLookup, _ = h.store.(persist.ClientLookup)
+	if g, ok := h.store.(interface{ SharedGroups() bool }); ok {
+		h.groups = g.SharedGroups()
+	}
 	if f, ok := h.store.(persist.FetchPlanner); ok {
 		h.fetchable = f.Fetchable
 	} else {

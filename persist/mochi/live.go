@@ -45,6 +45,13 @@ func (h *Hook) route(pk packets.Packet, t tag) {
 		pk.Created = time.Now().Unix()
 	}
 	subs := h.server.Topics.Subscribers(pk.TopicName)
+	if h.groups && t.mode == persist.Fanout {
+		// The store gives each group's messages to one member, whichever
+		// node it is on: a connected member here claims it (the others'
+		// nodes hear of it from their watches).
+		h.kickGroups(subs.Shared)
+		subs.Shared = nil
+	}
 	// One member of each shared group, preferring a connected one.
 	for _, members := range subs.Shared {
 		ids := make([]string, 0, len(members))
@@ -110,6 +117,27 @@ func (h *Hook) route(pk packets.Packet, t tag) {
 		out.Properties.SubscriptionIdentifier = ids // [MQTT-3.3.4-3]
 		out.FixedHeader.Qos = min(out.FixedHeader.Qos, sub.Qos, maxQoS)
 		c.push(&item{pk: out, id: t.id, mode: t.mode})
+	}
+}
+
+// kickGroups makes one connected member of each group fetch from the
+// store.
+func (h *Hook) kickGroups(groups map[string]map[string]packets.Subscription) {
+	if len(groups) == 0 {
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, members := range groups {
+		var conns []*conn
+		for id := range members {
+			if c := h.conns[id]; c != nil {
+				conns = append(conns, c)
+			}
+		}
+		if len(conns) > 0 {
+			conns[rand.IntN(len(conns))].kick()
+		}
 	}
 }
 

@@ -63,8 +63,20 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 		}
 		shared := isShared(f)
 		for _, m := range msgs {
-			if m == nil || seen[m.ID] || (shared && m.Mode != persist.Queue) {
-				continue // a shared group has no fanout cursor to replay
+			if m == nil || (shared && m.Mode != persist.Queue && !c.h.groups) {
+				continue // a group without claims has no fanout position
+			}
+			if shared && m.Mode == persist.Fanout {
+				// Claimed for the group: its ack is the group's.
+				if c.claimed == nil {
+					c.claimed = map[string][]string{}
+				}
+				if !slices.Contains(c.claimed[m.ID], f) {
+					c.claimed[m.ID] = append(c.claimed[m.ID], f)
+				}
+			}
+			if seen[m.ID] {
+				continue
 			}
 			seen[m.ID] = true
 			if _, ok := c.known[m.ID]; !ok || c.reclaimed(m) {
@@ -101,6 +113,8 @@ func (c *conn) sendBacklog() bool {
 // deliverStored sends a message from the store as the client's matching
 // subscriptions ask.
 func (c *conn) deliverStored(m *persist.Message) {
+	groups := c.claimed[m.ID]
+	delete(c.claimed, m.ID)
 	if _, ok := c.known[m.ID]; ok {
 		return
 	}
@@ -108,26 +122,37 @@ func (c *conn) deliverStored(m *persist.Message) {
 	if m.Expired(now) {
 		return
 	}
-	if m.Mode == persist.Queue && now.Sub(c.fetchedAt) > c.h.opts.Fetch.LeaseOrDefault()/2 {
+	if (m.Mode == persist.Queue || len(groups) > 0) && now.Sub(c.fetchedAt) > c.h.opts.Fetch.LeaseOrDefault()/2 {
 		// The claim is running out: not sent on it, but claimed again by
 		// the next fetch (the client's own claims come back renewed),
 		// unless another consumer claims it first.
 		c.caughtUp = false
 		return
 	}
-	sub, ok := c.match(m)
+	sub, own := c.match(m)
+	ok := own
+	if len(groups) > 0 {
+		// As mochi merges a member's subscriptions for a message it
+		// picked the member for.
+		sub, ok = matchSubs(c.subs, m.Topic, true)
+	}
 	if !ok {
-		// Unsubscribed meanwhile (a queue claim runs out and goes to
-		// another consumer).
+		// Unsubscribed meanwhile (a queue or group claim runs out and
+		// goes to another consumer).
 		c.known[m.ID] = now.UnixNano()
 		return
 	}
-	e := &entry{id: m.ID, topic: m.Topic, mode: m.Mode, stored: true}
+	e := &entry{id: m.ID, topic: m.Topic, mode: m.Mode, stored: true, groups: groups, notOwn: !own && len(groups) > 0}
 	if (sub.noLocal && m.From == c.id) || !c.h.canRead(c.cl, m.Topic) {
 		c.known[m.ID] = 0
-		if m.Mode == persist.Fanout {
+		switch {
+		case e.notOwn:
+			// Not for this member: another one gets it when the claim
+			// runs out.
+			c.known[m.ID] = now.UnixNano()
+		case m.Mode == persist.Fanout:
 			c.finished(e) // passed over for good [MQTT-3.8.3-3]
-		} else {
+		default:
 			c.refuse(m) // its claim goes back (acl.go)
 		}
 		return

@@ -144,6 +144,14 @@ func (h *Hook) restore(cl *mqtt.Client, clean bool) {
 // OnConnect turns off mochi's own send quota for the client (see
 // noSendQuota).
 func (h *Hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	if h.groups && isShared(cl.ID) {
+		// A shared group's position is stored as the client its shared
+		// filter names (persist.Router.SharedGroups): no client may be
+		// that one.
+		h.log.Warn("mqttpersist: client ID refused: it names a shared group", "client", cl.ID)
+		_ = h.server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
+		return packets.ErrClientIdentifierNotValid
+	}
 	noSendQuota(cl)
 	return nil
 }

@@ -353,3 +353,58 @@ func ackedOn(t *testing.T, n *broker, id, topic string) *client {
 	}
 	return sub
 }
+
+// A shared subscription group is one group across nodes: each message
+// goes to one member, whichever node it was published on — also a node
+// where the group has no member — and what the group missed while no
+// member was connected comes to the next member, on any node.
+func TestCrossNodeSharedGroup(t *testing.T) {
+	nodes, lookup := busNodes(t, 0, "a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const group = "$share/workers/grp/#"
+	m1 := dial(t, a.addr, "grp-m1", connOpts{Expiry: 3600})
+	m1.Subscribe(group, 1)
+	m2 := dial(t, b.addr, "grp-m2", connOpts{Expiry: 3600})
+	m2.Subscribe(group, 1)
+	pa := dial(t, a.addr, "grp-pub-a", connOpts{Clean: true})
+	pc := dial(t, c.addr, "grp-pub-c", connOpts{Clean: true})
+	var want []string
+	for i := range 150 {
+		p := fmt.Sprintf("c%03d", i)
+		pc.Publish("grp/t", []byte(p), 1, false)
+		want = append(want, p)
+		if i%3 == 0 {
+			p := fmt.Sprintf("a%03d", i)
+			pa.Publish("grp/u", []byte(p), 1, false)
+			want = append(want, p)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(m1.Received())+len(m2.Received()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a duplicate would come now
+	got1, got2 := payloads(m1.Received()), payloads(m2.Received())
+	t.Logf("member on node a got %d, member on node b %d, of %d", len(got1), len(got2), len(want))
+	all := append(append([]string(nil), got1...), got2...)
+	if !equal(sorted(all), sorted(want)) {
+		t.Fatalf("the group's members together: %s", diff(sorted(all), sorted(want)))
+	}
+	// Every member away: the group's messages wait in the store.
+	for _, m := range []*client{m1, m2} {
+		if !m.Flush(5 * time.Second) {
+			t.Fatal("a member did not send its PUBACKs within 5s")
+		}
+		m.Disconnect()
+	}
+	waitOffline(t, lookup, "grp-m1", 5*time.Second)
+	waitOffline(t, lookup, "grp-m2", 5*time.Second)
+	missed := numbered("missed-", 30)
+	for _, p := range missed {
+		pc.Publish("grp/t", []byte(p), 1, false)
+	}
+	back := dial(t, c.addr, "grp-m2", connOpts{Expiry: 3600})
+	if got := payloads(back.WaitFor(len(missed), 10*time.Second, 500*time.Millisecond)); !equal(got, missed) {
+		t.Fatalf("the member back on node c: %s", diff(got, missed))
+	}
+}
