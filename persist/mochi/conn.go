@@ -68,7 +68,7 @@ type conn struct {
 	fetchedAt  time.Time // of the backlog
 	// claimed holds, by message ID, the shared groups a fetch claimed the
 	// message for (until it is delivered).
-	claimed map[string][]string
+	claimed    map[string][]string
 	subs       map[string]packets.Subscription
 	retryAt    time.Time
 	backoff    time.Duration

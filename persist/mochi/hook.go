@@ -54,8 +54,8 @@ type Hook struct {
 	// cluster-wide (persist.Router.SharedGroups); members get them from
 	// the store only.
 	groups bool
-	inline       *mqtt.Client  // stands in for mochi's inline client in inline subscription handlers
-	watch        persist.Watch // the node's watch of the store, when it is a persist.Watcher
+	inline *mqtt.Client  // stands in for mochi's inline client in inline subscription handlers
+	watch  persist.Watch // the node's watch of the store, when it is a persist.Watcher
 
 	base   context.Context
 	cancel context.CancelFunc
