@@ -2,8 +2,8 @@
 // state, subscriptions, offline messages (queue and fanout), retained
 // messages and acks — in MongoDB collections shaped like the seeds'
 // (mqtt_client, mqtt_sub, mqtt_msg, mqtt_retain, mqtt_acked, and this
-// package's mqtt_acked_msg, mqtt_claim, mqtt_writer and, on FerretDB,
-// mqtt_topic), on the official driver
+// package's mqtt_acked_msg, mqtt_claim, mqtt_writer, mqtt_group_claim
+// and, on FerretDB, mqtt_topic), on the official driver
 // go.mongodb.org/mongo-driver/v2. It needs no multi-document transactions
 // and no atomic updates: every step that decides something is a
 // single-document insert under a unique key or a delete, so it works alike
@@ -63,6 +63,10 @@
 //	                may be writing a Publish, or null (see Skip nothing)
 //	mqtt_topic      FerretDB only: _id = topic, stored, node: the topic's last Publish, for
 //	                polling watches (see Watch)
+//	mqtt_group_claim  _id "<len>:<group>:<msgid>/<gen>", group, msgid, gen, clientid ("" when
+//	                  released), until, at; tomb: true and expire_at on a tombstone:
+//	                  generation gen of the claim of message msgid in shared subscription
+//	                  group <group> ("$share/<name>/<filter>", see Group claims)
 //
 // Indexes (Migrate): the seeds' four — mqtt_client {clientid, node}
 // (the seeds' node: 2 as 1, which servers now refuse), mqtt_sub
@@ -72,9 +76,9 @@
 // (with the _ids of mqtt_client, mqtt_msg and mqtt_claim); and what the
 // reads go by: mqtt_client {clientid, v} and {written}, mqtt_msg {topic,
 // stored}, {stored} and {expire_at}, mqtt_retain {expire_at},
-// mqtt_acked_msg {clientid, topic}, mqtt_claim {topic}. The expire_at
-// indexes are TTL indexes (expireAfterSeconds 0) where the server has
-// them. Client IDs, topics and node names are index keys: they are kept
+// mqtt_acked_msg {clientid, topic}, mqtt_claim {topic}, mqtt_group_claim
+// {group, msgid}, {until} and {expire_at}. The expire_at indexes are TTL
+// indexes (expireAfterSeconds 0) where the server has them. Client IDs, topics and node names are index keys: they are kept
 // to MaxClientIDLen, MaxTopicLen and MaxStringLen bytes, and longer input
 // is refused (persist.ErrInvalid) before anything is written.
 //
@@ -118,6 +122,8 @@
 //   - A queue claim is the insert of the next generation of the message's
 //     claim (see Queue); an ack of it by its claimant the insert of a final
 //     generation, after which the message is deleted.
+//   - A group claim (Store.Claim) is likewise the insert of the next
+//     generation of an ID's claim in the group (see Group claims).
 //   - Publish inserts messages under their ID (a message stored twice
 //     fails on the _id and is left as it is); fanout acks are inserted
 //     under (clientid, msgid).
@@ -206,6 +212,39 @@
 // the message and its claims. DeleteExpired finishes what a claimant left
 // half done.
 //
+// # Group claims
+//
+// Store is a persist.Claimer: a shared subscription group's messages are
+// leased to one member at a time, cluster-wide. Claim reads the claim
+// generations of the IDs in the group (one query, {group, msgid $in}) and
+// inserts, in one unordered InsertMany, the next generation of each ID
+// that has none, whose latest lease ran out (on the reading node's clock)
+// or whose latest is the claiming member's own (a renewal): of two members
+// claiming an ID at once, from any node, one inserts the generation and
+// the other fails on the _id (a duplicate key) and does not get the ID. A
+// release (a lease of zero or less) inserts, for each ID the member
+// holds, a released generation (no owner, run out), which anyone may
+// take next. An upsert on a single claim document would need the update to
+// be atomic, which FerretDB's is not (see Atomic steps).
+//
+// A generation's _id must never be taken again by a write decided from
+// the generation before it: so a generation that is not the latest is
+// deleted (by a later Claim of its ID) only once it is settled, older
+// than twice WriteTimeout plus twice ClockSkew (a Claim reads and inserts
+// within WriteTimeout), and an ID's latest generation is never deleted
+// while a Claim could decide from it. DeleteExpired ends the claims whose
+// latest lease ran out more than ten minutes before (up to 1000 IDs per
+// call) in two steps: it inserts a tombstone as the next generation,
+// which no Claim takes (one that decided from the generation before fails
+// on its _id) and deletes the generations before it; the tombstone goes,
+// once settled, by the TTL index on expire_at where the server has one,
+// else by a later DeleteExpired. An ID is not claimed while its tombstone
+// stands (about 20 s with the defaults, plus until the TTL monitor or
+// DeleteExpired runs again); its message then goes to the next fetch
+// after that. Without DeleteExpired, each ID a group ever claimed keeps
+// one document (its latest generation): call it now and then on every
+// server (examples/broker calls it every minute).
+//
 // # Watch
 //
 // On a replica set or a sharded cluster a watch reads a change stream of
@@ -291,11 +330,15 @@
 //     unacked messages a page of Limit at a time, so a client with many
 //     acks above its oldest unacked message (over 1000: then they are
 //     left out by the store, not the server) reads more pages.
-//   - Queue leases and watermark horizons use the clock of the node that
-//     reads; client versions and stamps the clock of the node that writes.
+//   - Queue and group leases and watermark horizons use the clock of the
+//     node that reads; client versions and stamps the clock of the node that writes.
 //   - Client lookups, subscriptions and retained messages can read from a
 //     secondary (Options.LookupReadPreference, r_mode = slave_ok); fetches,
 //     claims and Connected read the primary.
+//   - On FerretDB a Claim reads every claim of its group still kept (the
+//     group is the one equality passed down; the IDs are matched in
+//     memory): claims of the last ten minutes and more, until DeleteExpired
+//     ends them (see Group claims).
 //   - Between a Connected and the tombstoning of the version before it, a
 //     client has two documents in mqtt_client for a moment (reads take the
 //     higher v); a process that stops in between leaves both until the

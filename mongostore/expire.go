@@ -17,7 +17,9 @@ const sweepBatch = 1000
 // claimant acked them but stopped before deleting them, claims of
 // messages no longer stored, superseded client versions older than a
 // minute, individual fanout acks older than Options.AckGrace of messages
-// that are not stored (up to 1000 of those per call), and the writer
+// that are not stored (up to 1000 of those per call), group claims whose
+// last lease ran out ten minutes ago (up to 1000 IDs per call, see
+// Store.Claim), and the writer
 // documents of stores not heard of for an hour (stopped without Close).
 // Nothing it deletes is ever read again: it only saves space.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
@@ -58,6 +60,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 			return r.DeletedCount, nil
 		}},
 		{"acks", func() (int64, error) { return s.sweepAcks(ctx, t) }},
+		{"group claims", func() (int64, error) { return s.sweepGroupClaims(ctx, t) }},
 		{"writers", func() (int64, error) {
 			r, err := s.writer.DeleteMany(ctx, bson.D{{Key: wAt, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Add(-time.Hour))}}}})
 			if err != nil {

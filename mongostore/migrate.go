@@ -72,6 +72,11 @@ func (s *Store) indexes() []struct {
 			{name: "stored", keys: k(fStored)},
 		}},
 		{s.writer, nil},
+		{s.groupClaim, []index{
+			{name: "group_msgid", keys: k(gGroup, gMsgID)},
+			{name: "until", keys: k(gUntil)},
+			{name: "expire_at", keys: k(gExpireAt), ttl: true}, // tombstones
+		}},
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
 
-// Default collection names: the seeds' five, then this package's two.
+// Default collection names: the seeds' five, then this package's.
 const (
 	DefaultClientCollection       = "mqtt_client"
 	DefaultSubscriptionCollection = "mqtt_sub"
@@ -26,6 +26,9 @@ const (
 	// DefaultWriterCollection holds each store value's oldest Publish
 	// still writing (see the package doc, # Skip nothing).
 	DefaultWriterCollection = "mqtt_writer"
+	// DefaultGroupClaimCollection holds the claims of shared subscription
+	// groups' messages (see Store.Claim).
+	DefaultGroupClaimCollection = "mqtt_group_claim"
 )
 
 // PayloadFormat says how a payload is stored in the payload field of
@@ -88,8 +91,8 @@ type Options struct {
 	CollectionPrefix string
 	// ClientCollection, SubscriptionCollection, MessageCollection,
 	// RetainCollection, AckCollection, AckedMsgCollection, ClaimCollection,
-	// TopicCollection and WriterCollection replace a collection name
-	// entirely.
+	// TopicCollection, WriterCollection and GroupClaimCollection replace a
+	// collection name entirely.
 	ClientCollection       string
 	SubscriptionCollection string
 	MessageCollection      string
@@ -99,6 +102,7 @@ type Options struct {
 	ClaimCollection        string
 	TopicCollection        string
 	WriterCollection       string
+	GroupClaimCollection   string
 	// PayloadFormat is MongoJSON (the default, as the seeds) or PlainText.
 	PayloadFormat PayloadFormat
 	// ClockSkew is the most the clocks of the broker nodes sharing the
@@ -139,7 +143,7 @@ type Options struct {
 
 // names are the collection names in use.
 type names struct {
-	client, sub, msg, retain, acked, ackedMsg, claim, topic, writer string
+	client, sub, msg, retain, acked, ackedMsg, claim, topic, writer, groupClaim string
 }
 
 // resolve returns the options with the defaults filled in and the
@@ -165,12 +169,15 @@ func (o *Options) resolve() (Options, names, error) {
 		claim:    pick(opt.ClaimCollection, DefaultClaimCollection),
 		topic:    pick(opt.TopicCollection, DefaultTopicCollection),
 		writer:   pick(opt.WriterCollection, DefaultWriterCollection),
+
+		groupClaim: pick(opt.GroupClaimCollection, DefaultGroupClaimCollection),
 	}
 	seen := map[string]string{}
 	for _, c := range []struct{ field, name string }{
 		{"ClientCollection", n.client}, {"SubscriptionCollection", n.sub}, {"MessageCollection", n.msg},
 		{"RetainCollection", n.retain}, {"AckCollection", n.acked}, {"AckedMsgCollection", n.ackedMsg},
 		{"ClaimCollection", n.claim}, {"TopicCollection", n.topic}, {"WriterCollection", n.writer},
+		{"GroupClaimCollection", n.groupClaim},
 	} {
 		if err := checkCollection(c.name); err != nil {
 			return opt, n, fmt.Errorf("Options.%s (or CollectionPrefix): collection name %q %v", c.field, c.name, err)

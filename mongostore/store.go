@@ -25,7 +25,7 @@ var limits = persist.Limits{
 }
 
 // Store is a persist.Store (with ClientLookup, SubscriptionLookup,
-// RetainLookup, Pinger, Closer, Limiter, Migrator and Watcher) on MongoDB
+// RetainLookup, Pinger, Closer, Limiter, Migrator, Watcher and Claimer) on MongoDB
 // collections shaped like the seeds', safe for concurrent use. It uses
 // single-document writes, unique indexes and no transactions (see the
 // package doc).
@@ -36,7 +36,7 @@ type Store struct {
 	n   names
 	own bool // Open made the client: Close disconnects it
 
-	client, sub, msg, retain, acked, ackedMsg, claim, topics, writer *mongo.Collection
+	client, sub, msg, retain, acked, ackedMsg, claim, topics, writer, groupClaim *mongo.Collection
 	// msgW and retainW write messages and retained messages with the
 	// write concern of Options.Unsafe, once unsafeOnce found the server
 	// takes unacknowledged writes (see writers).
@@ -78,6 +78,7 @@ var (
 	_ persist.Limiter            = (*Store)(nil)
 	_ persist.Migrator           = (*Store)(nil)
 	_ persist.Watcher            = (*Store)(nil)
+	_ persist.Claimer            = (*Store)(nil)
 )
 
 // New returns a store on db, a database of a client the caller made with
@@ -108,6 +109,7 @@ func New(db *mongo.Database, opts *Options) (*Store, error) {
 	s.claim = db.Collection(n.claim, primary)
 	s.topics = db.Collection(n.topic, primary)
 	s.writer = db.Collection(n.writer, primary)
+	s.groupClaim = db.Collection(n.groupClaim, primary)
 	s.writerID = persist.NewID()
 	s.msgW, s.retainW = s.msg, s.retain
 	s.lookupClient, s.lookupSub, s.lookupRetain = s.client, s.sub, s.retain
@@ -149,10 +151,10 @@ func (s *Store) unacked() bool { return s.msgW != s.msg }
 func (s *Store) Database() *mongo.Database { return s.db }
 
 // Collections returns the names of the collections in use: client,
-// subscription, message, retain, ack, acked-message, claim, topic and
-// writer.
+// subscription, message, retain, ack, acked-message, claim, topic, writer
+// and group claim.
 func (s *Store) Collections() []string {
-	return []string{s.n.client, s.n.sub, s.n.msg, s.n.retain, s.n.acked, s.n.ackedMsg, s.n.claim, s.n.topic, s.n.writer}
+	return []string{s.n.client, s.n.sub, s.n.msg, s.n.retain, s.n.acked, s.n.ackedMsg, s.n.claim, s.n.topic, s.n.writer, s.n.groupClaim}
 }
 
 // Limits returns the sizes the store keeps (see MaxTopicLen and the

@@ -51,14 +51,18 @@
 //	mqtt:topics:{mqtt:retain}      filters: sorted sets of topic names scored by expiry
 //	mqtt:topics:{mqtt:fanout}:lex  the same names scored 0, for ranges by name (ZRANGE BYLEX);
 //	…:lex                          the hash tag keeps each pair in one Cluster slot
+//	mqtt:groupclaim:{<group>}:<msgid>  the client ID that claimed message msgid in shared
+//	                                   subscription group <group> ("$share/<name>/<filter>",
+//	                                   see persist.Claimer), with its lease as the key's TTL
 //
 // and the pub/sub channels of Watch: mqtt:notify:<topic> (a notice per topic
 // of each Publish, the publishing node as payload) and mqtt:connected (a
 // client's notice per connect and disconnect, JSON
 // {"client":…,"node":…,"at":<Unix ms>} or {"client":…,"node":…,"offline":true}).
 //
-// In {<topic>} and {<clientid>} — hash tags: one Cluster slot for a
-// topic's fanout keys, one for a client's cursor keys — '%', '{' and '}'
+// In {<topic>}, {<clientid>} and {<group>} — hash tags: one Cluster slot
+// for a topic's fanout keys, one for a client's cursor keys, one for a
+// group's claims — '%', '{' and '}'
 // are percent-encoded (%25, %7B, %7D); everywhere else names are written
 // as they are. Sorted sets scored by expiry skip expired entries in a range
 // query and lose them by score.
@@ -143,6 +147,16 @@
 // key get the ExpiredAfter TTL from each ack. Retain replaces the retained
 // hash with a script (DEL, HSET, PEXPIREAT at Message.Expiry) and
 // registers the topic; an empty payload or an expired message deletes it.
+//
+// Claim (persist.Claimer, a shared subscription group's messages leased
+// to one member at a time) runs one script on the group's claim keys
+// (hash tag {<group>}): per ID it sets the key to the owner with the
+// lease as its TTL (SET PX) when the key is absent — never claimed, or
+// its lease ran out and Redis dropped it — or holds the owner already (a
+// renewal), and leaves it otherwise; a lease of zero or less deletes the
+// keys that hold the owner. Leases run on the server's clock, and expired
+// claims take no space. Batches over 1000 IDs take one script call per
+// 1000, in one pipeline.
 //
 // Raw commands: Store.Actions compiles the seeds' "commands" actions, such
 // as
@@ -275,7 +289,7 @@
 // ack (the message's hash), the index update of a topic's fanout messages
 // (its three keys, hash tag {topic}), the settling scan (the same keys),
 // the watermark's move (a client's cursor keys of a topic, hash tag
-// {clientid}), the seeds' cursor, the retained replace (the retained
+// {clientid}), a group's claims (hash tag {group}), the seeds' cursor, the retained replace (the retained
 // hash); the topic registries' two sorted sets share a hash tag and change
 // together in one script. Steps that touch several slots (a message hash
 // and its index, a subscription's three hashes, an ack's scan and the

@@ -8,7 +8,7 @@ import (
 type keys struct {
 	prefix string
 	// Key stems, each ending in ':'.
-	client, node, sub, subOpt, subStart, msg, fanout, queueIdx, acked, cursor, retain, notify string
+	client, node, sub, subOpt, subStart, msg, fanout, queueIdx, acked, cursor, retain, notify, groupClaim string
 	// connected is the channel of client notices.
 	connected string
 	// Topic registries: per kind a sorted set of topic names scored by
@@ -43,6 +43,7 @@ func newKeys(prefix string) keys {
 		cursor:       p + "cursor:",
 		retain:       p + "retain:",
 		notify:       p + "notify:",
+		groupClaim:   p + "groupclaim:",
 		connected:    p + "connected",
 		fanTopics:    newRegistry(prefix, "fanout"),
 		queueTopics:  newRegistry(prefix, "queue"),
@@ -104,6 +105,15 @@ type cursorKeys struct {
 func (k *keys) cursorKeys(clientID, topic string) cursorKeys {
 	base := k.cursor + "{" + tag(clientID) + "}:"
 	return cursorKeys{w: base + "w:" + topic, acks: base + "a:" + topic, passed: base + "p:" + topic}
+}
+
+// groupClaimKey is the claim of message id in a shared subscription group
+// (a "$share/<group>/<filter>"): the owner's client ID, expiring with its
+// lease. The group is the hash tag, so that every key of a Claim, which
+// names one group, is in one Cluster slot; the tag ends at the first '}'
+// (tag encodes any in the group), so no two (group, id) pairs share a key.
+func (k *keys) groupClaimKey(group, id string) string {
+	return k.groupClaim + "{" + tag(group) + "}:" + id
 }
 
 // notifyChannel is the pub/sub channel of notices of topic.

@@ -349,7 +349,31 @@ if ARGV[3] == '1' then redis.call('HSETNX', KEYS[1], 'offline_at', 'undefined') 
 return {1, node}
 `)
 
-var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript}
+// groupClaimScript claims or releases message IDs of a shared
+// subscription group (KEYS: one key per ID, in the group's hash slot)
+// for owner ARGV[1]. With a lease of ARGV[2] > 0 milliseconds it sets
+// each key that is absent or holds the owner already to the owner, with
+// the lease as its TTL (PX), and returns the (1-based) indexes of those
+// keys; with ARGV[2] = 0 it deletes the keys that hold the owner and
+// returns none.
+var groupClaimScript = redis.NewScript(`
+local owner, lease = ARGV[1], tonumber(ARGV[2])
+local won = {}
+for i = 1, #KEYS do
+	local v = redis.call('GET', KEYS[i])
+	if lease > 0 then
+		if not v or v == owner then
+			redis.call('SET', KEYS[i], owner, 'PX', lease)
+			won[#won + 1] = i
+		end
+	elseif v == owner then
+		redis.call('DEL', KEYS[i])
+	end
+end
+return won
+`)
+
+var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions

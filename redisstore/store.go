@@ -51,7 +51,7 @@ type Options struct {
 }
 
 // Store is a persist.Store (with ClientLookup, SubscriptionLookup,
-// RetainLookup, Pinger, Closer, Limiter and Watcher) on Redis in the seeds' key layout, safe
+// RetainLookup, Pinger, Closer, Limiter, Watcher and Claimer) on Redis in the seeds' key layout, safe
 // for concurrent use. It works the same on a single server, a Sentinel
 // failover client and a Redis Cluster (see the package doc).
 type Store struct {
@@ -80,6 +80,7 @@ var (
 	_ persist.Closer             = (*Store)(nil)
 	_ persist.Limiter            = (*Store)(nil)
 	_ persist.Watcher            = (*Store)(nil)
+	_ persist.Claimer            = (*Store)(nil)
 )
 
 // New returns a store on client — a *redis.Client, a Sentinel failover
