@@ -176,8 +176,10 @@
 //     acknowledge before is sent as a first delivery (DUP 0, a new packet
 //     ID), and a PUBREL it did not complete is not sent again: the store
 //     keeps neither.
-//   - Fanout messages for a shared group with no connected member are not
-//     replayed (see Caveats); mochi queues them for one member's session.
+//   - A shared group's messages go to one member across nodes, and what
+//     the group missed while no member was connected goes to the next
+//     member (when the store keeps groups: persist.Router.SharedGroups);
+//     mochi picks a member per broker and keeps nothing for a group.
 //   - mochi gives every message without an expiry the server's
 //     MaximumMessageExpiryInterval (a day by default; 0 for none). A
 //     persisted message without one keeps none: replayed, it has no
@@ -224,10 +226,23 @@
 //     has nothing else of that topic in flight) and the consumers on this
 //     node that may take it are asked to fetch; those on other nodes get
 //     it at their next fetch.
-//   - Shared subscriptions: a message goes to a connected member when the
-//     group has one; fanout messages for a group with no connected member
-//     are not replayed (a group has no cursor). Queue messages are claimed
-//     by members as usual.
+//   - Shared subscriptions: when the store keeps groups (a persist.Router
+//     whose fanout stores are persist.Claimers — every store of this
+//     module), a group's fanout messages come to its members from the
+//     store only: each publish makes one connected member here fetch (the
+//     members on other nodes hear of it from their watches), and a
+//     member's fetch claims what it gets for the lease (Options.Fetch.Lease,
+//     30 s by default). A member that leaves with messages unacknowledged
+//     gets them again when it comes back; another member gets them when
+//     the lease runs out. A member's ack is recorded for the group (whose
+//     position is the client its shared filter names: such client IDs are
+//     refused, CONNACK 0x85). A member whose own subscription matches a
+//     message too gets it once, for both, when the store delivers it; when
+//     it got it live first, the group's copy goes to a member when the
+//     claim runs out. Without
+//     groups, a message goes to a connected member on each node, and
+//     fanout messages for a group with no connected member are not
+//     replayed. Queue messages are claimed by members as usual.
 //   - Delivery is at least once across a crash: acks are recorded within
 //     about 20 ms; those not recorded yet are delivered again.
 //   - Will messages are not stored for offline delivery (mochi keeps them
