@@ -132,6 +132,19 @@ func (p *Pipeline) SharedGroups() bool {
 	return ok && g.SharedGroups()
 }
 
+// ReleaseGroup passes a release of a group member's claims to its store
+// when that is a Router (see Router.ReleaseGroup); otherwise it returns an
+// error matching ErrUnsupported.
+func (p *Pipeline) ReleaseGroup(ctx context.Context, group, member string, ids ...string) error {
+	g, ok := p.store.(interface {
+		ReleaseGroup(ctx context.Context, group, member string, ids ...string) error
+	})
+	if !ok {
+		return unsupported("ReleaseGroup")
+	}
+	return g.ReleaseGroup(ctx, group, member, ids...)
+}
+
 // Store returns the store the Pipeline writes to.
 func (p *Pipeline) Store() Store { return p.store }
 

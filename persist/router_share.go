@@ -141,3 +141,28 @@ func (r *Router) releaseGroup(ctx context.Context, g *fetchGroup, member string,
 	}
 	_, _ = cl.Claim(ctx, g.client, member, 0, ids...) // else the lease runs out
 }
+
+// ReleaseGroup gives back member's claims of the group's messages with the
+// given IDs (a member that leaves, or fetched more than it sends): another
+// member can claim them at once instead of when the lease runs out. The
+// group is the shared filter.
+func (r *Router) ReleaseGroup(ctx context.Context, group, member string, ids ...string) error {
+	ctx, err := r.check(ctx, "ReleaseGroup", func(l Limits) error { return l.CheckClaim(group, member, ids) })
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	var errs []error
+	done := map[int]bool{}
+	for _, rt := range r.rules {
+		if rt.events&OnFetch == 0 || rt.Mode != Fanout || done[rt.store] {
+			continue
+		}
+		done[rt.store] = true
+		if cl := claimerOf(r.given[rt.store]); cl != nil {
+			if _, err := cl.Claim(ctx, group, member, 0, ids...); err != nil {
+				errs = append(errs, r.ruleError("ReleaseGroup", []int{rt.index}, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -68,18 +68,21 @@ type conn struct {
 	fetchedAt  time.Time // of the backlog
 	// claimed holds, by message ID, the shared groups a fetch claimed the
 	// message for (until it is delivered).
-	claimed    map[string][]string
-	subs       map[string]packets.Subscription
-	retryAt    time.Time
-	backoff    time.Duration
-	ackRetryAt time.Time
-	pruned     time.Time
-	timer      *time.Timer      // sleep's
-	pid        uint32           // the last packet ID given to a delivery
-	bad        map[string]error // filters the store rejects
-	watched    map[string]bool  // filters in the Hook's watch for this connection
-	since      time.Time        // when the connection was made
-	handoff    handoff          // from the client's connection on another node
+	claimed map[string][]string
+	// endsSession: the client's session ends with this connection (set
+	// when it disconnects; its group claims are then given back).
+	endsSession atomic.Bool
+	subs        map[string]packets.Subscription
+	retryAt     time.Time
+	backoff     time.Duration
+	ackRetryAt  time.Time
+	pruned      time.Time
+	timer       *time.Timer      // sleep's
+	pid         uint32           // the last packet ID given to a delivery
+	bad         map[string]error // filters the store rejects
+	watched     map[string]bool  // filters in the Hook's watch for this connection
+	since       time.Time        // when the connection was made
+	handoff     handoff          // from the client's connection on another node
 
 	// Unacknowledged on the previous connection: message ID → packet ID
 	// (resend.go).
@@ -287,6 +290,7 @@ func (c *conn) finish() {
 	c.intake()
 	c.record(true, true)
 	c.release(true)
+	c.releaseGroups()
 	c.unwatch()
 	inf := c.cl.State.Inflight
 	for pid, e := range c.pending {

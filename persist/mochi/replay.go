@@ -1,7 +1,9 @@
 package mochi
 
 import (
+	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -39,7 +41,7 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 		Lease: c.h.opts.Fetch.Lease,
 	}
 	var errs []error
-	seen := map[string]bool{}
+	seen, sending := map[string]bool{}, map[string]bool{}
 	for _, f := range filters {
 		ctx, cancel := c.h.call(c.ctx)
 		msgs, err := c.h.store.FetchOffline(ctx, c.id, f, opt)
@@ -66,26 +68,73 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 			if m == nil || (shared && m.Mode != persist.Queue && !c.h.groups) {
 				continue // a group without claims has no fanout position
 			}
-			if shared && m.Mode == persist.Fanout {
-				// Claimed for the group: its ack is the group's.
-				if c.claimed == nil {
-					c.claimed = map[string][]string{}
-				}
-				if !slices.Contains(c.claimed[m.ID], f) {
-					c.claimed[m.ID] = append(c.claimed[m.ID], f)
-				}
-			}
+			// Claimed for the group (its ack is the group's), noted for
+			// the messages to send.
+			group := shared && m.Mode == persist.Fanout
 			if seen[m.ID] {
+				if group && sending[m.ID] {
+					c.claim(m.ID, f)
+				}
 				continue
 			}
 			seen[m.ID] = true
 			if _, ok := c.known[m.ID]; !ok || c.reclaimed(m) {
 				out = append(out, m)
+				sending[m.ID] = true
+				if group {
+					c.claim(m.ID, f)
+				}
 			}
 		}
 	}
 	slices.SortFunc(out, func(a, b *persist.Message) int { return strings.Compare(a.ID, b.ID) })
 	return out, full, errors.Join(errs...)
+}
+
+// claim notes that message id was claimed for the group of shared filter f.
+func (c *conn) claim(id, f string) {
+	if c.claimed == nil {
+		c.claimed = map[string][]string{}
+	}
+	if !slices.Contains(c.claimed[id], f) {
+		c.claimed[id] = append(c.claimed[id], f)
+	}
+}
+
+// releaseGroups gives back the claims of the groups' messages that this
+// connection fetched and did not send and, when the client's session ends
+// with it, of those it sent that were not acknowledged: another member
+// gets them at once, not when the lease runs out [MQTT-4.8.2: the Server
+// SHOULD send it to another member when the session terminates].
+func (c *conn) releaseGroups() {
+	rel, ok := c.h.store.(interface {
+		ReleaseGroup(ctx context.Context, group, member string, ids ...string) error
+	})
+	if !ok || !c.h.groups {
+		return
+	}
+	byGroup := map[string][]string{}
+	for id, gs := range c.claimed {
+		for _, g := range gs {
+			byGroup[g] = append(byGroup[g], id)
+		}
+	}
+	c.claimed = nil
+	if c.endsSession.Load() {
+		for _, e := range c.pending {
+			for _, g := range e.groups {
+				byGroup[g] = append(byGroup[g], e.id)
+			}
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
+		ctx, cancel := c.h.call(c.h.base)
+		err := rel.ReleaseGroup(ctx, g, c.id, byGroup[g]...)
+		cancel()
+		if err != nil {
+			c.h.fail("ReleaseGroup", c.id, g, err)
+		}
+	}
 }
 
 // sendBacklog sends the fetched messages while the client has room,

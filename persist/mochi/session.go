@@ -180,7 +180,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // OnDisconnect ends the client's delivery (recording the acks it got and
 // taking its unacknowledged messages out of the session, to be fetched
 // again on the next connection) and records the client offline.
-func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if cl.Net.Inline {
 		return
 	}
@@ -195,6 +195,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if !current {
 		return // taken over: the new connection owns the client's state
 	}
+	c.endsSession.Store(expire)
 	c.stop()
 	c.wait(h.opts.Timeout)
 	// The disconnect written below tells the node the client goes to next

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
+
 	"github.com/mqttpersist/mqttpersist/persist"
 	"github.com/mqttpersist/mqttpersist/persist/mochi"
 	"github.com/mqttpersist/mqttpersist/sqlstore"
@@ -406,5 +408,40 @@ func TestCrossNodeSharedGroup(t *testing.T) {
 	back := dial(t, c.addr, "grp-m2", connOpts{Expiry: 3600})
 	if got := payloads(back.WaitFor(len(missed), 10*time.Second, 500*time.Millisecond)); !equal(got, missed) {
 		t.Fatalf("the member back on node c: %s", diff(got, missed))
+	}
+}
+
+// A member whose session ends with its connection gives back the group's
+// messages it held — those it was sent and did not acknowledge, and those
+// it had claimed and not been sent yet: a member on another node gets them
+// at once, not when the lease (30 s) runs out.
+func TestCrossNodeSharedGroupMemberLeaves(t *testing.T) {
+	nodes, _ := busNodes(t, 0, "a", "b")
+	a, b := nodes[0], nodes[1]
+	const group = "$share/leavers/lv/t"
+	hold := make(chan struct{})
+	m1 := dial(t, a.addr, "lv-m1", connOpts{ReceiveMax: 3, Handler: func(*paho.Publish) { <-hold }})
+	m1.Subscribe(group, 1)
+	pub := dial(t, a.addr, "lv-pub", connOpts{Clean: true})
+	want := numbered("lv-", 20)
+	for _, p := range want {
+		pub.Publish("lv/t", []byte(p), 1, false)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.hook.Stats().Replayed < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // m1 holds 3 unacknowledged, and claims of more
+	// Its session ends (expiry 0). paho waits for the handler: released
+	// once the DISCONNECT is on the wire (the broker reads nothing after it).
+	time.AfterFunc(300*time.Millisecond, func() { close(hold) })
+	_ = m1.PC.Disconnect(&paho.Disconnect{ReasonCode: 0})
+	start := time.Now()
+	m2 := dial(t, b.addr, "lv-m2", connOpts{Clean: true})
+	m2.Subscribe(group, 1)
+	got := payloads(m2.WaitFor(len(want), 10*time.Second, 300*time.Millisecond))
+	t.Logf("the member on node b got %d of %d in %v", len(got), len(want), time.Since(start).Round(time.Millisecond))
+	if !equal(sorted(got), sorted(want)) {
+		t.Fatalf("the member on node b after the first left: %s", diff(sorted(got), sorted(want)))
 	}
 }
