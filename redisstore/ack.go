@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -43,7 +44,12 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	if err := s.kit.Acked(ctx, clientID, acks); err != nil || len(acks) == 0 {
 		return err
 	}
-	kinds := make([]*redis.Cmd, len(acks))
+	_, cluster := s.c.(*redis.ClusterClient)
+	var kinds []*redis.Cmd
+	var many *redis.Cmd // !cluster: every ack's kind in one script
+	if cluster {
+		kinds = make([]*redis.Cmd, len(acks))
+	}
 	byTopic := map[string]*ackTopic{}
 	var topics []*ackTopic
 	for i, a := range acks {
@@ -59,8 +65,16 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	var subs *redis.StringSliceCmd
 	var starts *redis.MapStringStringCmd
 	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
-		for i, a := range acks {
-			kinds[i] = ackScript.EvalSha(ctx, p, []string{s.k.msgKey(a.ID)}, clientID)
+		if cluster {
+			for i, a := range acks {
+				kinds[i] = ackScript.EvalSha(ctx, p, []string{s.k.msgKey(a.ID)}, clientID)
+			}
+		} else {
+			keys := make([]string, len(acks))
+			for i, a := range acks {
+				keys[i] = s.k.msgKey(a.ID)
+			}
+			many = ackManyScript.EvalSha(ctx, p, keys, clientID)
 		}
 		for _, at := range topics {
 			at.seqs = p.ZMScore(ctx, s.k.fanoutKeys(at.topic).idx, at.ids...)
@@ -78,8 +92,19 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	// left alone; 0: not a queue message, a fanout ack.
 	done := make([]int64, len(acks))
 	var deleted []persist.Ack
+	var manyKinds []int64
+	if many != nil {
+		if manyKinds, err = many.Int64Slice(); err != nil || len(manyKinds) != len(acks) {
+			return s.kit.Fail(ctx, op, fmt.Errorf("ack kinds: %d for %d acks: %v", len(manyKinds), len(acks), err))
+		}
+	}
 	for i, a := range acks {
-		if done[i], _ = kinds[i].Int64(); done[i] == 2 {
+		if many != nil {
+			done[i] = manyKinds[i]
+		} else {
+			done[i], _ = kinds[i].Int64()
+		}
+		if done[i] == 2 {
 			deleted = append(deleted, a)
 		}
 	}

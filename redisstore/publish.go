@@ -79,10 +79,10 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 		for _, m := range msgs {
 			key := s.k.msgKey(m.ID)
 			p.HSet(ctx, key, messageFields(m, now)...)
+			// A new hash has no TTL: only one to keep sets it (a message
+			// stored again, by a retry, is the same message).
 			if at := s.ttlAt(m, now); !at.IsZero() {
 				p.PExpireAt(ctx, key, at)
-			} else {
-				p.Persist(ctx, key)
 			}
 		}
 		reg := map[bool][]any{}

@@ -255,6 +255,24 @@ end
 return 0
 `)
 
+// ackManyScript is ackScript for every message hash in KEYS (one Redis,
+// not a cluster: the keys span slots), returning each one's answer.
+var ackManyScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+	local f = redis.call('HMGET', k, 'mode', 'claimed_by')
+	out[i] = 0
+	if f[1] == 'queue' then
+		out[i] = 1
+		if f[2] == ARGV[1] then
+			redis.call('DEL', k)
+			out[i] = 2
+		end
+	end
+end
+return out
+`)
+
 // cursorScript keeps the highest ID a client acked on a topic (KEYS[1],
 // the seeds' mqtt:acked:${clientid}:${topic}): it sets it to ARGV[1] if
 // that ID is greater, byte-wise, and sets the key's TTL to ARGV[2]
@@ -373,7 +391,7 @@ end
 return won
 `)
 
-var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
+var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, ackManyScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions
