@@ -48,7 +48,8 @@ type Options struct {
 	// Timeout bounds the whole run.
 	Timeout time.Duration
 	// Progress, when set, is called about every ProgressEvery (default
-	// 500 ms) while the run lasts, from a goroutine of its own.
+	// 500 ms) while the run lasts, from a goroutine of its own, and not
+	// after Run returns.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
 
@@ -252,7 +253,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	total := o.Publishers * o.Messages // the messages to publish; 0: a Duration run
 	b := &book{slots: slots}
-	limit := total // the message indices of the run (read by the subscribers)
+	limit := total   // the message indices of the run (read by the subscribers)
+	planned := total // for Progress
 	if o.Duration > 0 {
 		total = 0
 		limit = maxChunks * chunkSize
@@ -335,9 +337,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if every <= 0 {
 			every = 500 * time.Millisecond
 		}
-		stop := make(chan struct{})
-		defer close(stop)
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-stopped }() // no call once Run returns
 		go func() {
+			defer close(stopped)
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
@@ -345,7 +348,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				case <-stop:
 					return
 				case <-t.C:
-					o.Progress(Progress{Published: int(published.Load()), Delivered: int(delivered.Load()), Total: total, Elapsed: time.Since(start)})
+					o.Progress(Progress{Published: int(published.Load()), Delivered: int(delivered.Load()), Total: planned, Elapsed: time.Since(start)})
 				}
 			}
 		}()
@@ -368,20 +371,26 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 			for m := 0; ; m++ {
 				var i int
-				if o.Duration > 0 {
-					if !time.Now().Before(deadline) {
-						return
-					}
+				if o.Duration > 0 && time.Now().Before(deadline) {
 					i = int(next.Add(1) - 1)
-				} else {
-					if m == o.Messages {
-						return
-					}
+				} else if o.Duration <= 0 && m < o.Messages {
 					i = p*o.Messages + m
+				} else {
+					i = -1
 				}
 				c := b.get(i, true)
-				if c == nil {
-					return // the book is full
+				if c == nil { // done (or the book is full)
+					if o.QoS == 0 {
+						// The ack of a QoS 1 publish after them says that
+						// the broker has read the QoS 0 ones (it reads a
+						// connection in order): closing the connection
+						// before could lose the last ones here, not in
+						// the broker. Subscribers ignore its payload.
+						if _, err := pc.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("end")}); err != nil {
+							errs <- fmt.Errorf("publisher %d: end: %w", p, err)
+						}
+					}
+					return
 				}
 				label := strconv.Itoa(i) + " "
 				payload := make([]byte, max(o.Payload, len(label)))
