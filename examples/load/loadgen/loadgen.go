@@ -89,9 +89,9 @@ type Progress struct {
 // group they are of the group's messages.
 type Result struct {
 	Published  int           // PUBLISHes acknowledged to the publishers
-	Delivered  int           // distinct messages the subscriber received
-	Duplicates int           // messages received more than once
-	Missing    int           // published but not received by the end
+	Delivered  int           // distinct messages received (summed over fanout subscribers)
+	Duplicates int           // receipts of a message already received (by that subscriber, or the group)
+	Missing    int           // Expected - Delivered: not received by the end
 	Elapsed    time.Duration // first publish to last delivery (or timeout)
 	// Latencies are the publish→deliver times of the delivered messages
 	// (from just before the publisher's Publish call to the subscriber's
