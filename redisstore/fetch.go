@@ -42,17 +42,27 @@ func (s *Store) FetchOffline(ctx context.Context, clientID, filter string, opt p
 		return nil, nil
 	}
 	var cands []candidate
+	var fan *fanoutRead
 	if queue {
 		cands, err = s.queueCandidates(ctx, names, now)
 	} else {
-		cands, err = s.fanoutCandidates(ctx, q, names)
+		fan = &fanoutRead{}
+		cands, err = s.fanoutCandidates(ctx, q, names, fan)
 	}
 	if err != nil {
 		return nil, s.kit.Fail(ctx, op, err)
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].id < cands[j].id })
 	var out []*persist.Message
-	for len(cands) > 0 && !q.Full(len(out)) {
+	for (len(cands) > 0 || fan.more()) && !q.Full(len(out)) {
+		if len(cands) == 0 {
+			// The positions read so far are done with: read the next ones.
+			if cands, err = s.fanoutCandidates(ctx, q, names, fan); err != nil {
+				return nil, s.kit.Fail(ctx, op, err)
+			}
+			sort.Slice(cands, func(i, j int) bool { return cands[i].id < cands[j].id })
+			continue
+		}
 		n := s.chunk
 		if q.Fetch.Limit > 0 {
 			n = min(n, q.Fetch.Limit-len(out))
@@ -99,55 +109,119 @@ func (s *Store) queueCandidates(ctx context.Context, names []string, now time.Ti
 // the start (none when the fetch's filter is the subscription that made
 // them not due), and returns the IDs after the start that the client has
 // not acked.
-func (s *Store) fanoutCandidates(ctx context.Context, q *storekit.Query, names []string) ([]candidate, error) {
-	ws := make([]*redis.StringCmd, len(names))
-	acked := make([]*redis.StringSliceCmd, len(names))
-	var start *redis.StringCmd
-	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
-		for i, n := range names {
-			ck := s.k.cursorKeys(q.ClientID, n)
-			ws[i] = p.Get(ctx, ck.w)
-			acked[i] = p.ZRange(ctx, ck.acks, 0, -1)
+func (s *Store) fanoutCandidates(ctx context.Context, q *storekit.Query, names []string, r *fanoutRead) ([]candidate, error) {
+	if r.ws == nil {
+		// The first read: watermarks, acks above them, the start.
+		r.ws = make([]*redis.StringCmd, len(names))
+		acked := make([]*redis.StringSliceCmd, len(names))
+		var start *redis.StringCmd
+		if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
+			for i, n := range names {
+				ck := s.k.cursorKeys(q.ClientID, n)
+				r.ws[i] = p.Get(ctx, ck.w)
+				acked[i] = p.ZRange(ctx, ck.acks, 0, -1)
+			}
+			start = p.HGet(ctx, s.k.subStartKey(q.ClientID), q.Filter)
+		}); err != nil {
+			return nil, err
 		}
-		start = p.HGet(ctx, s.k.subStartKey(q.ClientID), q.Filter)
-	}); err != nil {
-		return nil, err
+		r.lower = start.Val()
+		r.done = make([]map[string]bool, len(names))
+		r.offset = make([]int64, len(names))
+		r.left = make([]bool, len(names))
+		acks := 0
+		for i := range names {
+			r.left[i] = true
+			if a := acked[i].Val(); len(a) > 0 {
+				r.done[i] = make(map[string]bool, len(a))
+				for _, id := range a {
+					r.done[i][id] = true
+				}
+				acks += len(a)
+			}
+		}
+		// With a limit, the positions above a watermark are read a part at
+		// a time, enough for the limit past the client's acks there (and
+		// as much again for IDs before the start), so that a long backlog
+		// is not read whole for every page of it.
+		if l := q.Fetch.Limit; l > 0 {
+			r.count = int64(2*l + acks + 64)
+		}
 	}
-	lower := start.Val()
+	first := !r.read
+	r.read = true
 	from := "-"
-	if lower != "" {
-		from = "(" + lower
+	if r.lower != "" {
+		from = "(" + r.lower
 	}
 	ids := make([]*redis.StringSliceCmd, len(names))
 	passed := make([]*redis.StringSliceCmd, len(names))
 	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
 		for i, n := range names {
-			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.fanoutKeys(n).idx, Start: "(" + watermark(ws[i]), Stop: "+inf", ByScore: true})
-			passed[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.cursorKeys(q.ClientID, n).passed, Start: from, Stop: "+", ByLex: true})
+			if !r.left[i] {
+				continue
+			}
+			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.fanoutKeys(n).idx, Start: "(" + watermark(r.ws[i]), Stop: "+inf",
+				ByScore: true, Offset: r.offset[i], Count: r.count})
+			if first {
+				passed[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.cursorKeys(q.ClientID, n).passed, Start: from, Stop: "+", ByLex: true})
+			}
 		}
 	}); err != nil {
 		return nil, err
 	}
 	var cands []candidate
-	seen := map[string]bool{}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
 	for i, n := range names {
-		var done map[string]bool
-		if a := acked[i].Val(); len(a) > 0 {
-			done = make(map[string]bool, len(a))
-			for _, id := range a {
-				done[id] = true
-			}
+		if !r.left[i] {
+			continue
 		}
-		for _, list := range [][]string{passed[i].Val(), ids[i].Val()} {
+		got := ids[i].Val()
+		r.offset[i] += int64(len(got))
+		r.left[i] = r.count > 0 && int64(len(got)) == r.count
+		lists := [][]string{got}
+		if first {
+			lists = append(lists, passed[i].Val())
+		}
+		for _, list := range lists {
 			for _, id := range list {
-				if id > lower && !done[id] && !seen[id] {
-					seen[id] = true
+				if id > r.lower && !r.done[i][id] && !r.seen[id] {
+					r.seen[id] = true
 					cands = append(cands, candidate{id: id, topic: n})
 				}
 			}
 		}
 	}
 	return cands, nil
+}
+
+// fanoutRead is what a fanout fetch has read of the topics' indexes: the
+// watermarks and acks above them, and, when the positions are read a part
+// at a time (a limit), how far.
+type fanoutRead struct {
+	read   bool
+	ws     []*redis.StringCmd
+	done   []map[string]bool // per topic, the IDs acked above the watermark
+	lower  string            // the subscription's start
+	count  int64             // positions per read per topic; 0: all
+	offset []int64           // positions read so far per topic
+	left   []bool            // the topic may have more positions
+	seen   map[string]bool
+}
+
+// more reports whether a topic's index may hold positions not read yet.
+func (r *fanoutRead) more() bool {
+	if r == nil {
+		return false
+	}
+	for _, l := range r.left {
+		if l {
+			return true
+		}
+	}
+	return false
 }
 
 // read reads fanout messages, leaving out those gone or no longer fanout
