@@ -22,7 +22,11 @@ type candidate struct {
 // filter. For a queue it reads the matching topics' indexes in one
 // pipeline; for fanout it first reads, per matching topic, the client's
 // watermark and acks above it (and the subscription's start), then the
-// index from the watermark up. It orders the IDs and then reads the
+// index from the watermark up — with a limit, a part at a time (twice the
+// limit past the client's acks there; the next part only when the limit is
+// not reached), so that a long backlog is not read whole for every page:
+// a message stored late, far past the positions read, then comes in a
+// later page rather than in ID order with this one. It orders the IDs and then reads the
 // messages — or, for a queue, claims them with a script per message —
 // FetchChunk at a time until Limit is reached; Query.Finish keeps those
 // the fetch returns.
