@@ -255,6 +255,24 @@ end
 return 0
 `)
 
+// storeHashesScript writes one message hash per key of KEYS: ARGV holds,
+// per key, the number of field and value arguments, the expiry in Unix
+// milliseconds (0: none) and the fields and values (a message stored again,
+// by a retry, is the same message: its fields are set again).
+var storeHashesScript = redis.NewScript(`
+local a = 1
+for _, k in ipairs(KEYS) do
+	local n = tonumber(ARGV[a])
+	local at = tonumber(ARGV[a + 1])
+	redis.call('HSET', k, unpack(ARGV, a + 2, a + 1 + n))
+	if at > 0 then
+		redis.call('PEXPIREAT', k, at)
+	end
+	a = a + 2 + n
+end
+return #KEYS
+`)
+
 // ackManyScript is ackScript for every message hash in KEYS (one Redis,
 // not a cluster: the keys span slots), returning each one's answer.
 var ackManyScript = redis.NewScript(`
@@ -391,7 +409,7 @@ end
 return won
 `)
 
-var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, ackManyScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
+var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, ackManyScript, storeHashesScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions
