@@ -232,9 +232,11 @@
 //     store only: each publish makes one connected member here fetch (the
 //     members on other nodes hear of it from their watches), and a
 //     member's fetch claims what it gets for the lease (Options.Fetch.Lease,
-//     30 s by default). A member that leaves with messages unacknowledged
-//     gets them again when it comes back; another member gets them when
-//     the lease runs out. A member's ack is recorded for the group (whose
+//     30 s by default); what it claimed and was not sent goes back when
+//     the connection ends. A member whose session ends with the
+//     connection gives back what it was sent and did not acknowledge too
+//     (another member gets it at once); one whose session stays gets it
+//     again when it comes back, or another member when the lease runs out. A member's ack is recorded for the group (whose
 //     position is the client its shared filter names: such client IDs are
 //     refused, CONNACK 0x85). A member whose own subscription matches a
 //     message too gets it once, for both, when the store delivers it; when
