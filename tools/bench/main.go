@@ -42,6 +42,14 @@
 //
 //	go run . -configs mochi,redis-async -before main
 //
+// -replay HISTORIES runs no load: per store (-replay-stores: sqlite,
+// postgres, redis) a client fetches and acknowledges each history of
+// messages of a fresh topic, then the fetch of -replay-messages more is
+// timed; a table and the chart replay.png show replay time against
+// history (see replay.go):
+//
+//	go run . -replay 0,10000,50000
+//
 // It builds examples/broker from the repository (-repo) and mochibroker
 // from this module with the go command. It sends load only to the
 // brokers it starts, on 127.0.0.1.
@@ -58,6 +66,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -134,9 +143,42 @@ func run() error {
 	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile")
 	flag.StringVar(&s.profile, "cpuprofile", "", "after the rounds, run -profile-config once more with the broker writing a CPU profile to `file` (not in the table)")
 	replot := flag.String("replot", "", "print the table and write the charts again from a -json `file` of an earlier run, running nothing")
+	replay := flag.String("replay", "", "instead of the load: time the replay of -replay-messages after each of these comma-separated `histories` of acknowledged messages (e.g. 0,10000,50000), per store of -replay-stores, and chart it (replay.png)")
+	replayN := flag.Int("replay-messages", 10000, "messages replayed after each history")
+	replayStores := flag.String("replay-stores", "sqlite,postgres,redis", "comma-separated `stores` of -replay")
 	flag.Parse()
 	if *replot != "" {
 		return replotFrom(*replot, s.charts)
+	}
+	if *replay != "" {
+		var hs []int
+		for _, f := range strings.Split(*replay, ",") {
+			h, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || h < 0 {
+				return fmt.Errorf("-replay: %q is not a number of messages", f)
+			}
+			hs = append(hs, h)
+		}
+		if *replayN < 1 {
+			return fmt.Errorf("-replay-messages must be at least 1")
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		var err error
+		if s.work, err = os.MkdirTemp("", "mqttpersist-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(s.work)
+		if s.charts != "" {
+			if err := os.MkdirAll(s.charts, 0o755); err != nil {
+				return err
+			}
+		}
+		var stores []string
+		for _, n := range strings.Split(*replayStores, ",") {
+			stores = append(stores, strings.TrimSpace(n))
+		}
+		return s.runReplay(ctx, os.Stdout, stores, hs, *replayN, s.charts)
 	}
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
