@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,19 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 	startArgs := keyArgs(d, fq.ClientID, fq.Filter)
 	var out []*persist.Message
 	after := ""
+	watermark := int64(-1) // MySQL's, read once (below)
+	var db querier = s.db
+	if one && d.hashKeys() {
+		// The watermark and the pages read one snapshot (InnoDB's
+		// REPEATABLE READ): an Acked that moves the watermark meanwhile,
+		// deleting the ack rows it passes, is not half seen.
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		defer tx.Rollback()
+		db = tx
+	}
 	for {
 		var q strings.Builder
 		var args []any
@@ -99,11 +113,30 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 			// the topic's acknowledged history (which a planner ordering by
 			// msgid would otherwise read through: SQLite does).
 			w := "COALESCE((SELECT a.seq FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), 0)"
+			wArgs := keyArgs(d, fq.ClientID, fq.Match)
+			if d.hashKeys() {
+				// MySQL plans a scalar subquery bound row by row: the
+				// watermark is read first and bound as a constant.
+				if watermark < 0 {
+					watermark = 0
+					rows, err := db.QueryContext(ctx, d.rebind("SELECT "+w), wArgs...)
+					if err != nil {
+						return nil, err
+					}
+					for rows.Next() {
+						err = rows.Scan(&watermark)
+					}
+					if err = errors.Join(err, rows.Err(), rows.Close()); err != nil {
+						return nil, err
+					}
+				}
+				w, wArgs = "?", []any{watermark}
+			}
 			q.WriteString(" AND m.seq > " + w)
-			args = append(args, keyArgs(d, fq.ClientID, fq.Match)...)
+			args = append(args, wArgs...)
 			q.WriteString(" AND m.msgid >= (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ")")
 			args = append(args, fq.Match)
-			args = append(args, keyArgs(d, fq.ClientID, fq.Match)...)
+			args = append(args, wArgs...)
 		} else {
 			q.WriteString(" AND m.seq > COALESCE(a.seq, 0)")
 		}
@@ -127,7 +160,7 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		if page > 0 {
 			q.WriteString(" LIMIT " + strconv.Itoa(page))
 		}
-		last, more, err := s.scanInto(ctx, s.db, d.rebind(q.String()), args, page, fq, limit, &out)
+		last, more, err := s.scanInto(ctx, db, d.rebind(q.String()), args, page, fq, limit, &out)
 		if err != nil {
 			return nil, err
 		}
