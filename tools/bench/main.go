@@ -122,6 +122,19 @@ func main() {
 
 var errLossy = errors.New("messages lost or delivered twice")
 
+// begin returns the context of a run (cancelled by SIGINT or SIGTERM)
+// with s.work made, and the function that ends both.
+func (s *settings) begin() (context.Context, func(), error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	work, err := os.MkdirTemp("", "mqttpersist-bench-")
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	s.work = work
+	return ctx, func() { os.RemoveAll(work); stop() }, nil
+}
+
 func run() error {
 	var s settings
 	configs := flag.String("configs", "", "comma-separated `names` of the configurations to run (default: all; see the package doc)")
@@ -162,13 +175,11 @@ func run() error {
 		if *replayN < 1 {
 			return fmt.Errorf("-replay-messages must be at least 1")
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		var err error
-		if s.work, err = os.MkdirTemp("", "mqttpersist-bench-"); err != nil {
+		ctx, end, err := s.begin()
+		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(s.work)
+		defer end()
 		if s.charts != "" {
 			if err := os.MkdirAll(s.charts, 0o755); err != nil {
 				return err
@@ -227,13 +238,11 @@ func run() error {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	if s.work, err = os.MkdirTemp("", "mqttpersist-bench-"); err != nil {
+	ctx, end, err := s.begin()
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(s.work)
+	defer end()
 	if err := s.build(ctx, list); err != nil {
 		return err
 	}
