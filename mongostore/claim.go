@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -97,26 +98,39 @@ func (s *Store) insertGenerations(ctx context.Context, docs []bson.D) (map[strin
 	if len(docs) == 0 {
 		return nil, nil
 	}
-	in := make([]any, len(docs))
-	for i, d := range docs {
-		in[i] = d
+	lost, err := insertFirst(ctx, s.claim, docs)
+	if err != nil {
+		return nil, err
 	}
 	won := make(map[string]bool, len(docs))
-	_, err := s.claim.InsertMany(ctx, in, options.InsertMany().SetOrdered(false))
-	lost := map[int]bool{}
-	if err != nil {
-		dups, ok := onlyDuplicates(err)
-		if !ok {
-			return nil, err
-		}
-		lost = dups
-	}
 	for i, d := range docs {
 		if !lost[i] {
 			won[d[1].Value.(string)] = true
 		}
 	}
 	return won, nil
+}
+
+// insertFirst inserts docs into coll in one unordered InsertMany and
+// returns the indexes of those another write took first (a duplicate
+// _id); any other error is returned.
+func insertFirst(ctx context.Context, coll *mongo.Collection, docs []bson.D) (map[int]bool, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	in := make([]any, len(docs))
+	for i, d := range docs {
+		in[i] = d
+	}
+	_, err := coll.InsertMany(ctx, in, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return nil, nil
+	}
+	lost, ok := onlyDuplicates(err)
+	if !ok {
+		return nil, err
+	}
+	return lost, nil
 }
 
 // dropGenerations deletes the claim documents with these _ids (older

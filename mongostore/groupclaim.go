@@ -116,7 +116,7 @@ func (s *Store) claimGroup(ctx context.Context, group, owner string, lease time.
 			of = append(of, id)
 		}
 	}
-	lost, err := s.insertGroupGens(ctx, docs)
+	lost, err := insertFirst(ctx, s.groupClaim, docs)
 	if err != nil {
 		return nil, err
 	}
@@ -169,28 +169,6 @@ func groupClaimDoc(group, id, owner string, gen int64, until, at time.Time) bson
 		{Key: gUntil, Value: bson.NewDateTimeFromTime(until)},
 		{Key: gAt, Value: bson.NewDateTimeFromTime(at)},
 	}
-}
-
-// insertGroupGens inserts group claim generations in one unordered
-// InsertMany and returns the indexes of those that another write took
-// first (a duplicate _id).
-func (s *Store) insertGroupGens(ctx context.Context, docs []bson.D) (map[int]bool, error) {
-	if len(docs) == 0 {
-		return nil, nil
-	}
-	in := make([]any, len(docs))
-	for i, d := range docs {
-		in[i] = d
-	}
-	_, err := s.groupClaim.InsertMany(ctx, in, options.InsertMany().SetOrdered(false))
-	if err == nil {
-		return nil, nil
-	}
-	lost, ok := onlyDuplicates(err)
-	if !ok {
-		return nil, err
-	}
-	return lost, nil
 }
 
 // groupChains reads the group claims matching filter, by message ID (the
@@ -290,7 +268,7 @@ func (s *Store) tombGroupClaims(ctx context.Context, group string, ids []string,
 		docs = append(docs, d)
 		cs = append(cs, c)
 	}
-	lost, err := s.insertGroupGens(ctx, docs)
+	lost, err := insertFirst(ctx, s.groupClaim, docs)
 	if err != nil {
 		return 0, err
 	}
