@@ -81,6 +81,23 @@ func boolStr(b bool) string {
 // messageFields returns the hash fields of m as HSET arguments; now stands
 // in for a zero m.Time.
 func messageFields(m *persist.Message, now time.Time) []any {
+	f := argFields(make([]any, 0, 28))
+	writeMessage(&f, m, now)
+	return f
+}
+
+// fieldWriter takes a message hash's fields, one name and value at a time
+// (see writeMessage): argFields makes HSET arguments of them, packer packs
+// them for publishScript.
+type fieldWriter interface {
+	field(name, value string)
+	bytesField(name string, value []byte)
+	intField(name string, value int64)
+}
+
+// writeMessage writes the hash fields of m to w; now stands in for a zero
+// m.Time. It is the one list of a message hash's fields.
+func writeMessage(w fieldWriter, m *persist.Message, now time.Time) {
 	t := m.Time
 	if t.IsZero() {
 		t = now
@@ -89,31 +106,36 @@ func messageFields(m *persist.Message, now time.Time) []any {
 	if payload == nil {
 		payload = []byte{}
 	}
-	f := make([]any, 0, 28)
-	f = append(f,
-		fID, m.ID,
-		fFrom, m.From,
-		fQoS, strconv.Itoa(int(m.QoS)),
-		fTopic, m.Topic,
-		fRetain, boolStr(m.Retain),
-		fPayload, payload,
-		fTS, strconv.FormatInt(t.Unix(), 10),
-		fTSms, strconv.FormatInt(ms(t), 10),
-		fMode, m.Mode.String(),
-	)
+	w.field(fID, m.ID)
+	w.field(fFrom, m.From)
+	w.intField(fQoS, int64(m.QoS))
+	w.field(fTopic, m.Topic)
+	w.field(fRetain, boolStr(m.Retain))
+	w.bytesField(fPayload, payload)
+	w.intField(fTS, t.Unix())
+	w.intField(fTSms, ms(t))
+	w.field(fMode, m.Mode.String())
 	for _, kv := range [...][2]string{{fUsername, m.Username}, {fPeerHost, m.PeerHost}, {fNode, m.Node}} {
 		if kv[1] != "" {
-			f = append(f, kv[0], kv[1])
+			w.field(kv[0], kv[1])
 		}
 	}
 	if !m.Expiry.IsZero() {
-		f = append(f, fExpiry, strconv.FormatInt(ms(m.Expiry), 10))
+		w.intField(fExpiry, ms(m.Expiry))
 	}
 	if !m.Props.IsZero() {
 		b, _ := json.Marshal(&m.Props) // valid UTF-8, checked by the kit: cannot fail
-		f = append(f, fProps, b)
+		w.bytesField(fProps, b)
 	}
-	return f
+}
+
+// argFields collects a message's fields as HSET arguments.
+type argFields []any
+
+func (f *argFields) field(name, value string)             { *f = append(*f, name, value) }
+func (f *argFields) bytesField(name string, value []byte) { *f = append(*f, name, value) }
+func (f *argFields) intField(name string, value int64) {
+	*f = append(*f, name, strconv.FormatInt(value, 10))
 }
 
 // decodeMessage reads a message hash; ok is false for a missing or

@@ -30,70 +30,83 @@ const luaGreater = `local function greater(a, b)
 end
 `
 
-// queueIndexScript adds message IDs to a topic's queue index (KEYS[1])
-// with their expiry as score (ARGV: score, id, score, id, …), drops the
-// entries that have expired, and sets the key's expiry to its latest
-// entry's (none when an entry never expires).
-var queueIndexScript = redis.NewScript(luaNow + `
-redis.call('ZADD', KEYS[1], unpack(ARGV))
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if #top == 0 then return 0 end
-if top[2] == 'inf' then
-	redis.call('PERSIST', KEYS[1])
-else
-	redis.call('PEXPIREAT', KEYS[1], top[2])
-end
-return 1
-`)
-
-// fanoutIndexScript stores a topic's fanout message IDs (ARGV: id,
-// expiry score, id, expiry score, …) in its three keys: KEYS[1] the index,
-// scored by position (seq); KEYS[2] the topic's counter, the last position
-// given; KEYS[3] the IDs scored by expiry (milliseconds, +inf: never).
-// Each new ID gets the next position, so positions follow the order in
-// which the script runs: whoever sees position N sees every smaller one
-// that will ever exist. Positions never fall behind the server's clock in
-// microseconds (a batch starts at the later of the counter and the clock),
-// so a counter made anew — its topic's keys expired — or rolled back by a
-// failover that lost the latest writes starts above the positions given
-// before (see the package doc, # Order and acks). An ID already indexed
-// keeps its position. Expired IDs leave both sets (up to 1000 a call);
-// the three keys expire with the latest entry (never, if one never
-// expires).
-var fanoutIndexScript = redis.NewScript(luaNow + `
-local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local seq = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), us)
-local idx, exp = {'NX'}, {}
-for i = 1, #ARGV, 2 do
-	seq = seq + 1
-	idx[#idx + 1] = string.format('%d', seq)
-	idx[#idx + 1] = ARGV[i]
-	exp[#exp + 1] = ARGV[i + 1]
-	exp[#exp + 1] = ARGV[i]
-end
-redis.call('SET', KEYS[2], string.format('%d', seq))
-redis.call('ZADD', KEYS[1], unpack(idx))
-redis.call('ZADD', KEYS[3], unpack(exp))
-local gone = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
-if #gone > 0 then
-	redis.call('ZREM', KEYS[3], unpack(gone))
-	redis.call('ZREM', KEYS[1], unpack(gone))
-end
-local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-if #top == 0 then
-	redis.call('DEL', KEYS[2])
-	return 0
-end
-for k = 1, 3 do
+// luaQueueIndex is queueIndex(k, a, now): it adds message IDs to a
+// topic's queue index k with their expiry as score (a: score, id, score,
+// id, …), drops the entries that have expired, and sets the key's expiry
+// to its latest entry's (none when an entry never expires).
+const luaQueueIndex = `local function queueIndex(k, a, now)
+	redis.call('ZADD', k, unpack(a))
+	redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+	local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+	if #top == 0 then return 0 end
 	if top[2] == 'inf' then
-		redis.call('PERSIST', KEYS[k])
+		redis.call('PERSIST', k)
 	else
-		redis.call('PEXPIREAT', KEYS[k], top[2])
+		redis.call('PEXPIREAT', k, top[2])
 	end
+	return 1
 end
-return 1
-`)
+`
+
+// queueIndexScript is queueIndex of KEYS[1] and ARGV.
+var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueIndex(KEYS[1], ARGV, now)`)
+
+// luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, now, us): it stores
+// a topic's fanout message IDs (a: id, expiry score, id, expiry score, …)
+// in its three keys: kidx the index, scored by position (seq); kseq the
+// topic's counter, the last position given; kexp the IDs scored by expiry
+// (milliseconds, +inf: never). Each new ID gets the next position, so
+// positions follow the order in which scripts run: whoever sees position
+// N sees every smaller one that will ever exist. Positions never fall
+// behind the server's clock in microseconds (us; a batch starts at the
+// later of the counter and the clock), so a counter made anew — its
+// topic's keys expired — or rolled back by a failover that lost the latest
+// writes starts above the positions given before (see the package doc,
+// # Order and acks). An ID already indexed keeps its position. Expired IDs
+// leave both sets (up to 1000 a call); the three keys expire with the
+// latest entry (never, if one never expires).
+const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, now, us)
+	local seq = math.max(tonumber(redis.call('GET', kseq) or '0'), us)
+	local idx, exp = {'NX'}, {}
+	for i = 1, #a, 2 do
+		seq = seq + 1
+		idx[#idx + 1] = string.format('%d', seq)
+		idx[#idx + 1] = a[i]
+		exp[#exp + 1] = a[i + 1]
+		exp[#exp + 1] = a[i]
+	end
+	redis.call('SET', kseq, string.format('%d', seq))
+	redis.call('ZADD', kidx, unpack(idx))
+	redis.call('ZADD', kexp, unpack(exp))
+	local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+	if #gone > 0 then
+		redis.call('ZREM', kexp, unpack(gone))
+		redis.call('ZREM', kidx, unpack(gone))
+	end
+	local top = redis.call('ZRANGE', kexp, -1, -1, 'WITHSCORES')
+	if #top == 0 then
+		redis.call('DEL', kseq)
+		return 0
+	end
+	for _, k in ipairs({kidx, kseq, kexp}) do
+		if top[2] == 'inf' then
+			redis.call('PERSIST', k)
+		else
+			redis.call('PEXPIREAT', k, top[2])
+		end
+	end
+	return 1
+end
+`
+
+// luaMicros is the server's time in microseconds (after luaNow).
+const luaMicros = `local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+`
+
+// fanoutIndexScript is fanoutIndex of KEYS (index, counter, expiry set)
+// and ARGV.
+var fanoutIndexScript = redis.NewScript(luaNow + luaMicros + luaFanoutIndex +
+	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], ARGV, now, us)`)
 
 // settleScript reads a topic's fanout keys (KEYS: index, expiry set,
 // counter) for a client's watermark: from position ARGV[1] (exclusive)
@@ -255,24 +268,6 @@ end
 return 0
 `)
 
-// storeHashesScript writes one message hash per key of KEYS: ARGV holds,
-// per key, the number of field and value arguments, the expiry in Unix
-// milliseconds (0: none) and the fields and values (a message stored again,
-// by a retry, is the same message: its fields are set again).
-var storeHashesScript = redis.NewScript(`
-local a = 1
-for _, k in ipairs(KEYS) do
-	local n = tonumber(ARGV[a])
-	local at = tonumber(ARGV[a + 1])
-	redis.call('HSET', k, unpack(ARGV, a + 2, a + 1 + n))
-	if at > 0 then
-		redis.call('PEXPIREAT', k, at)
-	end
-	a = a + 2 + n
-end
-return #KEYS
-`)
-
 // ackManyScript is ackScript for every message hash in KEYS (one Redis,
 // not a cluster: the keys span slots), returning each one's answer.
 var ackManyScript = redis.NewScript(`
@@ -319,29 +314,75 @@ if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) end
 return 1
 `)
 
-// registerScript adds topics to a registry (KEYS[1] scored by expiry,
-// KEYS[2] scored 0 for ranges by name; ARGV[2:]: score, topic, …): with
-// ARGV[1] "gt" a topic's score only grows (the latest message of the
-// topic), with "set" it is replaced (the retained message). It then drops
-// up to 1000 expired topics from both sets.
-var registerScript = redis.NewScript(luaNow + `
-if ARGV[1] == 'gt' then
-	redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 2))
-else
-	redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
+// luaRegister is register(kexp, klex, mode, a, now): it adds topics to a
+// registry (kexp scored by expiry, klex scored 0 for ranges by name; a:
+// score, topic, …): with mode "gt" a topic's score only grows (the latest
+// message of the topic), with "set" it is replaced (the retained message).
+// It then drops up to 1000 expired topics from both sets.
+const luaRegister = `local function register(kexp, klex, mode, a, now)
+	if mode == 'gt' then
+		redis.call('ZADD', kexp, 'GT', unpack(a))
+	else
+		redis.call('ZADD', kexp, unpack(a))
+	end
+	local lex = {}
+	for i = 2, #a, 2 do
+		lex[#lex + 1] = 0
+		lex[#lex + 1] = a[i]
+	end
+	redis.call('ZADD', klex, unpack(lex))
+	local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+	if #gone > 0 then
+		redis.call('ZREM', kexp, unpack(gone))
+		redis.call('ZREM', klex, unpack(gone))
+	end
+	return #gone
 end
-local lex = {}
-for i = 3, #ARGV, 2 do
-	lex[#lex + 1] = 0
-	lex[#lex + 1] = ARGV[i]
+`
+
+// registerScript is register of KEYS (the registry's two sets), the mode
+// ARGV[1] and the pairs ARGV[2:].
+var registerScript = redis.NewScript(luaNow + luaRegister +
+	`return register(KEYS[1], KEYS[2], ARGV[1], {unpack(ARGV, 2)}, now)`)
+
+// publishScript is a Publish (or a part of one) on one Redis, in one
+// call: KEYS are the message hashes, then per group of the batch its keys
+// (a queue topic's index; a fanout topic's index, counter and expiry set),
+// then the fanout and the queue registries' two sets each. ARGV[1] is the
+// MessagePack (see packer) of {messages, groups, registrations, notices}:
+// per message {expiry in Unix milliseconds ("0": none), field, value, …};
+// per group {"q", {score, id, …}} or {"f", {id, score, …}}; the fanout
+// and the queue registrations {score, topic, …}; the notices {channel,
+// node, …}, PUBLISHed last, so that the messages are readable when heard
+// (a message stored again, by a retry, is the same message: its fields are
+// set again, its position kept).
+var publishScript = redis.NewScript(luaNow + luaMicros + luaQueueIndex + luaFanoutIndex + luaRegister + `
+local b = cmsgpack.unpack(ARGV[1])
+local k = 0
+for _, m in ipairs(b[1]) do
+	k = k + 1
+	redis.call('HSET', KEYS[k], unpack(m, 2))
+	local at = tonumber(m[1])
+	if at > 0 then redis.call('PEXPIREAT', KEYS[k], at) end
 end
-redis.call('ZADD', KEYS[2], unpack(lex))
-local gone = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
-if #gone > 0 then
-	redis.call('ZREM', KEYS[1], unpack(gone))
-	redis.call('ZREM', KEYS[2], unpack(gone))
+for _, g in ipairs(b[2]) do
+	if g[1] == 'q' then
+		queueIndex(KEYS[k + 1], g[2], now)
+		k = k + 1
+	else
+		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], now, us)
+		k = k + 3
+	end
 end
-return #gone
+for i = 1, 2 do
+	if #b[3][i] > 0 then register(KEYS[k + 1], KEYS[k + 2], 'gt', b[3][i], now) end
+	k = k + 2
+end
+local n = b[4]
+for i = 1, #n, 2 do
+	redis.call('PUBLISH', n[i], n[i + 1])
+end
+return #b[1]
 `)
 
 // unregisterScript removes topic ARGV[1] from a registry (KEYS as above).
@@ -409,7 +450,7 @@ end
 return won
 `)
 
-var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, settleScript, advanceScript, claimScript, ackScript, ackManyScript, storeHashesScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
+var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, publishScript, settleScript, advanceScript, claimScript, ackScript, ackManyScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions

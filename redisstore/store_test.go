@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -410,6 +411,50 @@ func TestChunks(t *testing.T) {
 			}
 			if err != nil || len(rest) != want {
 				t.Errorf("%v: FetchOffline of the rest = %d messages, %v; want %d", mode, len(rest), err, want)
+			}
+		}
+	})
+}
+
+// TestPackedSizes: messages whose payloads, topics and properties have
+// the lengths at which MessagePack's string headers change (publishScript
+// takes a batch packed, see packer), with every byte value, are read back
+// byte for byte, in one batch and one by one.
+func TestPackedSizes(t *testing.T) {
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		t.Parallel()
+		st := newStore(t, c, nil)
+		var batch []*persist.Message
+		for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536, 70000} {
+			p := make([]byte, n)
+			for i := range p {
+				p[i] = byte(i * 7)
+			}
+			m := msg("pack/"+strings.Repeat("t", n%300), persist.Fanout)
+			m.Payload = p
+			m.Username = strings.Repeat("u", n%40)
+			m.Props.ContentType = strings.Repeat("c", n%1000)
+			m.Props.User = []persist.UserProperty{{Key: "k", Value: strings.Repeat("v", n%70000)}}
+			batch = append(batch, m)
+		}
+		if err := st.Publish(t.Context(), batch...); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range batch {
+			if err := st.Publish(t.Context(), m); err != nil { // again, alone
+				t.Fatal(err)
+			}
+			got, err := st.FetchOffline(t.Context(), "packreader", m.Topic, persist.Fetch{Mode: persist.Fanout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("payload of %d bytes: fetched %d messages, want 1", len(m.Payload), len(got))
+			}
+			g := got[0]
+			if g.ID != m.ID || !bytes.Equal(g.Payload, m.Payload) || g.Username != m.Username ||
+				g.Props.ContentType != m.Props.ContentType || len(g.Props.User) != 1 || g.Props.User[0] != m.Props.User[0] {
+				t.Errorf("payload of %d bytes: read back %q (%d bytes payload), want %q", len(m.Payload), g.ID, len(g.Payload), m.ID)
 			}
 		}
 	})
