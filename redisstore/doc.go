@@ -105,16 +105,23 @@
 // (The seeds' example prints the QoS as the string "0"; their schema says
 // int, which is what is sent.)
 //
-// Publish sends a batch in one pipeline: per message an HSET of its hash
-// and a PEXPIREAT; per topic one script call that adds the IDs to the
-// topic's index (for fanout each with the next position of the topic: see
-// Order and acks), drops its expired entries and sets its TTL to that of
-// its latest entry; one script call that adds the batch's topics to the
-// registry (a topic's score only grows) and drops up to 1000 expired ones;
-// and, last, a notice per topic for watches (see Watch). A message lives
-// in Redis until the earlier of its Message.Expiry and ExpiredAfter (the
-// seeds' expired_after, default 3600 s) after the write; already expired
-// messages are not stored, and messages that expired are never returned.
+// Publish writes per message its hash with a PEXPIREAT; per topic the IDs
+// in the topic's index (for fanout each with the next position of the
+// topic: see Order and acks), dropping its expired entries; the batch's
+// topics in the registry (a topic's score only grows), dropping up to 1000
+// expired ones; and, last, a notice per topic for watches (see Watch). On
+// one Redis that is one script call per 1000 messages, the batch packed in
+// one MessagePack argument (Redis's Lua reads it with cmsgpack), so that a
+// batch is one command to send, run and answer; on a Cluster, whose keys of
+// one batch span slots, a pipeline of an HSET and a PEXPIREAT per message
+// and one index script per topic and one register script, each sent to its
+// slot's node. A message lives in Redis until the earlier of its
+// Message.Expiry and ExpiredAfter (the seeds' expired_after, default 3600 s)
+// after the write; already expired messages are not stored, and messages
+// that expired are never returned. A topic's fanout index keys expire
+// together, up to a sixteenth of ExpiredAfter after their latest message:
+// their expiry is set again only when a new message outlives it, not on
+// every Publish.
 // Publishing an ID again writes the same hash again and keeps its position.
 //
 // FetchOffline finds the matching topics — the filter itself when it has

@@ -21,6 +21,13 @@ func (s *Store) ttlAt(m *persist.Message, now time.Time) time.Time {
 	return at
 }
 
+// slack is how long (ms) a topic's fanout index keys may outlive their
+// latest entry: a sixteenth of ExpiredAfter, so that a busy topic's keys
+// get a new expiry a few times per ExpiredAfter instead of on every
+// Publish; 0 without ExpiredAfter (messages then expire by their own
+// Expiry, if any).
+func (s *Store) slack() int64 { return (s.ttl / 16).Milliseconds() }
+
 // indexGroup is what a batch adds to one topic's index of one mode.
 type indexGroup struct {
 	queue bool
@@ -114,7 +121,7 @@ func (s *Store) publishOne(ctx context.Context, p redis.Pipeliner, msgs []*persi
 	groups := s.groupBatch(msgs, now)
 	keys := make([]string, 0, len(msgs)+3*len(groups)+4)
 	pk := packer{b: make([]byte, 0, 256*len(msgs))}
-	pk.array(4)
+	pk.array(5)
 	// The messages.
 	pk.array(len(msgs))
 	for _, m := range msgs {
@@ -174,6 +181,7 @@ func (s *Store) publishOne(ctx context.Context, p redis.Pipeliner, msgs []*persi
 		pk.str(s.k.notifyChannel(t))
 		pk.str(nodes[t])
 	}
+	pk.int(s.slack())
 	publishScript.EvalSha(ctx, p, keys, pk.b)
 }
 
@@ -208,7 +216,7 @@ func (s *Store) publishCluster(ctx context.Context, p redis.Pipeliner, msgs []*p
 				queueIndexScript.EvalSha(ctx, p, []string{s.k.queueKey(g.topic)}, part...)
 			} else {
 				fk := s.k.fanoutKeys(g.topic)
-				fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp}, part...)
+				fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp}, append([]any{s.slack()}, part...)...)
 			}
 		}
 		reg[g.queue] = append(reg[g.queue], g.max, g.topic)

@@ -51,31 +51,37 @@ end
 // queueIndexScript is queueIndex of KEYS[1] and ARGV.
 var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueIndex(KEYS[1], ARGV, now)`)
 
-// luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, now, us): it stores
-// a topic's fanout message IDs (a: id, expiry score, id, expiry score, …)
-// in its three keys: kidx the index, scored by position (seq); kseq the
-// topic's counter, the last position given; kexp the IDs scored by expiry
-// (milliseconds, +inf: never). Each new ID gets the next position, so
-// positions follow the order in which scripts run: whoever sees position
-// N sees every smaller one that will ever exist. Positions never fall
-// behind the server's clock in microseconds (us; a batch starts at the
-// later of the counter and the clock), so a counter made anew — its
+// luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, now, us, slack): it
+// stores a topic's fanout message IDs (a: id, expiry score, id, expiry
+// score, …) in its three keys: kidx the index, scored by position (seq);
+// kseq the topic's counter, the last position given; kexp the IDs scored
+// by expiry (milliseconds, +inf: never). Each new ID gets the next
+// position, so positions follow the order in which scripts run: whoever
+// sees position N sees every smaller one that will ever exist. Positions
+// never fall behind the server's clock in microseconds (us; a batch starts
+// at the later of the counter and the clock), so a counter made anew — its
 // topic's keys expired — or rolled back by a failover that lost the latest
 // writes starts above the positions given before (see the package doc,
 // # Order and acks). An ID already indexed keeps its position. Expired IDs
-// leave both sets (up to 1000 a call); the three keys expire with the
-// latest entry (never, if one never expires).
-const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, now, us)
-	local seq = math.max(tonumber(redis.call('GET', kseq) or '0'), us)
-	local idx, exp = {'NX'}, {}
+// leave both sets (up to 1000 a call). The three keys expire together,
+// slack milliseconds after their latest entry (never, if one never
+// expires); that expiry is set again only when an entry outlives it, so a
+// busy topic's keys get a new one once per slack, not on every call.
+const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, now, us, slack)
+	local at = redis.call('PEXPIRETIME', kexp) -- -2: no key, -1: none
+	local last = redis.call('GET', kseq)
+	local seq = math.max(tonumber(last or '0'), us)
+	local idx, exp, top = {'NX'}, {}, 0
 	for i = 1, #a, 2 do
 		seq = seq + 1
 		idx[#idx + 1] = string.format('%d', seq)
 		idx[#idx + 1] = a[i]
 		exp[#exp + 1] = a[i + 1]
 		exp[#exp + 1] = a[i]
+		local sc = tonumber(a[i + 1]) or math.huge -- "+inf", "+Inf"
+		if sc > top then top = sc end
 	end
-	redis.call('SET', kseq, string.format('%d', seq))
+	redis.call('SET', kseq, string.format('%d', seq), 'KEEPTTL')
 	redis.call('ZADD', kidx, unpack(idx))
 	redis.call('ZADD', kexp, unpack(exp))
 	local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
@@ -83,16 +89,17 @@ const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, now, us)
 		redis.call('ZREM', kexp, unpack(gone))
 		redis.call('ZREM', kidx, unpack(gone))
 	end
-	local top = redis.call('ZRANGE', kexp, -1, -1, 'WITHSCORES')
-	if #top == 0 then
+	if last and at ~= -2 and (at == -1 or at >= top) then return 1 end
+	local high = redis.call('ZRANGE', kexp, -1, -1, 'WITHSCORES')
+	if #high == 0 then
 		redis.call('DEL', kseq)
 		return 0
 	end
 	for _, k in ipairs({kidx, kseq, kexp}) do
-		if top[2] == 'inf' then
+		if high[2] == 'inf' then
 			redis.call('PERSIST', k)
 		else
-			redis.call('PEXPIREAT', k, top[2])
+			redis.call('PEXPIREAT', k, tonumber(high[2]) + slack)
 		end
 	end
 	return 1
@@ -103,10 +110,10 @@ end
 const luaMicros = `local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
-// fanoutIndexScript is fanoutIndex of KEYS (index, counter, expiry set)
-// and ARGV.
+// fanoutIndexScript is fanoutIndex of KEYS (index, counter, expiry set),
+// the slack ARGV[1] and the pairs ARGV[2:].
 var fanoutIndexScript = redis.NewScript(luaNow + luaMicros + luaFanoutIndex +
-	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], ARGV, now, us)`)
+	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], {unpack(ARGV, 2)}, now, us, tonumber(ARGV[1]))`)
 
 // settleScript reads a topic's fanout keys (KEYS: index, expiry set,
 // counter) for a client's watermark: from position ARGV[1] (exclusive)
@@ -318,19 +325,24 @@ return 1
 // registry (kexp scored by expiry, klex scored 0 for ranges by name; a:
 // score, topic, …): with mode "gt" a topic's score only grows (the latest
 // message of the topic), with "set" it is replaced (the retained message).
-// It then drops up to 1000 expired topics from both sets.
+// A topic is in klex whenever it is in kexp (every script adds and drops
+// both), so klex is written only when kexp got a new member. It then drops
+// up to 1000 expired topics from both sets.
 const luaRegister = `local function register(kexp, klex, mode, a, now)
+	local added
 	if mode == 'gt' then
-		redis.call('ZADD', kexp, 'GT', unpack(a))
+		added = redis.call('ZADD', kexp, 'GT', unpack(a))
 	else
-		redis.call('ZADD', kexp, unpack(a))
+		added = redis.call('ZADD', kexp, unpack(a))
 	end
-	local lex = {}
-	for i = 2, #a, 2 do
-		lex[#lex + 1] = 0
-		lex[#lex + 1] = a[i]
+	if added > 0 then
+		local lex = {}
+		for i = 2, #a, 2 do
+			lex[#lex + 1] = 0
+			lex[#lex + 1] = a[i]
+		end
+		redis.call('ZADD', klex, unpack(lex))
 	end
-	redis.call('ZADD', klex, unpack(lex))
 	local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
 	if #gone > 0 then
 		redis.call('ZREM', kexp, unpack(gone))
@@ -349,11 +361,13 @@ var registerScript = redis.NewScript(luaNow + luaRegister +
 // call: KEYS are the message hashes, then per group of the batch its keys
 // (a queue topic's index; a fanout topic's index, counter and expiry set),
 // then the fanout and the queue registries' two sets each. ARGV[1] is the
-// MessagePack (see packer) of {messages, groups, registrations, notices}:
+// MessagePack (see packer) of {messages, groups, registrations, notices,
+// slack}:
 // per message {expiry in Unix milliseconds ("0": none), field, value, …};
 // per group {"q", {score, id, …}} or {"f", {id, score, …}}; the fanout
 // and the queue registrations {score, topic, …}; the notices {channel,
-// node, …}, PUBLISHed last, so that the messages are readable when heard
+// node, …}, PUBLISHed last, so that the messages are readable when heard;
+// the fanout index keys' slack (see luaFanoutIndex)
 // (a message stored again, by a retry, is the same message: its fields are
 // set again, its position kept).
 var publishScript = redis.NewScript(luaNow + luaMicros + luaQueueIndex + luaFanoutIndex + luaRegister + `
@@ -370,7 +384,7 @@ for _, g in ipairs(b[2]) do
 		queueIndex(KEYS[k + 1], g[2], now)
 		k = k + 1
 	else
-		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], now, us)
+		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], now, us, tonumber(b[5]))
 		k = k + 3
 	end
 end

@@ -56,8 +56,20 @@ func TestTTL(t *testing.T) {
 		within("message without expiry (expired_after 10s)", pttl(t, c, p+":msg:"+plain.ID), 8*time.Second, 10*time.Second)
 		within("message expiring in 3s", pttl(t, c, p+":msg:"+soon.ID), time.Second, 3*time.Second)
 		within("message expiring in 1h (capped by expired_after)", pttl(t, c, p+":msg:"+late.ID), 8*time.Second, 10*time.Second)
+		// The index keys live up to a sixteenth of expired_after past their
+		// latest message, and get a new expiry when a message outlives it.
+		const slack = 10 * time.Second / 16
 		for _, k := range []string{"", ":seq", ":exp"} {
-			within("fanout index"+k, pttl(t, c, p+":fanout:{ttl/plain}"+k), 8*time.Second, 10*time.Second)
+			within("fanout index"+k, pttl(t, c, p+":fanout:{ttl/plain}"+k), 8*time.Second, 10*time.Second+slack)
+		}
+		time.Sleep(slack + 100*time.Millisecond)
+		again := msg("ttl/plain", persist.Fanout)
+		if err := st.Publish(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		newest := pttl(t, c, p+":msg:"+again.ID)
+		for _, k := range []string{"", ":seq", ":exp"} {
+			within("fanout index"+k+" after a later message", pttl(t, c, p+":fanout:{ttl/plain}"+k), newest, 10*time.Second+slack)
 		}
 		within("queue index", pttl(t, c, p+":queue:ttl/soon"), time.Second, 3*time.Second)
 		if err := st.Acked(ctx, "c", persist.Ack{ID: plain.ID, Topic: plain.Topic}); err != nil {

@@ -25,8 +25,10 @@
 // database (dropped after the run), a new Redis key prefix (its keys
 // deleted after the run). Broker CPU is utime+stime of the broker process
 // from /proc/PID/stat over the load and until the broker is idle again
-// (the async outbox drained), divided by the messages delivered; the
-// database servers' own CPU is not in it. Peak RSS is VmHWM from
+// (the async outbox drained), divided by the messages delivered. The
+// database server's CPU per message is its own column, over the same span:
+// Redis's used_cpu_sys+used_cpu_user (INFO cpu), PostgreSQL's postmaster
+// (found by its port with ss) and its children in /proc. Peak RSS is VmHWM from
 // /proc/PID/status. A message lost or delivered twice fails the run (exit
 // 1, after the table).
 //

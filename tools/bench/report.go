@@ -31,6 +31,7 @@ type summary struct {
 	CPUPerMsg     float64 // median, µs
 	CPURatio      float64 // CPUPerMsg / bare mochi's
 	WritesPerMsg  float64 // median
+	ServerCPU     float64 // median of ServerCPUPerMsg, µs
 	AllocsPerMsg  float64 // median
 	PeakRSSMiB    float64
 	Lost, Doubled int
@@ -48,11 +49,12 @@ func summarize(list []config, results map[string][]runResult) []summary {
 			s.Replayed = -1
 		}
 		var lat []time.Duration
-		var cpu, writes, allocs []float64
+		var cpu, writes, allocs, server []float64
 		for _, r := range rs {
 			s.Rates = append(s.Rates, r.Rate)
 			cpu = append(cpu, r.CPUPerMsg)
 			writes = append(writes, r.WritesPerMsg)
+			server = append(server, r.ServerCPUPerMsg)
 			allocs = append(allocs, r.AllocsPerMsg)
 			s.PeakRSSMiB = max(s.PeakRSSMiB, r.PeakRSSMiB)
 			s.Lost += r.Lost
@@ -66,6 +68,7 @@ func summarize(list []config, results map[string][]runResult) []summary {
 		}
 		slices.Sort(lat)
 		s.Rate, s.CPUPerMsg, s.WritesPerMsg, s.AllocsPerMsg = median(s.Rates), median(cpu), median(writes), median(allocs)
+		s.ServerCPU = median(server)
 		s.P50, s.P90, s.P99, s.P999 = pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), pct(lat, 0.999)
 		out = append(out, s)
 	}
@@ -108,8 +111,8 @@ func pct(lat []time.Duration, q float64) time.Duration {
 func printTable(w io.Writer, s settings, sum []summary) {
 	fmt.Fprintf(w, "\n%d publishers × %d QoS %d messages (%d bytes) → 1 persistent subscriber, %d rounds; medians of the rounds, latency percentiles over all messages of all rounds\n\n",
 		s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload, s.rounds)
-	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | write syscalls per msg | allocations per msg | peak RSS | lost | doubled | from the store |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | database server CPU per msg | write syscalls per msg | allocations per msg | peak RSS | lost | doubled | from the store |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range sum {
 		rounds := make([]string, len(x.Rates))
 		for i, r := range x.Rates {
@@ -123,13 +126,17 @@ func printTable(w io.Writer, s settings, sum []summary) {
 		if x.WritesPerMsg > 0 {
 			writes = fmt.Sprintf("%.2f", x.WritesPerMsg)
 		}
+		server := "—"
+		if x.ServerCPU > 0 {
+			server = fmt.Sprintf("%.1f µs", x.ServerCPU)
+		}
 		allocs := "—"
 		if x.AllocsPerMsg > 0 {
 			allocs = fmt.Sprintf("%.0f", x.AllocsPerMsg)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s ms | %.1f µs | %s | %s | %s | %.0f MiB | %d | %d | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s ms | %.1f µs | %s | %s | %s | %s | %.0f MiB | %d | %d | %s |\n",
 			x.Label, thousands(x.Rate), strings.Join(rounds, " / "), ratio(x.RateRatio),
-			msNum(x.P50), msNum(x.P99), msNum(x.P999), x.CPUPerMsg, ratio(x.CPURatio), writes, allocs, x.PeakRSSMiB, x.Lost, x.Doubled, replayed)
+			msNum(x.P50), msNum(x.P99), msNum(x.P999), x.CPUPerMsg, ratio(x.CPURatio), server, writes, allocs, x.PeakRSSMiB, x.Lost, x.Doubled, replayed)
 	}
 }
 

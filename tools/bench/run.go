@@ -34,6 +34,11 @@ type runResult struct {
 	// WritesPerMsg is the broker's write syscalls (syscw of /proc/PID/io)
 	// per delivered message.
 	WritesPerMsg float64
+	// ServerCPUPerMsg is the database server's CPU µs per delivered
+	// message over the same span (Redis: INFO cpu; PostgreSQL: its
+	// processes in /proc); 0 when the store is in the broker or there is
+	// none.
+	ServerCPUPerMsg float64
 	// AllocsPerMsg is the example broker's heap allocations
 	// (go_memstats_mallocs_total of /metrics) per delivered message; 0
 	// for mochi.
@@ -127,6 +132,16 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	}
 	defer p.stop()
 
+	meter, err := s.serverMeter(ctx, c)
+	if err != nil {
+		return runResult{}, fmt.Errorf("%s: the database server's CPU: %w", c.name, err)
+	}
+	var server0, server1 serverSnapshot
+	if meter != nil {
+		if server0, err = meter(); err != nil {
+			return runResult{}, fmt.Errorf("%s: the database server's CPU: %w", c.name, err)
+		}
+	}
 	cpu0, err := cpuTicks(p.cmd.Process.Pid)
 	if err != nil {
 		return runResult{}, err
@@ -178,6 +193,11 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	if err != nil {
 		return runResult{}, err
 	}
+	if meter != nil {
+		if server1, err = meter(); err != nil {
+			return runResult{}, fmt.Errorf("%s: the database server's CPU: %w", c.name, err)
+		}
+	}
 	counters := map[string]float64{"live": -1, "replayed": -1, "spilled": -1}
 	mallocs1 := map[string]float64{"mallocs": -1}
 	if p.metrics != "" {
@@ -202,6 +222,9 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	if lr.Delivered > 0 {
 		r.CPUPerMsg = float64(cpu1-cpu0) * tickMicros / float64(lr.Delivered)
 		r.WritesPerMsg = float64(w1-w0) / float64(lr.Delivered)
+		if meter != nil {
+			r.ServerCPUPerMsg = server1.since(server0) / float64(lr.Delivered)
+		}
 		if mallocs0["mallocs"] >= 0 && mallocs1["mallocs"] >= 0 {
 			r.AllocsPerMsg = (mallocs1["mallocs"] - mallocs0["mallocs"]) / float64(lr.Delivered)
 		}
