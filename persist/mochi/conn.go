@@ -52,12 +52,23 @@ type conn struct {
 	mem    []*item
 	events []event
 	kicks  uint64
-	unsure map[string]bool // filters subscribed to but not stored yet: not fetched
+	// spills counts the kicks that were spills (see push); while a fetch
+	// runs, spilled holds the IDs spilled since it began (nil otherwise;
+	// over maxSpilledIDs, spillLost is set instead).
+	spills    uint64
+	spillsAt  uint64 // spills when the fetch began
+	spilled   map[string]struct{}
+	spillLost bool
+	unsure    map[string]bool // filters subscribed to but not stored yet: not fetched
 
 	// Owned by run.
-	window     int
-	db         bool // replaying the store; else sending from memory
-	caughtUp   bool // the backlog is all the store holds: live after it
+	window   int
+	db       bool // replaying the store; else sending from memory
+	caughtUp bool // the backlog is all the store holds: live after it
+	// page is how many messages the next fetch asks for per filter on top
+	// of those in flight: Options.Page, doubled after each full page (see
+	// grow) while the client is behind.
+	page       int
 	seenKicks  uint64
 	pending    map[uint16]*entry // sent, waiting for PUBACK/PUBREC
 	ready      []*entry          // acknowledged, to record
@@ -193,6 +204,7 @@ func (c *conn) run() {
 	}
 	c.awaitHandoff(c.ctx.Done())
 	c.db = true
+	c.page = c.h.opts.Page
 	c.seenKicks = c.kickCount()
 	for c.ctx.Err() == nil {
 		c.intake()
@@ -217,12 +229,14 @@ func (c *conn) step() bool {
 			return false
 		}
 		c.record(true, false) // the store has the acks before the fetch
-		k := c.kickCount()
+		k := c.watchSpills()
 		msgs, full, err := c.fetch()
 		// Caught up: the store gave everything it holds for the client
-		// and no message was spilled meanwhile, so what it publishes from
-		// now on is in memory: after this backlog, live.
-		c.caughtUp = err == nil && !full && c.kickCount() == k
+		// and nothing kicked the delivery meanwhile but spills of messages
+		// the fetch returned, so what is published from now on is in
+		// memory: after this backlog, live.
+		c.caughtUp = err == nil && !full && c.settled(k, msgs)
+		c.grow(msgs, full && err == nil)
 		c.backlog = msgs
 		c.fetchedAt = time.Now()
 		if err != nil {
@@ -249,6 +263,86 @@ func (c *conn) step() bool {
 		c.db = false
 	}
 	return sent
+}
+
+// maxSpilledIDs bounds the IDs a conn notes while a fetch runs.
+const maxSpilledIDs = 16384
+
+// watchSpills starts noting the IDs spilled from memory (see push) and
+// returns the kick count before the fetch.
+func (c *conn) watchSpills() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spilled, c.spillLost, c.spillsAt = map[string]struct{}{}, false, c.spills
+	return c.kicks
+}
+
+// settled stops noting spilled IDs and reports whether the fetch that
+// started at kick count k and returned msgs saw everything: no kick since
+// k, or only spills of messages that msgs holds or that were delivered.
+// A steady stream to a client that is behind fills its memory, and so
+// spills, during most fetches; were every spill to force another fetch, a
+// client whose fetch takes longer than the stream needs to fill Buffer
+// would never go live again. It then marks those kicks seen.
+func (c *conn) settled(k uint64, msgs []*persist.Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	spilled, lost := c.spilled, c.spillLost
+	c.spilled, c.spillLost = nil, false
+	if c.kicks == k {
+		return true
+	}
+	// Every kick since k must be a spill: spills counts them, and a kick
+	// of another kind (a subscription, a queue message, a notice) needs a
+	// fetch of its own.
+	if lost || c.kicks-k != c.spills-c.spillsAt {
+		return false
+	}
+	got := make(map[string]struct{}, len(msgs))
+	for _, m := range msgs {
+		got[m.ID] = struct{}{}
+	}
+	for id := range spilled {
+		_, fetched := got[id]
+		_, sent := c.known[id]
+		if !fetched && !sent {
+			return false
+		}
+	}
+	c.seenKicks = c.kicks
+	return true
+}
+
+// maxPageGrowth and pageBytes bound grow: a page is at most
+// maxPageGrowth × Options.Page messages, and grows only while the last
+// one held under pageBytes / 2 of payload.
+const (
+	maxPageGrowth = 16
+	pageBytes     = 16 << 20
+)
+
+// grow sets the size of the next page: doubled after a full one (the
+// store holds more), back to Options.Page once caught up. A client that
+// fell behind under a steady stream replays from the store, and every
+// fetch waits for what is being written (an async outbox first) and then
+// for the database: at a fixed page that costs as much per page as the
+// stream adds meanwhile, and the client might never catch up and go live
+// again. Bigger pages while it stays behind make each of those waits
+// count for more messages.
+func (c *conn) grow(msgs []*persist.Message, full bool) {
+	if !full {
+		if c.caughtUp {
+			c.page = c.h.opts.Page
+		}
+		return
+	}
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Payload)
+	}
+	if n < pageBytes/2 {
+		c.page = min(2*c.page, maxPageGrowth*c.h.opts.Page)
+	}
 }
 
 func (c *conn) sleep() {

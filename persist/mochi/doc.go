@@ -44,8 +44,12 @@
 // Each connection has one delivery goroutine, the only sender of persisted
 // messages to that client. At connect, and after a new subscription, it
 // replays the store for every subscription in ID order, a page at a time
-// (Options.Page), until the store has nothing more; then it sends live
-// messages from memory. Fanout messages are those the client has not
+// (Options.Page, growing while the client stays behind), until the store
+// has nothing more; then it sends live messages from memory. A client that
+// cannot take live messages as fast as they come has the ones beyond
+// Options.Buffer dropped from memory and replayed from the store, and goes
+// live again once a fetch has returned everything (messages dropped from
+// memory during that fetch included). Fanout messages are those the client has not
 // acknowledged; queue messages are claimed (so two consumers never get the
 // same one; a live queue message makes the connected consumers claim). The
 // client's acks (PUBACK, and PUBREC for QoS 2: the client owns the message

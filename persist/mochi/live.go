@@ -156,6 +156,7 @@ func (c *conn) push(it *item) {
 		for _, x := range c.mem {
 			if covered(x) {
 				spilled++
+				c.noteSpill(x.id)
 			} else {
 				keep = append(keep, x)
 			}
@@ -164,10 +165,12 @@ func (c *conn) push(it *item) {
 		c.mem = keep
 		if covered(it) {
 			spilled++
+			c.noteSpill(it.id)
 			it = nil
 		}
 		if spilled > 0 {
 			c.kicks++
+			c.spills++
 			c.h.spilled.Add(spilled)
 		}
 	}
@@ -176,6 +179,19 @@ func (c *conn) push(it *item) {
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+// noteSpill notes the ID of a message dropped from memory while a fetch
+// runs (see conn.settled); c.mu is held.
+func (c *conn) noteSpill(id string) {
+	if c.spilled == nil {
+		return
+	}
+	if len(c.spilled) >= maxSpilledIDs {
+		c.spillLost = true
+		return
+	}
+	c.spilled[id] = struct{}{}
 }
 
 // sendMem sends live messages from memory while the client has room,

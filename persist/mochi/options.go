@@ -41,8 +41,14 @@ type Options struct {
 	// DefaultWindow.
 	Window int
 	// Page is how many messages one FetchOffline call asks for (on top of
-	// those in flight); a client replays a page through its Window. Queue
-	// messages are claimed a page at a time. 0 means DefaultPage.
+	// those in flight); a client replays a page through its Window. While a
+	// client is behind — each fetch came back full — the page doubles, up
+	// to 16 × Page while a page's payloads stay under 8 MiB, so that the
+	// wait of every fetch (an async outbox draining, the database) counts
+	// for more messages and a client behind a steady stream catches up;
+	// it is Page again once the client has caught up. Queue messages are
+	// claimed a page at a time, a shared group's always Page at a time (a
+	// member's claim keeps them from the others). 0 means DefaultPage.
 	Page int
 	// Buffer is the most live messages held in memory for one client that
 	// cannot take them yet; beyond it they are dropped from memory and

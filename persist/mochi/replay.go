@@ -36,13 +36,20 @@ func (c *conn) fetch() (out []*persist.Message, full bool, _ error) {
 	filters = slices.DeleteFunc(filters, func(f string) bool { return c.h.isUnstored(c.id, f) })
 	slices.Sort(filters)
 	opt := persist.Fetch{
-		Limit: max(c.window, c.h.opts.Page) + len(c.pending) + len(c.unsent) + len(c.refused),
 		Since: c.h.opts.Fetch.Since,
 		Lease: c.h.opts.Fetch.Lease,
 	}
+	inFlight := len(c.pending) + len(c.unsent) + len(c.refused)
 	var errs []error
 	seen, sending := map[string]bool{}, map[string]bool{}
 	for _, f := range filters {
+		// A shared group's page stays Options.Page: what one member
+		// fetches is claimed from the others (see grow).
+		page := c.page
+		if isShared(f) {
+			page = c.h.opts.Page
+		}
+		opt.Limit = max(c.window, page) + inFlight
 		ctx, cancel := c.h.call(c.ctx)
 		msgs, err := c.h.store.FetchOffline(ctx, c.id, f, opt)
 		cancel()
