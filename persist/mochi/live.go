@@ -141,8 +141,12 @@ func (h *Hook) kickGroups(groups map[string]map[string]packets.Subscription) {
 	}
 }
 
-// push queues a live message. When memory is full, the messages the store
-// can deliver are dropped from it and the delivery goes back to the store.
+// push queues a live message. When memory is full, the older half of the
+// messages the store can deliver are dropped from it and the delivery goes
+// back to the store. The newer half stays: a fetch that follows returns
+// the dropped ones if they were written before it (an async outbox writes
+// them a moment after they come here), so that the delivery can go live
+// again after it (see conn.settled) even while the stream goes on.
 func (c *conn) push(it *item) {
 	c.mu.Lock()
 	if len(c.mem) >= c.h.opts.Buffer {
@@ -154,7 +158,7 @@ func (c *conn) push(it *item) {
 		keep := c.mem[:0]
 		var spilled uint64
 		for _, x := range c.mem {
-			if covered(x) {
+			if spilled < uint64(max(c.h.opts.Buffer/2, 1)) && covered(x) {
 				spilled++
 				c.noteSpill(x.id)
 			} else {
@@ -163,7 +167,7 @@ func (c *conn) push(it *item) {
 		}
 		clear(c.mem[len(keep):])
 		c.mem = keep
-		if covered(it) {
+		if spilled == 0 && covered(it) {
 			spilled++
 			c.noteSpill(it.id)
 			it = nil

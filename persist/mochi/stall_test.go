@@ -67,11 +67,12 @@ func (h *slowWrites) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.
 
 // Messages spilled while the delivery is sending from memory come from the
 // store before the live messages that followed them: the delivery sends
-// m0 live and is held in the write; meanwhile m1…m5 overflow the memory
-// (Buffer 4: spilled) and m6, m7 wait in memory. The delivery must read the
-// store (m1…m7) before it sends m6: sent first, m6 came out of order, and
-// its ack, recorded before the fetch, moved the topic's cursor past m1…m5,
-// which were then never delivered (not even on a reconnect).
+// m0 live and is held in the write; meanwhile m1…m7 overflow the memory
+// (Buffer 4: the older half is spilled each time it is full) and the newer
+// ones wait in memory. The delivery must read the store (m1…m7) before it
+// sends what memory holds: sent first, a newer message came out of order,
+// and its ack, recorded before the fetch, moved the topic's cursor past the
+// spilled ones, which were then never delivered (not even on a reconnect).
 func TestSpillDuringSendIsFetchedFirst(t *testing.T) {
 	forEachDB(t, func(t *testing.T, d db) {
 		if d.name == "mysql" {
@@ -104,8 +105,8 @@ func TestSpillDuringSendIsFetchedFirst(t *testing.T) {
 		for _, m := range want[2:] {
 			pub.Publish("gate/x", []byte(m), 1, false) // returns after the Hook routed it
 		}
-		if st := b.hook.Stats(); st.Spilled != 5 {
-			t.Errorf("stats %+v: want m1…m5 spilled", st)
+		if st := b.hook.Stats(); st.Spilled == 0 {
+			t.Errorf("stats %+v: want messages spilled", st)
 		}
 		close(g.open)
 		got := payloads(sub.WaitFor(0, 0, 2*time.Second))
