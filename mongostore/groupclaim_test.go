@@ -19,8 +19,9 @@ import (
 func TestGroupClaimCleanup(t *testing.T) {
 	db := freshDB(t)
 	// WriteTimeout and ClockSkew make how long a generation takes to
-	// settle: about 0.2s here.
-	opts := &mongostore.Options{WriteTimeout: 100 * time.Millisecond, ClockSkew: time.Millisecond}
+	// settle: about 1 s here (a WriteTimeout of 100 ms was too short for
+	// FerretDB's writes when CI's other packages share the cores).
+	opts := &mongostore.Options{WriteTimeout: 500 * time.Millisecond, ClockSkew: time.Millisecond}
 	st := newStore(t, db, opts)
 	coll := db.Collection(mongostore.DefaultGroupClaimCollection)
 	count := func(t *testing.T) int64 {
@@ -44,7 +45,7 @@ func TestGroupClaimCleanup(t *testing.T) {
 		if got := claim(t, "m1", ids...); len(got) != len(ids) {
 			t.Fatalf("m1 renewing: got %q, want %q", got, ids)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(1100 * time.Millisecond)
 	}
 	if n := count(t); n > 2*int64(len(ids)) {
 		t.Errorf("after 4 renewals: %d claim documents, want at most 2 per ID", n)
@@ -67,7 +68,7 @@ func TestGroupClaimCleanup(t *testing.T) {
 	if got := claim(t, "m2", ids...); len(got) != 0 {
 		t.Errorf("m2 while the tombstones stand: got %q, want none", got)
 	}
-	sweep(t, later.Add(time.Second))
+	sweep(t, later.Add(3*time.Second)) // past the tombstones' settling
 	if n := count(t); n != 0 {
 		t.Errorf("after the tombstones settled: %d claim documents, want none", n)
 	}
