@@ -313,12 +313,12 @@ func (c *conn) settled(k uint64, msgs []*persist.Message) bool {
 	return true
 }
 
-// maxPageGrowth and pageBytes bound grow: a page is at most
+// maxPageGrowth and growBytes bound grow: a page is at most
 // maxPageGrowth × Options.Page messages, and grows only while the last
-// one held under pageBytes / 2 of payload.
+// one held under growBytes of payload.
 const (
 	maxPageGrowth = 16
-	pageBytes     = 16 << 20
+	growBytes     = 8 << 20
 )
 
 // grow sets the size of the next page: doubled after a full one (the
@@ -340,7 +340,7 @@ func (c *conn) grow(msgs []*persist.Message, full bool) {
 	for _, m := range msgs {
 		n += len(m.Payload)
 	}
-	if n < pageBytes/2 {
+	if n < growBytes {
 		c.page = min(2*c.page, maxPageGrowth*c.h.opts.Page)
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/mqttpersist/mqttpersist/memstore"
 	"github.com/mqttpersist/mqttpersist/persist"
 	"github.com/mqttpersist/mqttpersist/persist/mochi"
-	"github.com/mqttpersist/mqttpersist/memstore"
 )
 
 // spyRouter is the real Router over the real store, counting what
