@@ -93,7 +93,10 @@ type conn struct {
 	bad         map[string]error // filters the store rejects
 	watched     map[string]bool  // filters in the Hook's watch for this connection
 	since       time.Time        // when the connection was made
-	handoff     handoff          // from the client's connection on another node
+	// mark is an ID made as the first read of the store began (after the
+	// handoff): see sendMem.
+	mark    string
+	handoff handoff // from the client's connection on another node
 
 	// Unacknowledged on the previous connection: message ID → packet ID
 	// (resend.go).
@@ -203,6 +206,7 @@ func (c *conn) run() {
 		c.window = min(c.window, mi)
 	}
 	c.awaitHandoff(c.ctx.Done())
+	c.mark = persist.NewID()
 	c.db = true
 	c.page = c.h.opts.Page
 	c.seenKicks = c.kickCount()

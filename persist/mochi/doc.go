@@ -209,7 +209,12 @@
 // its unacknowledged deliveries going back to the store for the new
 // connection. Acks are per message, so a message stored late — published
 // on another node, committed late, replayed from an outbox, or stamped by
-// a clock that is behind — is delivered all the same. Without a Watcher,
+// a clock that is behind — is delivered all the same. A connection
+// delivers live only what was published after its first read of the
+// store began: an earlier message's live copy, which comes late when its
+// own node's write of it returned late, is the store's to deliver (the
+// read found it, or found it acknowledged on the client's connection
+// before, perhaps on another node). Without a Watcher,
 // a message from another node reaches a client at its next read of the
 // store: when it reconnects, or when its own node makes it read.
 //

@@ -151,31 +151,11 @@ func (c *conn) push(it *item) {
 	c.mu.Lock()
 	if len(c.mem) >= c.h.opts.Buffer {
 		subs := c.cl.State.Subscriptions.GetAll()
-		covered := func(x *item) bool {
-			_, ok := matchSubs(subs, x.pk.TopicName, false)
-			return ok
-		}
-		keep := c.mem[:0]
-		var spilled uint64
-		for _, x := range c.mem {
-			if spilled < uint64(max(c.h.opts.Buffer/2, 1)) && covered(x) {
-				spilled++
-				c.noteSpill(x.id)
-			} else {
-				keep = append(keep, x)
-			}
-		}
-		clear(c.mem[len(keep):])
-		c.mem = keep
-		if spilled == 0 && covered(it) {
-			spilled++
+		n := c.spill(subs, max(c.h.opts.Buffer/2, 1), func(*item) bool { return true })
+		if n == 0 && coveredBy(subs, it) {
 			c.noteSpill(it.id)
+			c.spilledSome(1)
 			it = nil
-		}
-		if spilled > 0 {
-			c.kicks++
-			c.spills++
-			c.h.spilled.Add(spilled)
 		}
 	}
 	if it != nil {
@@ -183,6 +163,56 @@ func (c *conn) push(it *item) {
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+// spill drops from memory up to limit of the messages that which selects
+// and the store can deliver (a stored subscription matches them), oldest
+// first, and sends the delivery back to the store; it returns how many it
+// dropped. c.mu is held.
+func (c *conn) spill(subs map[string]packets.Subscription, limit int, which func(*item) bool) int {
+	keep := c.mem[:0]
+	n := 0
+	for _, x := range c.mem {
+		if n < limit && which(x) && coveredBy(subs, x) {
+			n++
+			c.noteSpill(x.id)
+		} else {
+			keep = append(keep, x)
+		}
+	}
+	clear(c.mem[len(keep):])
+	c.mem = keep
+	c.spilledSome(n)
+	return n
+}
+
+// spilledSome counts n messages spilled, as one kick. c.mu is held.
+func (c *conn) spilledSome(n int) {
+	if n > 0 {
+		c.kicks++
+		c.spills++
+		c.h.spilled.Add(uint64(n))
+	}
+}
+
+// spillEarly spills the messages in memory published before the store was
+// first read (see sendMem) that the store has not delivered. c.mu is held.
+func (c *conn) spillEarly() {
+	c.spill(c.cl.State.Subscriptions.GetAll(), len(c.mem), func(x *item) bool {
+		_, ok := c.known[x.id]
+		return !ok && x.id < c.mark
+	})
+}
+
+// covered reports whether the store can deliver it to the client.
+func (c *conn) covered(it *item) bool {
+	return coveredBy(c.cl.State.Subscriptions.GetAll(), it)
+}
+
+// coveredBy reports whether one of subs, stored, matches its topic.
+func coveredBy(subs map[string]packets.Subscription, it *item) bool {
+	_, ok := matchSubs(subs, it.pk.TopicName, false)
+	return ok
 }
 
 // noteSpill notes the ID of a message dropped from memory while a fetch
@@ -219,6 +249,16 @@ func (c *conn) sendMem() bool {
 			return sent
 		}
 		it := c.mem[0]
+		if _, ok := c.known[it.id]; it.id < c.mark && !ok && c.covered(it) {
+			// Published before the store was first read: the read
+			// delivered it, or found it acknowledged on the client's
+			// connection before, perhaps on another node — its live copy
+			// can come that late when this node's write of it returned
+			// late. The store decides.
+			c.spillEarly()
+			c.mu.Unlock()
+			return true
+		}
 		c.mem[0] = nil
 		c.mem = c.mem[1:]
 		c.mu.Unlock()

@@ -34,6 +34,9 @@ type busStore struct {
 	// beforeLookup, when set, runs before each Client lookup (a notice
 	// may arrive just then).
 	beforeLookup func(clientID string)
+	// publishReturn makes Publish return that much later than it stored
+	// and notified the messages, as a loaded node wakes its publisher late.
+	publishReturn time.Duration
 }
 
 func (s *busStore) Client(ctx context.Context, clientID string) (*persist.Client, error) {
@@ -63,6 +66,7 @@ func (s *busStore) Publish(ctx context.Context, msgs ...*persist.Message) error 
 	for _, m := range msgs {
 		s.bus.send(persist.Notice{Topic: m.Topic, Node: m.Node}, m.Topic)
 	}
+	time.Sleep(s.publishReturn)
 	return nil
 }
 
@@ -332,6 +336,50 @@ func TestCrossNodeStaleReleaseIgnored(t *testing.T) {
 	other := dial(t, b.addr, id, connOpts{Expiry: 3600})
 	if got := other.WaitFor(0, 2*time.Second, 500*time.Millisecond); len(got) != 0 {
 		t.Errorf("node b delivered %d messages the client had acknowledged on node a: %s", len(got), summary(got))
+	}
+}
+
+// A message published on node B, stored and heard of by node A, whose
+// Publish on B returns late (a loaded node): the client gets it on A,
+// acknowledges it and moves to B before B routes the message to its
+// connected subscribers. B's connection of the client read the store
+// after A recorded the ack and must not send the late live copy: the
+// store's read covered every message whose publish began before it.
+func TestCrossNodeLateLiveCopy(t *testing.T) {
+	const id = "late-sub"
+	nodes, _ := busNodesWith(t, func(i int, st *busStore) {
+		if i == 1 {
+			st.publishReturn = 1500 * time.Millisecond
+		}
+	}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
+	sub.Subscribe("late/t", 1)
+	pub := dial(t, b.addr, id+"-pub", connOpts{Clean: true})
+	published := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := pub.PC.Publish(ctx, &paho.Publish{Topic: "late/t", QoS: 1, Payload: []byte("once")})
+		published <- err
+	}()
+	if got := payloads(sub.WaitFor(1, 5*time.Second, 0)); !equal(got, []string{"once"}) {
+		t.Fatalf("on node a: %s", diff(got, []string{"once"}))
+	}
+	if !sub.Flush(5 * time.Second) {
+		t.Fatal("the client did not send its PUBACK within 5s")
+	}
+	sub.Disconnect()
+	moved := time.Now()
+	other := dial(t, b.addr, id, connOpts{Expiry: 3600})
+	if err := <-published; err != nil {
+		t.Fatalf("publish on node b: %v", err)
+	}
+	if time.Since(moved) < 200*time.Millisecond {
+		t.Fatal("node b's Publish returned before the client had moved there: the test shows nothing")
+	}
+	if got := other.WaitFor(0, time.Second, 500*time.Millisecond); len(got) != 0 {
+		t.Errorf("node b delivered the message the client had acknowledged on node a again: %s", summary(got))
 	}
 }
 
