@@ -130,8 +130,12 @@ local w, s = ARGV[1], ARGV[2]
 local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out, n, due, last, full = {}, 0, 0, w, false
 local from = '(' .. w
+-- Pages start at what the limit needs (a client acking in order needs as
+-- many as it acks) and double up to 200: a page costs in proportion to its
+-- size, also when the first entries fill the limit.
+local size = math.min(limit + 1, 200)
 while not full do
-	local page = redis.call('ZRANGE', KEYS[1], from, '+inf', 'BYSCORE', 'LIMIT', 0, 200, 'WITHSCORES')
+	local page = redis.call('ZRANGE', KEYS[1], from, '+inf', 'BYSCORE', 'LIMIT', 0, size, 'WITHSCORES')
 	if #page == 0 then break end
 	local ids = {}
 	for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
@@ -152,8 +156,9 @@ while not full do
 		end
 		if n >= budget then full = true break end
 	end
-	if #page < 400 then break end
+	if #page < 2 * size then break end
 	from = '(' .. last
+	size = math.min(2 * size, 200)
 end
 if not full then last = redis.call('GET', KEYS[3]) or w end
 return {last, out}
