@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -26,30 +25,74 @@ type ackTopic struct {
 	scan  *redis.Cmd           // the settle scan
 }
 
-// Acked handles a batch of acks in three round trips. First, per ack a
-// script on the message's hash deletes a queue message claimed by the
-// client (and the ID leaves its topic's queue index), and per topic the
-// acked messages' positions, the client's watermark and its acks above it
-// are read, with the client's subscriptions. Every ack that is not of a
-// queue message is a fanout ack: it is recorded in the client's set of
-// acks of the topic, and the watermark moves over what is settled — from
-// the watermark up, the first message the client has not acked (not
-// expired, after the earliest start of the client's subscriptions that
-// match the topic) stops it. A scan of the topic's index (second round
-// trip) finds the candidates; a script on the client's cursor keys (third)
-// records the acks and moves the watermark if it is still the one read.
-// The seeds' mqtt:acked:${clientid}:${topic} keeps the highest ID acked.
+// Acked handles a batch of acks. Per ack, a queue message claimed by the
+// client is deleted (and the ID leaves its topic's queue index); every ack
+// that is not of a queue message is a fanout ack: it is recorded in the
+// client's set of acks of the topic, and the watermark moves over what is
+// settled — from the watermark up, the first message the client has not
+// acked (not expired, after the earliest start of the client's
+// subscriptions that match the topic) stops it. The seeds'
+// mqtt:acked:${clientid}:${topic} keeps the highest ID acked.
+//
+// On one Redis (also behind Sentinel) that is two round trips: the
+// client's subscriptions and their starts are read, then one script
+// (ackedScript) does the rest. On a Cluster, whose keys of one script
+// must share a slot, it is three (ackedCluster).
 func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
 	const op = "Acked"
 	if err := s.kit.Acked(ctx, clientID, acks); err != nil || len(acks) == 0 {
 		return err
 	}
-	_, cluster := s.c.(*redis.ClusterClient)
-	var kinds []*redis.Cmd
-	var many *redis.Cmd // !cluster: every ack's kind in one script
-	if cluster {
-		kinds = make([]*redis.Cmd, len(acks))
+	if _, cluster := s.c.(*redis.ClusterClient); cluster {
+		return s.kit.Fail(ctx, op, s.ackedCluster(ctx, clientID, acks))
 	}
+	var starts func() func(string) string
+	if _, err := s.run(ctx, false, func(p redis.Pipeliner) { starts = s.subStarts(ctx, p, clientID) }); err != nil {
+		return s.kit.Fail(ctx, op, err)
+	}
+	start := starts()
+	place := map[string]int{}
+	var topics []string
+	keys := make([]string, len(acks), len(acks)+8)
+	pk := packer{b: make([]byte, 0, 64+40*len(acks))}
+	pk.array(6)
+	pk.str(clientID)
+	pk.int(s.ttl.Milliseconds())
+	pk.int(ms(time.Now()))
+	for i, a := range acks {
+		keys[i] = s.k.msgKey(a.ID)
+		if _, ok := place[a.Topic]; !ok {
+			topics = append(topics, a.Topic)
+			place[a.Topic] = len(topics)
+		}
+	}
+	pk.array(len(topics))
+	for _, t := range topics {
+		pk.str(start(t))
+		fk, ck := s.k.fanoutKeys(t), s.k.cursorKeys(clientID, t)
+		keys = append(keys, s.k.queueKey(t), fk.idx, fk.exp, fk.seq, ck.w, ck.acks, ck.passed, s.k.ackedKey(clientID, t))
+	}
+	pk.array(len(acks))
+	for _, a := range acks {
+		pk.str(a.ID)
+	}
+	pk.array(len(acks))
+	for _, a := range acks {
+		pk.int(int64(place[a.Topic]))
+	}
+	_, err := s.run(ctx, false, func(p redis.Pipeliner) { ackedScript.EvalSha(ctx, p, keys, pk.b) })
+	return s.kit.Fail(ctx, op, err)
+}
+
+// ackedCluster is Acked on a Cluster, in three round trips. First, per ack
+// a script on the message's hash deletes a queue message claimed by the
+// client (ackScript), and per topic the acked messages' positions, the
+// client's watermark and its acks above it are read, with the client's
+// subscriptions. A settle scan of each topic's index with fanout acks (second round trip)
+// finds the candidates; a script on the client's cursor keys (third)
+// records the acks and moves the watermark if it is still the one read.
+func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persist.Ack) error {
+	kinds := make([]*redis.Cmd, len(acks))
 	byTopic := map[string]*ackTopic{}
 	var topics []*ackTopic
 	for i, a := range acks {
@@ -62,19 +105,10 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 		at.ids = append(at.ids, a.ID)
 		at.of = append(at.of, i)
 	}
-	var subs *redis.StringSliceCmd
-	var starts *redis.MapStringStringCmd
+	var starts func() func(string) string
 	_, err := s.run(ctx, false, func(p redis.Pipeliner) {
-		if cluster {
-			for i, a := range acks {
-				kinds[i] = ackScript.EvalSha(ctx, p, []string{s.k.msgKey(a.ID)}, clientID)
-			}
-		} else {
-			keys := make([]string, len(acks))
-			for i, a := range acks {
-				keys[i] = s.k.msgKey(a.ID)
-			}
-			many = ackManyScript.EvalSha(ctx, p, keys, clientID)
+		for i, a := range acks {
+			kinds[i] = ackScript.EvalSha(ctx, p, []string{s.k.msgKey(a.ID)}, clientID)
 		}
 		for _, at := range topics {
 			at.seqs = p.ZMScore(ctx, s.k.fanoutKeys(at.topic).idx, at.ids...)
@@ -82,28 +116,17 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 			at.w = p.Get(ctx, ck.w)
 			at.n = p.ZCard(ctx, ck.acks)
 		}
-		subs = p.HKeys(ctx, s.k.subKey(clientID))
-		starts = p.HGetAll(ctx, s.k.subStartKey(clientID))
+		starts = s.subStarts(ctx, p, clientID)
 	})
 	if err != nil {
-		return s.kit.Fail(ctx, op, err)
+		return err
 	}
 	// 2: a queue message the client claimed, deleted; 1: a queue message
 	// left alone; 0: not a queue message, a fanout ack.
 	done := make([]int64, len(acks))
 	var deleted []persist.Ack
-	var manyKinds []int64
-	if many != nil {
-		if manyKinds, err = many.Int64Slice(); err != nil || len(manyKinds) != len(acks) {
-			return s.kit.Fail(ctx, op, fmt.Errorf("ack kinds: %d for %d acks: %v", len(manyKinds), len(acks), err))
-		}
-	}
 	for i, a := range acks {
-		if many != nil {
-			done[i] = manyKinds[i]
-		} else {
-			done[i], _ = kinds[i].Int64()
-		}
+		done[i], _ = kinds[i].Int64()
 		if done[i] == 2 {
 			deleted = append(deleted, a)
 		}
@@ -121,7 +144,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	}
 	cursors := storekit.Cursors(acks, func(i int) bool { return done[i] == 0 })
 	ttl := strconv.FormatInt(s.ttl.Milliseconds(), 10)
-	start := startsOf(subs.Val(), starts.Val())
+	start := starts()
 	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
 		for _, a := range deleted {
 			p.ZRem(ctx, s.k.queueKey(a.Topic), a.ID)
@@ -139,7 +162,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 		}
 	})
 	if err != nil || len(fanTopics) == 0 {
-		return s.kit.Fail(ctx, op, err)
+		return err
 	}
 	now := strconv.FormatInt(ms(time.Now()), 10)
 	pending := "-" + now // the score of an ack of a message not stored yet
@@ -168,7 +191,7 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 			advanceScript.EvalSha(ctx, p, []string{ck.w, ck.acks, ck.passed}, args...)
 		}
 	})
-	return s.kit.Fail(ctx, op, err)
+	return err
 }
 
 // watermark is the value of a watermark read ("0" when there is none).
@@ -192,6 +215,15 @@ func scanResult(c *redis.Cmd) (string, []any) {
 	}
 	list, _ := r[1].([]any)
 	return upto, list
+}
+
+// subStarts queues the reads of a client's subscribed filters and their
+// fanout starts; once p has run, the function it returns gives startsOf
+// them.
+func (s *Store) subStarts(ctx context.Context, p redis.Pipeliner, clientID string) func() func(string) string {
+	subs := p.HKeys(ctx, s.k.subKey(clientID))
+	starts := p.HGetAll(ctx, s.k.subStartKey(clientID))
+	return func() func(string) string { return startsOf(subs.Val(), starts.Val()) }
 }
 
 // startsOf returns, for a client's subscribed filters and their fanout

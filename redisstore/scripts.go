@@ -115,136 +115,153 @@ const luaMicros = `local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 var fanoutIndexScript = redis.NewScript(luaNow + luaMicros + luaFanoutIndex +
 	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], {unpack(ARGV, 2)}, now, us, tonumber(ARGV[1]))`)
 
-// settleScript reads a topic's fanout keys (KEYS: index, expiry set,
-// counter) for a client's watermark: from position ARGV[1] (exclusive)
-// up, the entries that are not expired, each with "1" when it is due to
-// the client (its ID is greater, byte-wise, than ARGV[2], the client's
-// earliest start; "" for any) or "0" when not. It stops after ARGV[3] due
-// entries or ARGV[4] examined ones, and returns {upto, {id, seq, due, …}}:
-// every entry at or below position upto that is not in the list has
-// expired. upto is the topic's counter when the scan reached the end of
-// the index — every position up to the counter exists already — else the
-// last position examined.
-var settleScript = redis.NewScript(luaNow + luaGreater + `
-local w, s = ARGV[1], ARGV[2]
-local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out, n, due, last, full = {}, 0, 0, w, false
-local from = '(' .. w
--- Pages start at what the limit needs (a client acking in order needs as
--- many as it acks) and double up to 200: a page costs in proportion to its
--- size, also when the first entries fill the limit.
-local size = math.min(limit + 1, 200)
-while not full do
-	local page = redis.call('ZRANGE', KEYS[1], from, '+inf', 'BYSCORE', 'LIMIT', 0, size, 'WITHSCORES')
-	if #page == 0 then break end
-	local ids = {}
-	for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
-	local ex = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-	for j = 1, #ids do
-		n = n + 1
-		last = page[2 * j]
-		local e = ex[j]
-		if not e or e == 'inf' or tonumber(e) > now then
-			local d = s == '' or greater(ids[j], s)
-			out[#out + 1] = ids[j]
-			out[#out + 1] = last
-			out[#out + 1] = d and '1' or '0'
-			if d then
-				due = due + 1
-				if due >= limit then full = true break end
+// luaSettle is settle(kidx, kexp, kseq, w, s, limit, budget, now): it
+// reads a topic's fanout keys (index, expiry set, counter) for a client's
+// watermark: from position w (exclusive) up, the entries that are not
+// expired, each with "1" when it is due to the client (its ID is greater,
+// byte-wise, than s, the client's earliest start; "" for any) or "0" when
+// not. It stops after limit due entries or budget examined ones, and
+// returns upto, {id, seq, due, …}: every entry at or below position upto
+// that is not in the list has expired. upto is the topic's counter when
+// the scan reached the end of the index — every position up to the
+// counter exists already — else the last position examined. Pages start
+// at what the limit needs (a client acking in order needs as many as it
+// acks) and double up to 200: a page costs in proportion to its size,
+// also when its first entries fill the limit.
+const luaSettle = `local function settle(kidx, kexp, kseq, w, s, limit, budget, now)
+	local out, n, due, last, full = {}, 0, 0, w, false
+	local from = '(' .. w
+	local size = math.min(limit + 1, 200)
+	while not full do
+		local page = redis.call('ZRANGE', kidx, from, '+inf', 'BYSCORE', 'LIMIT', 0, size, 'WITHSCORES')
+		if #page == 0 then break end
+		local ids = {}
+		for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
+		local ex = redis.call('ZMSCORE', kexp, unpack(ids))
+		for j = 1, #ids do
+			n = n + 1
+			last = page[2 * j]
+			local e = ex[j]
+			if not e or e == 'inf' or tonumber(e) > now then
+				local d = s == '' or greater(ids[j], s)
+				out[#out + 1] = ids[j]
+				out[#out + 1] = last
+				out[#out + 1] = d and '1' or '0'
+				if d then
+					due = due + 1
+					if due >= limit then full = true break end
+				end
 			end
+			if n >= budget then full = true break end
 		end
-		if n >= budget then full = true break end
+		if #page < 2 * size then break end
+		from = '(' .. last
+		size = math.min(2 * size, 200)
 	end
-	if #page < 2 * size then break end
-	from = '(' .. last
-	size = math.min(2 * size, 200)
+	if not full then last = redis.call('GET', kseq) or w end
+	return last, out
 end
-if not full then last = redis.call('GET', KEYS[3]) or w end
-return {last, out}
+`
+
+// settleScript is settle of KEYS (index, expiry set, counter) for the
+// watermark ARGV[1], the start ARGV[2], the limit ARGV[3] and the budget
+// ARGV[4]; it returns {upto, {id, seq, due, …}}.
+var settleScript = redis.NewScript(luaNow + luaGreater + luaSettle + `
+local upto, out = settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
+return {upto, out}
 `)
 
-// advanceScript records a client's fanout acks of one topic and moves the
-// client's watermark of it. KEYS: the watermark (a position), the IDs
+// luaAdvance is advance(kw, kacks, kpassed, now, ttl, w0, upto, acks,
+// cands): it records a client's fanout acks of one topic and moves the
+// client's watermark of it. Keys: the watermark (a position), the IDs
 // acked above it (scored by position, or by minus the ack's time in
 // milliseconds when the message was not stored yet) and the IDs it passed
 // without an ack because they were due to none of the client's
 // subscriptions (all scored 0, so that a fetch reads those after its
-// start by range, ZRANGE BYLEX). ARGV: now (ms), the TTL (ms, 0: none),
-// the watermark the scan started from, upto ("": no scan), the number of
-// acks, then score, id per ack, then id, seq, due per candidate (see
-// settleScript). When the watermark is still the one the scan started
-// from (or above), it moves up to the first due candidate above it that
-// is not acked (or to upto) — never back; the candidates it passes that
-// are not acked nor due are added to the passed set. Acks at or below the
-// watermark are dropped (a passed ID acked leaves the passed set), as are
-// acks of unstored messages older than the TTL. The keys get the TTL (the
-// passed set when it grows: its messages have expired when it expires).
-// It returns {watermark, acks left}.
-var advanceScript = redis.NewScript(`
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local na = tonumber(ARGV[5])
-local w = tonumber(redis.call('GET', KEYS[1]) or '0')
-local c0 = 6 + 2 * na
-local add, unpass = {}, {}
-for i = 6, c0 - 1, 2 do
-	local sc = tonumber(ARGV[i])
-	if sc < 0 or sc > w then
-		add[#add + 1] = ARGV[i]
-		add[#add + 1] = ARGV[i + 1]
-	else
-		unpass[#unpass + 1] = ARGV[i + 1]
-	end
-end
-for i = 1, #add, 1000 do
-	redis.call('ZADD', KEYS[2], unpack(add, i, math.min(i + 999, #add)))
-end
-for i = 1, #unpass, 1000 do
-	redis.call('ZREM', KEYS[3], unpack(unpass, i, math.min(i + 999, #unpass)))
-end
-local nw, pass = w, {}
-if ARGV[4] ~= '' and tonumber(ARGV[3]) <= w then
-	nw = tonumber(ARGV[4])
-	for i = c0, #ARGV, 3 do
-		local q = tonumber(ARGV[i + 1])
-		if q > w and not redis.call('ZSCORE', KEYS[2], ARGV[i]) then
-			if ARGV[i + 2] == '1' then
-				nw = math.min(nw, q - 1)
-				break
-			end
-			pass[#pass + 1] = 0
-			pass[#pass + 1] = ARGV[i]
+// start by range, ZRANGE BYLEX). now is in milliseconds, ttl too (0:
+// none), w0 the watermark the scan started from, upto its end ("": no
+// scan), acks {score, id, …}, cands {id, seq, due, …} (see settle). When
+// the watermark is still w0 (or above), it moves up to the first due
+// candidate above it that is not acked (or to upto) — never back; the
+// candidates it passes that are not acked nor due are added to the passed
+// set. Acks at or below the watermark are dropped (a passed ID acked
+// leaves the passed set), as are acks of unstored messages older than the
+// TTL. The keys get the TTL (the passed set when it grows: its messages
+// have expired when it expires). It returns {watermark, acks left}.
+const luaAdvance = `local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
+	local w = tonumber(redis.call('GET', kw) or '0')
+	local add, unpass = {}, {}
+	for i = 1, #acks, 2 do
+		local sc = tonumber(acks[i])
+		if sc < 0 or sc > w then
+			add[#add + 1] = acks[i]
+			add[#add + 1] = acks[i + 1]
+		else
+			unpass[#unpass + 1] = acks[i + 1]
 		end
 	end
+	for i = 1, #add, 1000 do
+		redis.call('ZADD', kacks, unpack(add, i, math.min(i + 999, #add)))
+	end
+	for i = 1, #unpass, 1000 do
+		redis.call('ZREM', kpassed, unpack(unpass, i, math.min(i + 999, #unpass)))
+	end
+	local nw, pass = w, {}
+	if upto ~= '' and tonumber(w0) <= w then
+		nw = tonumber(upto)
+		for i = 1, #cands, 3 do
+			local q = tonumber(cands[i + 1])
+			if q > w and not redis.call('ZSCORE', kacks, cands[i]) then
+				if cands[i + 2] == '1' then
+					nw = math.min(nw, q - 1)
+					break
+				end
+				pass[#pass + 1] = 0
+				pass[#pass + 1] = cands[i]
+			end
+		end
+	end
+	if nw > w then
+		local s = string.format('%d', nw)
+		redis.call('SET', kw, s)
+		redis.call('ZREMRANGEBYSCORE', kacks, 0, s)
+		local rm = {}
+		for i = 1, #cands, 3 do
+			if tonumber(cands[i + 1]) <= nw then rm[#rm + 1] = cands[i] end
+		end
+		for i = 1, #rm, 1000 do
+			redis.call('ZREM', kacks, unpack(rm, i, math.min(i + 999, #rm)))
+		end
+		for i = 1, #pass, 1000 do
+			redis.call('ZADD', kpassed, unpack(pass, i, math.min(i + 999, #pass)))
+		end
+		if #pass > 0 then
+			if ttl > 0 then redis.call('PEXPIRE', kpassed, ttl) else redis.call('PERSIST', kpassed) end
+		end
+		w = nw
+	end
+	if ttl > 0 then
+		redis.call('ZREMRANGEBYSCORE', kacks, '(' .. string.format('%d', ttl - now), '(0')
+		redis.call('PEXPIRE', kw, ttl)
+		redis.call('PEXPIRE', kacks, ttl)
+	else
+		redis.call('PERSIST', kw)
+		redis.call('PERSIST', kacks)
+	end
+	return {string.format('%d', w), redis.call('ZCARD', kacks)}
 end
-if nw > w then
-	local s = string.format('%d', nw)
-	redis.call('SET', KEYS[1], s)
-	redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, s)
-	local rm = {}
-	for i = c0, #ARGV, 3 do
-		if tonumber(ARGV[i + 1]) <= nw then rm[#rm + 1] = ARGV[i] end
-	end
-	for i = 1, #rm, 1000 do
-		redis.call('ZREM', KEYS[2], unpack(rm, i, math.min(i + 999, #rm)))
-	end
-	for i = 1, #pass, 1000 do
-		redis.call('ZADD', KEYS[3], unpack(pass, i, math.min(i + 999, #pass)))
-	end
-	if #pass > 0 then
-		if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) else redis.call('PERSIST', KEYS[3]) end
-	end
-	w = nw
-end
-if ttl > 0 then
-	redis.call('ZREMRANGEBYSCORE', KEYS[2], '(' .. string.format('%d', ttl - now), '(0')
-	redis.call('PEXPIRE', KEYS[1], ttl)
-	redis.call('PEXPIRE', KEYS[2], ttl)
-else
-	redis.call('PERSIST', KEYS[1])
-	redis.call('PERSIST', KEYS[2])
-end
-return {string.format('%d', w), redis.call('ZCARD', KEYS[2])}
+`
+
+// advanceScript is advance of KEYS (watermark, acks, passed) and ARGV:
+// now, the TTL, the watermark the scan started from, upto, the number of
+// acks, then score, id per ack, then id, seq, due per candidate.
+var advanceScript = redis.NewScript(luaAdvance + `
+local na = tonumber(ARGV[5])
+local c0 = 6 + 2 * na
+local acks, cands = {}, {}
+for i = 6, c0 - 1 do acks[#acks + 1] = ARGV[i] end
+for i = c0, #ARGV do cands[#cands + 1] = ARGV[i] end
+return advance(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], acks, cands)
 `)
 
 // claimScript claims a queue message (KEYS[1], its hash) for a client
@@ -280,40 +297,90 @@ end
 return 0
 `)
 
-// ackManyScript is ackScript for every message hash in KEYS (one Redis,
-// not a cluster: the keys span slots), returning each one's answer.
-var ackManyScript = redis.NewScript(`
-local out = {}
-for i, k in ipairs(KEYS) do
-	local f = redis.call('HMGET', k, 'mode', 'claimed_by')
-	out[i] = 0
-	if f[1] == 'queue' then
-		out[i] = 1
-		if f[2] == ARGV[1] then
-			redis.call('DEL', k)
-			out[i] = 2
-		end
+// luaCursor is cursor(k, id, ttl): it keeps the highest ID a client acked
+// on a topic (k, the seeds' mqtt:acked:${clientid}:${topic}): it sets k to
+// id if that is greater, byte-wise, and sets k's TTL to ttl milliseconds
+// (0: none).
+const luaCursor = `local function cursor(k, id, ttl)
+	local c = redis.call('GET', k)
+	if (not c) or greater(id, c) then
+		redis.call('SET', k, id)
+	end
+	if ttl > 0 then
+		redis.call('PEXPIRE', k, ttl)
+	else
+		redis.call('PERSIST', k)
 	end
 end
-return out
+`
+
+// cursorScript is cursor of KEYS[1], ARGV[1] and the TTL ARGV[2].
+var cursorScript = redis.NewScript(luaGreater + luaCursor + `
+cursor(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+return 1
 `)
 
-// cursorScript keeps the highest ID a client acked on a topic (KEYS[1],
-// the seeds' mqtt:acked:${clientid}:${topic}): it sets it to ARGV[1] if
-// that ID is greater, byte-wise, and sets the key's TTL to ARGV[2]
-// milliseconds (0: none).
-var cursorScript = redis.NewScript(luaGreater + `
-local c = redis.call('GET', KEYS[1])
-if (not c) or greater(ARGV[1], c) then
-	redis.call('SET', KEYS[1], ARGV[1])
+// ackedScript is an Acked on one Redis, in one call (see Store.Acked).
+// KEYS are the acked messages' hashes, one per ack, then per topic of
+// the batch its queue index, fanout index, expiry set and counter, and
+// the client's watermark, acks, passed set and cursor of the topic (8
+// keys). ARGV[1] is the MessagePack (see packer) of {client, TTL (ms),
+// now (ms), {per topic the client's earliest start, see settle}, {per
+// ack its ID}, {per ack its topic's place (from 1)}}. A queue message
+// claimed by the client is deleted, and leaves its topic's queue index; a
+// queue message claimed by another or by none is left; every other ack is
+// a fanout ack, recorded by advance after a settle scan of its topic, as
+// the Cluster's three round trips do.
+var ackedScript = redis.NewScript(luaNow + luaGreater + luaSettle + luaAdvance + luaCursor + `
+local b = cmsgpack.unpack(ARGV[1])
+local client, ttl, anow = b[1], tonumber(b[2]), tonumber(b[3])
+local starts, ids, tix = b[4], b[5], b[6]
+local na = #ids
+local pending = '-' .. b[3]
+local fan, hi = {}, {}
+for t = 1, #starts do fan[t] = {} end
+for i = 1, na do
+	local t = tonumber(tix[i])
+	local f = redis.call('HMGET', KEYS[i], 'mode', 'claimed_by')
+	if f[1] == 'queue' then
+		if f[2] == client then
+			redis.call('DEL', KEYS[i])
+			redis.call('ZREM', KEYS[na + 8 * t - 7], ids[i])
+		end
+	else
+		local l = fan[t]
+		l[#l + 1] = ids[i]
+		if not hi[t] or greater(ids[i], hi[t]) then hi[t] = ids[i] end
+	end
 end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-	redis.call('PEXPIRE', KEYS[1], ttl)
-else
-	redis.call('PERSIST', KEYS[1])
+for t = 1, #starts do
+	local l = fan[t]
+	if #l > 0 then
+		local k = na + 8 * (t - 1)
+		cursor(KEYS[k + 8], hi[t], ttl)
+		local w = redis.call('GET', KEYS[k + 5]) or '0'
+		local n = redis.call('ZCARD', KEYS[k + 6])
+		local acks, seen = {}, {}
+		for i = 1, #l, 1000 do
+			local part = {unpack(l, i, math.min(i + 999, #l))}
+			local seqs = redis.call('ZMSCORE', KEYS[k + 2], unpack(part))
+			for j = 1, #part do
+				local id = part[j]
+				if not seen[id] then
+					seen[id] = true
+					local sc = seqs[j]
+					if not sc or tonumber(sc) <= 0 then sc = pending end
+					acks[#acks + 1] = sc
+					acks[#acks + 1] = id
+				end
+			end
+		end
+		local limit = math.min(n + #l + 1, 5000)
+		local upto, cands = settle(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], w, starts[t], limit, limit + 2000, now)
+		advance(KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], anow, ttl, w, upto, acks, cands)
+	end
 end
-return 1
+return na
 `)
 
 // replaceScript replaces the hash KEYS[1] by the field/value pairs in
@@ -469,7 +536,7 @@ end
 return won
 `)
 
-var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, publishScript, settleScript, advanceScript, claimScript, ackScript, ackManyScript, cursorScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
+var allScripts = []*redis.Script{queueIndexScript, fanoutIndexScript, publishScript, settleScript, advanceScript, claimScript, ackScript, cursorScript, ackedScript, replaceScript, registerScript, unregisterScript, lookupScript, connectedScript, groupClaimScript}
 
 // run runs the commands fill queues in one pipeline (a MULTI/EXEC
 // transaction when tx is set, except on a Cluster, whose transactions
