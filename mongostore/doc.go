@@ -262,12 +262,15 @@
 // after it; its store's writer document says it is writing since its
 // stamp until it is, so the next polls read from there again. On
 // FerretDB a poll reads the topic registry (mqtt_topic, which Publish
-// writes there, behind the write: one upsert per topic of the batches
-// stored while the last one ran; the Publish's write ends, in its writer
-// document, once the registry holds its topics) and the client versions
-// by the minute bucket of their written date, so that it passes over
-// small collections only. A notice is a hint to fetch: one missed delays
-// that delivery to the client's next fetch; it loses nothing.
+// writes there, behind the write: one upsert per topic and publishing
+// node of the batches stored while the last one ran; the Publish's write
+// ends, in its writer document, once the registry holds its topics) and
+// the client versions by the minute bucket of their written date, so that
+// it passes over small collections only. A poll tells of each topic once,
+// naming the node that published there since the previous poll — none
+// when several did, so that every node hears of the others' messages. A
+// notice is a hint to fetch: one missed delays that delivery to the
+// client's next fetch; it loses nothing.
 //
 // # Servers
 //

@@ -2,7 +2,9 @@ package mongostore
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -168,7 +170,12 @@ func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp tim
 		s.reg = map[string]registration{}
 	}
 	for _, m := range msgs {
-		s.reg[m.Topic] = registration{stamp: stamp, node: m.Node}
+		r := s.reg[m.Topic]
+		r.stamp = stamp
+		if !slices.Contains(r.nodes, m.Node) {
+			r.nodes = append(r.nodes, m.Node)
+		}
+		s.reg[m.Topic] = r
 	}
 	if !s.unacked() { // else the write ends WriteTimeout after it began
 		s.regTokens = append(s.regTokens, token)
@@ -182,11 +189,20 @@ func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp tim
 	return handed, nil
 }
 
-// registration is a topic's stamp waiting to be written to the registry.
+// registration is a topic's stamp waiting to be written to the registry,
+// with the nodes that published its messages since the last write.
 type registration struct {
 	stamp time.Time
-	node  string
+	nodes []string
 }
+
+// regID is the _id of a topic's registry document for node: a document
+// per topic and node, so that a polling watch can tell when several nodes
+// published to a topic since its previous poll (FerretDB 1.x applies
+// concurrent updates of one document as whole-document writes, and one
+// node's could replace another's). The node comes first, in hexadecimal:
+// the first ":" ends it.
+func regID(topic, node string) string { return hex.EncodeToString([]byte(node)) + ":" + topic }
 
 // flushRegistry writes the pending registrations until none is left or
 // the store is closed.
@@ -205,11 +221,13 @@ func (s *Store) flushRegistry() {
 		s.regMu.Unlock()
 		models := make([]mongo.WriteModel, 0, len(pending))
 		for t, r := range pending {
-			set := bson.D{{Key: fStored, Value: bson.NewDateTimeFromTime(r.stamp)}, {Key: fNode, Value: r.node}}
-			models = append(models, mongo.NewUpdateOneModel().
-				SetFilter(bson.D{{Key: fID, Value: t}}).
-				SetUpdate(bson.D{{Key: "$set", Value: bucketFields(set, fStored, r.stamp)}}).
-				SetUpsert(true))
+			for _, n := range r.nodes {
+				set := bson.D{{Key: fTopic, Value: t}, {Key: fNode, Value: n}, {Key: fStored, Value: bson.NewDateTimeFromTime(r.stamp)}}
+				models = append(models, mongo.NewUpdateOneModel().
+					SetFilter(bson.D{{Key: fID, Value: regID(t, n)}}).
+					SetUpdate(bson.D{{Key: "$set", Value: bucketFields(set, fStored, r.stamp)}}).
+					SetUpsert(true))
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := s.bulk(ctx, s.topics, models)
@@ -225,9 +243,15 @@ func (s *Store) flushRegistry() {
 			s.reg = map[string]registration{}
 		}
 		for t, r := range pending {
-			if _, newer := s.reg[t]; !newer {
-				s.reg[t] = r
+			if newer, ok := s.reg[t]; ok {
+				r.stamp = newer.stamp
+				for _, n := range newer.nodes {
+					if !slices.Contains(r.nodes, n) {
+						r.nodes = append(r.nodes, n)
+					}
+				}
 			}
+			s.reg[t] = r
 		}
 		s.regTokens = append(s.regTokens, tokens...)
 		s.regMu.Unlock()

@@ -343,9 +343,9 @@ func (p *poller) poll(slow bool) error {
 	// The messages' topics: on FerretDB from the topic registry (a read of
 	// mqtt_msg would pass over the whole collection), else from mqtt_msg
 	// by its stored index.
-	coll, idField := s.msg, ""
+	coll, registry := s.msg, false
 	if info.ferret {
-		coll, idField = s.topics, fID
+		coll, registry = s.topics, true
 	}
 	mf, err := s.since(ctx, nil, fStored, from, pollBuckets)
 	if err != nil {
@@ -369,18 +369,18 @@ func (p *poller) poll(slow bool) error {
 	if err != nil {
 		return err
 	}
-	told := map[string]bool{}
+	// One notice per topic, naming a node when every message it tells of
+	// is that node's.
+	var topics []string
+	nodeOf := map[string]string{}
 	for _, r := range msgs {
 		dt, _ := r.Lookup(fStored).DateTimeOK()
 		at := time.UnixMilli(dt)
-		var t, id string
-		if idField != "" {
-			// A registry document: the topic and its last stamp.
-			t = textOf(r.Lookup(idField))
-			id = "t" + strconv.FormatInt(dt, 10) + ":" + t
-		} else {
-			t = textOf(r.Lookup(fTopic))
-			id = "m" + textOf(r.Lookup("_id"))
+		t, node := textOf(r.Lookup(fTopic)), textOf(r.Lookup(fNode))
+		id := "m" + textOf(r.Lookup("_id"))
+		if registry {
+			// A registry document: a topic's last stamp from one node.
+			id = "t" + strconv.FormatInt(dt, 10) + ":" + textOf(r.Lookup(fID))
 		}
 		if _, ok := p.seen[id]; ok || at.Before(from) {
 			continue
@@ -389,10 +389,18 @@ func (p *poller) poll(slow bool) error {
 		if at.After(p.msgSince) {
 			p.msgSince = at
 		}
-		if t != "" && !told[t] && p.w.watched(t) {
-			told[t] = true
-			p.w.fn(persist.Notice{Topic: t, Node: textOf(r.Lookup(fNode))})
+		if t == "" || !p.w.watched(t) {
+			continue
 		}
+		if prev, ok := nodeOf[t]; !ok {
+			topics = append(topics, t)
+			nodeOf[t] = node
+		} else if prev != node {
+			nodeOf[t] = ""
+		}
+	}
+	for _, t := range topics {
+		p.w.fn(persist.Notice{Topic: t, Node: nodeOf[t]})
 	}
 	if p.msgSince.After(settled) {
 		p.msgSince = settled

@@ -12,7 +12,9 @@ import (
 // testWatch pins persist.Watcher on stores that implement it, with two
 // store values on one database as two broker nodes (Harness.Shared; the
 // one store value twice without it): a watch hears of the publishes to
-// its filters on either node, with the publishing node, and of every
+// its filters on either node, with the publishing node (one when every
+// message a notice tells of is that node's, also over several batches;
+// none, or the other, when another node's is among them), and of every
 // client's connect and disconnect whatever its filters (also of a
 // disconnect that changes nothing); filters are
 // counted, a shared filter is watched as its inner filter, an invalid one
@@ -111,6 +113,58 @@ func (s *suite) testWatch(t *testing.T) {
 		x, _, ok := ns.Next(5*time.Second, TopicIs("sync/own"))
 		if !ok || x.Node != "nodeA" {
 			t.Errorf("notice of A's own publish = %+v, %v; want node nodeA", x, ok)
+		}
+	})
+	t.Run("Nodes", func(t *testing.T) {
+		t.Parallel()
+		a, b := nodes(t)
+		ctx := t.Context()
+		ns := make(Notices, 1024)
+		w := watch(t, a, ns)
+		defer w.Close()
+		if err := w.Add(ctx, "nodes/#"); err != nil {
+			t.Fatal(err)
+		}
+		// heard collects the notices of name until none came for a while.
+		heard := func(name string) []persist.Notice {
+			t.Helper()
+			var got []persist.Notice
+			for wait := 5 * time.Second; ; wait = 500 * time.Millisecond {
+				x, _, ok := ns.Next(wait, TopicIs(name))
+				if !ok {
+					return got
+				}
+				got = append(got, x)
+			}
+		}
+		// Several batches of A's in quick succession, some of them
+		// between the same two polls of a polling watch: every notice
+		// names A, which delivered them itself.
+		for range 20 {
+			publishOn(t, a, "nodes/own", "nodeA")
+		}
+		got := heard("nodes/own")
+		if len(got) == 0 {
+			t.Fatal("no notice of nodes/own")
+		}
+		for _, x := range got {
+			if x.Node != "nodeA" {
+				t.Errorf("a notice of nodes/own, which only node A published to, names node %q, want nodeA (notices %+v)", x.Node, got)
+				break
+			}
+		}
+		// B's message among A's: A must hear of it by a notice that does
+		// not name A alone (one naming B, or no node).
+		publishOn(t, a, "nodes/mixed", "nodeA")
+		publishOn(t, b, "nodes/mixed", "nodeB")
+		publishOn(t, a, "nodes/mixed", "nodeA")
+		got = heard("nodes/mixed")
+		told := false
+		for _, x := range got {
+			told = told || x.Node != "nodeA"
+		}
+		if !told {
+			t.Errorf("node B's message among node A's on nodes/mixed was told only by notices naming node A: %+v", got)
 		}
 	})
 	t.Run("Clients", func(t *testing.T) {

@@ -317,7 +317,12 @@
 // that came after their changed (a Publish whose commit came later than
 // half a second after its counter update sets changed again). It calls fn
 // for the topics whose counter moved and that match its filters, with the
-// publishing node when one batch alone moved the counter, and for each
+// publishing node when one batch alone moved the counter, or when batches
+// of one node that this store value wrote took every position of the move
+// (it remembers the positions its own Publish calls took: a node's own
+// messages moving a busy topic's counter several times between two polls
+// would else make its subscribers of the topic read the store on every
+// poll, although it delivered them live), and for each
 // connect and disconnect (a released row tells the disconnect of the node
 // the client left: persist.Notice.Offline).
 //

@@ -138,8 +138,10 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 // it (see touchAfter).
 func (s *Store) publishTx(ctx context.Context, b *batch, chunks [][2]int, plan *notePlan) (version int64, slow bool, err error) {
 	var updated time.Time
+	var counters map[string]int64
 	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
-		counters, err := s.counters(ctx, tx, b)
+		var err error
+		counters, err = s.counters(ctx, tx, b)
 		if err != nil {
 			return err
 		}
@@ -163,6 +165,11 @@ func (s *Store) publishTx(ctx context.Context, b *batch, chunks [][2]int, plan *
 		}
 		return tx.QueryRowContext(ctx, s.q.watchVersion).Scan(&version)
 	})
+	if err == nil && !s.d.listens() {
+		for _, t := range b.topics {
+			s.taken.add(t.topic, t.node, counters[t.topic], t.n)
+		}
+	}
 	return version, err == nil && !s.d.listens() && time.Since(updated) > touchAfter, err
 }
 

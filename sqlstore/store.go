@@ -46,6 +46,9 @@ type Store struct {
 	// claims counts Claim calls (every so many deletes the claims that
 	// ran out).
 	claims atomic.Uint64
+	// taken are the counter positions this store's Publish calls took,
+	// for the polling watch.
+	taken spans
 }
 
 var (

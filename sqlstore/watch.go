@@ -285,8 +285,13 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 			p.topics[c.name] = seenTopic{seq: c.seq, changed: c.changed}
 			if notify {
 				node := ""
-				if ok && c.seq-prev.seq == c.n || !ok && c.seq == c.n {
+				switch {
+				case ok && c.seq-prev.seq == c.n || !ok && c.seq == c.n:
 					node = c.node // one batch alone moved the counter
+				case ok:
+					node = s.taken.node(c.name, prev.seq, c.seq) // this store's batches did
+				default: // first seen: a counter starts at 0
+					node = s.taken.node(c.name, 0, c.seq)
 				}
 				p.w.topicNotice(c.name, node)
 			}
