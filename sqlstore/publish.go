@@ -139,6 +139,9 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 func (s *Store) publishTx(ctx context.Context, b *batch, chunks [][2]int, plan *notePlan) (version int64, slow bool, err error) {
 	var updated time.Time
 	var counters map[string]int64
+	if !s.d.listens() {
+		defer s.taken.begin()()
+	}
 	err = s.inTx(ctx, nil, func(tx *sql.Tx) error {
 		var err error
 		counters, err = s.counters(ctx, tx, b)

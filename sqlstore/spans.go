@@ -1,6 +1,9 @@
 package sqlstore
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // spans remembers, per topic, the counter positions this Store's own
 // Publish calls took, with the node that published them, for the polling
@@ -11,9 +14,17 @@ import "sync"
 // When this Store's batches of one node hold every position of the move,
 // no other node's message is among them (a position is taken once, in the
 // transaction that commits the message), and the notice names that node.
+//
+// A Publish records its positions after its commit, so a poll may read a
+// counter before the Publish that moved it said so: a poll that finds a
+// move not covered waits (briefly) for the Publish calls that began before
+// its read to end (begin, see node).
 type spans struct {
-	mu sync.Mutex
-	by map[string][]span // per topic, ascending, runs merged
+	mu       sync.Mutex
+	by       map[string][]span // per topic, ascending, runs merged
+	began    uint64            // Publish calls begun
+	inflight map[uint64]bool   // those not ended, by the order they began
+	ended    chan struct{}     // closed (and replaced) when one ends
 }
 
 // span is the positions from+1 .. to, published by node.
@@ -28,7 +39,39 @@ type span struct {
 const (
 	maxSpans      = 32
 	maxSpanTopics = 4096
+	// spanWait bounds a poll's wait for the Publish calls in flight.
+	spanWait = 100 * time.Millisecond
 )
+
+// begin notes a Publish call that may move counters; the function it
+// returns ends it, after add recorded what it took.
+func (sp *spans) begin() func() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.began++
+	g := sp.began
+	if sp.inflight == nil {
+		sp.inflight = map[uint64]bool{}
+	}
+	sp.inflight[g] = true
+	return func() {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		delete(sp.inflight, g)
+		if sp.ended != nil {
+			close(sp.ended)
+			sp.ended = nil
+		}
+	}
+}
+
+// mark returns a mark of the Publish calls begun so far, for node: take it
+// after reading the counters.
+func (sp *spans) mark() uint64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.began
+}
 
 // add records that node's batch moved topic's counter by n, to to.
 func (sp *spans) add(topic, node string, to, n int64) {
@@ -62,10 +105,49 @@ func (sp *spans) add(topic, node string, to, n int64) {
 }
 
 // node returns the node whose batches took every position from+1 .. to of
-// topic, or "" when no one node's recorded batches did.
-func (sp *spans) node(topic string, from, to int64) string {
+// topic, or "" when no one node's batches did. When they do not (yet), it
+// waits, up to spanWait, for the Publish calls begun before mark to end:
+// one of them may have committed a move and not recorded it yet.
+func (sp *spans) node(topic string, from, to int64, mark uint64) string {
+	deadline := time.Now().Add(spanWait)
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	for {
+		if n := sp.cover(topic, from, to); n != "" || !sp.pending(mark) {
+			return n
+		}
+		if sp.ended == nil {
+			sp.ended = make(chan struct{})
+		}
+		ch := sp.ended
+		d := time.Until(deadline)
+		if d <= 0 {
+			return ""
+		}
+		sp.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+		sp.mu.Lock()
+	}
+}
+
+// pending reports whether a Publish call begun at or before mark has not
+// ended; sp.mu is held.
+func (sp *spans) pending(mark uint64) bool {
+	for g := range sp.inflight {
+		if g <= mark {
+			return true
+		}
+	}
+	return false
+}
+
+// cover is node's answer from what is recorded; sp.mu is held.
+func (sp *spans) cover(topic string, from, to int64) string {
 	node, at := "", from
 	for _, s := range sp.by[topic] {
 		if s.to <= at {

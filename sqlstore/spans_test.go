@@ -1,6 +1,9 @@
 package sqlstore
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // spans names a node only for a run of positions its recorded batches
 // hold, every one of them.
@@ -30,8 +33,27 @@ func TestSpans(t *testing.T) {
 		{"u", 0, 4, ""},
 		{"v", 0, 1, ""},
 	} {
-		if got := sp.node(c.topic, c.from, c.to); got != c.want {
+		if got := sp.node(c.topic, c.from, c.to, sp.mark()); got != c.want {
 			t.Errorf("node(%s, %d, %d) = %q, want %q", c.topic, c.from, c.to, got, c.want)
 		}
+	}
+	// A Publish that began before the mark and has not said what it took
+	// is waited for: its commit may be what the poll read.
+	end := sp.begin()
+	mark := sp.mark()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		sp.add("t", "a", 12, 2)
+		end()
+	}()
+	if got := sp.node("t", 10, 12, mark); got != "a" {
+		t.Errorf("node(t, 10, 12) while the Publish that took 11..12 was in flight = %q, want a", got)
+	}
+	// One that began after the mark is not: the poll did not see it.
+	later := sp.begin()
+	defer later()
+	start := time.Now()
+	if got := sp.node("t", 12, 13, mark); got != "" || time.Since(start) > spanWait/2 {
+		t.Errorf("node(t, 12, 13) = %q after %v, want \"\" at once", got, time.Since(start))
 	}
 }

@@ -275,6 +275,7 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 		return err
 	}
 	rows.Close()
+	mark := s.taken.mark() // after the read: every Publish it saw began before
 	for _, c := range changes {
 		switch c.kind {
 		case 0:
@@ -289,9 +290,9 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 				case ok && c.seq-prev.seq == c.n || !ok && c.seq == c.n:
 					node = c.node // one batch alone moved the counter
 				case ok:
-					node = s.taken.node(c.name, prev.seq, c.seq) // this store's batches did
+					node = s.taken.node(c.name, prev.seq, c.seq, mark) // this store's batches did
 				default: // first seen: a counter starts at 0
-					node = s.taken.node(c.name, 0, c.seq)
+					node = s.taken.node(c.name, 0, c.seq, mark)
 				}
 				p.w.topicNotice(c.name, node)
 			}
