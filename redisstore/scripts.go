@@ -190,28 +190,17 @@ return {upto, out}
 // have expired when it expires). It returns {watermark, acks left}.
 const luaAdvance = `local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
 	local w = tonumber(redis.call('GET', kw) or '0')
-	local add, unpass = {}, {}
-	for i = 1, #acks, 2 do
-		local sc = tonumber(acks[i])
-		if sc < 0 or sc > w then
-			add[#add + 1] = acks[i]
-			add[#add + 1] = acks[i + 1]
-		else
-			unpass[#unpass + 1] = acks[i + 1]
-		end
-	end
-	for i = 1, #add, 1000 do
-		redis.call('ZADD', kacks, unpack(add, i, math.min(i + 999, #add)))
-	end
-	for i = 1, #unpass, 1000 do
-		redis.call('ZREM', kpassed, unpack(unpass, i, math.min(i + 999, #unpass)))
-	end
+	-- The watermark's move first, with these acks from the table (those
+	-- below the new watermark need not be written to the acks set, and
+	-- taken out again, at all).
+	local mine = {}
+	for i = 2, #acks, 2 do mine[acks[i]] = true end
 	local nw, pass = w, {}
 	if upto ~= '' and tonumber(w0) <= w then
 		nw = tonumber(upto)
 		for i = 1, #cands, 3 do
 			local q = tonumber(cands[i + 1])
-			if q > w and not redis.call('ZSCORE', kacks, cands[i]) then
+			if q > w and not mine[cands[i]] and not redis.call('ZSCORE', kacks, cands[i]) then
 				if cands[i + 2] == '1' then
 					nw = math.min(nw, q - 1)
 					break
@@ -220,6 +209,23 @@ const luaAdvance = `local function advance(kw, kacks, kpassed, now, ttl, w0, upt
 				pass[#pass + 1] = cands[i]
 			end
 		end
+	end
+	if nw < w then nw = w end
+	local add, unpass = {}, {}
+	for i = 1, #acks, 2 do
+		local sc = tonumber(acks[i])
+		if sc < 0 or sc > nw then
+			add[#add + 1] = acks[i]
+			add[#add + 1] = acks[i + 1]
+		elseif sc <= w then
+			unpass[#unpass + 1] = acks[i + 1]
+		end
+	end
+	for i = 1, #add, 1000 do
+		redis.call('ZADD', kacks, unpack(add, i, math.min(i + 999, #add)))
+	end
+	for i = 1, #unpass, 1000 do
+		redis.call('ZREM', kpassed, unpack(unpass, i, math.min(i + 999, #unpass)))
 	end
 	if nw > w then
 		local s = string.format('%d', nw)
