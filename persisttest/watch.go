@@ -37,16 +37,22 @@ func (s *suite) testWatch(t *testing.T) {
 		}
 		return w
 	}
-	t.Run("Filters", func(t *testing.T) {
-		t.Parallel()
-		a, b := nodes(t)
-		ctx := t.Context()
-		ns := make(Notices, 1024)
-		w := watch(t, a, ns)
-		defer w.Close()
-		if err := w.Add(ctx, "sync/#", "cnt/t", "cnt/t", "$share/g/sh/+"); err != nil {
+	// watching is nodes, with a watch on a of filters and its notices.
+	watching := func(t *testing.T, filters ...string) (a, b persist.Store, ns Notices, w persist.Watch) {
+		t.Helper()
+		a, b = nodes(t)
+		ns = make(Notices, 1024)
+		w = watch(t, a, ns)
+		t.Cleanup(func() { w.Close() })
+		if err := w.Add(t.Context(), filters...); err != nil {
 			t.Fatal(err)
 		}
+		return a, b, ns, w
+	}
+	t.Run("Filters", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		a, b, ns, w := watching(t, "sync/#", "cnt/t", "cnt/t", "$share/g/sh/+")
 		if err := w.Add(ctx, "ok/t", "bad/#/x"); !errors.Is(err, persist.ErrInvalid) {
 			t.Errorf("Add with an invalid filter: %v, want ErrInvalid", err)
 		}
@@ -117,14 +123,7 @@ func (s *suite) testWatch(t *testing.T) {
 	})
 	t.Run("Nodes", func(t *testing.T) {
 		t.Parallel()
-		a, b := nodes(t)
-		ctx := t.Context()
-		ns := make(Notices, 1024)
-		w := watch(t, a, ns)
-		defer w.Close()
-		if err := w.Add(ctx, "nodes/#"); err != nil {
-			t.Fatal(err)
-		}
+		a, b, ns, _ := watching(t, "nodes/#")
 		// heard collects the notices of name until none came for a while.
 		heard := func(name string) []persist.Notice {
 			t.Helper()

@@ -188,7 +188,14 @@ return {upto, out}
 // leaves the passed set), as are acks of unstored messages older than the
 // TTL. The keys get the TTL (the passed set when it grows: its messages
 // have expired when it expires). It returns {watermark, acks left}.
-const luaAdvance = `local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
+const luaAdvance = `-- chunked calls cmd on key with the elements of l, 1000 at a time (Lua's
+-- unpack has a limit).
+local function chunked(cmd, key, l)
+	for i = 1, #l, 1000 do
+		redis.call(cmd, key, unpack(l, i, math.min(i + 999, #l)))
+	end
+end
+local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
 	local w = tonumber(redis.call('GET', kw) or '0')
 	-- The watermark's move first, with these acks from the table (those
 	-- below the new watermark need not be written to the acks set, and
@@ -221,12 +228,8 @@ const luaAdvance = `local function advance(kw, kacks, kpassed, now, ttl, w0, upt
 			unpass[#unpass + 1] = acks[i + 1]
 		end
 	end
-	for i = 1, #add, 1000 do
-		redis.call('ZADD', kacks, unpack(add, i, math.min(i + 999, #add)))
-	end
-	for i = 1, #unpass, 1000 do
-		redis.call('ZREM', kpassed, unpack(unpass, i, math.min(i + 999, #unpass)))
-	end
+	chunked('ZADD', kacks, add)
+	chunked('ZREM', kpassed, unpass)
 	if nw > w then
 		local s = string.format('%d', nw)
 		redis.call('SET', kw, s)
@@ -235,12 +238,8 @@ const luaAdvance = `local function advance(kw, kacks, kpassed, now, ttl, w0, upt
 		for i = 1, #cands, 3 do
 			if tonumber(cands[i + 1]) <= nw then rm[#rm + 1] = cands[i] end
 		end
-		for i = 1, #rm, 1000 do
-			redis.call('ZREM', kacks, unpack(rm, i, math.min(i + 999, #rm)))
-		end
-		for i = 1, #pass, 1000 do
-			redis.call('ZADD', kpassed, unpack(pass, i, math.min(i + 999, #pass)))
-		end
+		chunked('ZREM', kacks, rm)
+		chunked('ZADD', kpassed, pass)
 		if #pass > 0 then
 			if ttl > 0 then redis.call('PEXPIRE', kpassed, ttl) else redis.call('PERSIST', kpassed) end
 		end
