@@ -39,7 +39,7 @@ type span struct {
 const (
 	maxSpans      = 32
 	maxSpanTopics = 4096
-	// spanWait bounds a poll's wait for the Publish calls in flight.
+	// spanWait bounds a poll's waits for the Publish calls in flight.
 	spanWait = 100 * time.Millisecond
 )
 
@@ -106,10 +106,9 @@ func (sp *spans) add(topic, node string, to, n int64) {
 
 // node returns the node whose batches took every position from+1 .. to of
 // topic, or "" when no one node's batches did. When they do not (yet), it
-// waits, up to spanWait, for the Publish calls begun before mark to end:
-// one of them may have committed a move and not recorded it yet.
-func (sp *spans) node(topic string, from, to int64, mark uint64) string {
-	deadline := time.Now().Add(spanWait)
+// waits, until deadline at most, for the Publish calls begun before mark
+// to end: one of them may have committed a move and not recorded it yet.
+func (sp *spans) node(topic string, from, to int64, mark uint64, deadline time.Time) string {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	for {

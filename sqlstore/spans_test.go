@@ -33,7 +33,7 @@ func TestSpans(t *testing.T) {
 		{"u", 0, 4, ""},
 		{"v", 0, 1, ""},
 	} {
-		if got := sp.node(c.topic, c.from, c.to, sp.mark()); got != c.want {
+		if got := sp.node(c.topic, c.from, c.to, sp.mark(), time.Now().Add(spanWait)); got != c.want {
 			t.Errorf("node(%s, %d, %d) = %q, want %q", c.topic, c.from, c.to, got, c.want)
 		}
 	}
@@ -46,14 +46,14 @@ func TestSpans(t *testing.T) {
 		sp.add("t", "a", 12, 2)
 		end()
 	}()
-	if got := sp.node("t", 10, 12, mark); got != "a" {
+	if got := sp.node("t", 10, 12, mark, time.Now().Add(spanWait)); got != "a" {
 		t.Errorf("node(t, 10, 12) while the Publish that took 11..12 was in flight = %q, want a", got)
 	}
 	// One that began after the mark is not: the poll did not see it.
 	later := sp.begin()
 	defer later()
 	start := time.Now()
-	if got := sp.node("t", 12, 13, mark); got != "" || time.Since(start) > spanWait/2 {
+	if got := sp.node("t", 12, 13, mark, time.Now().Add(spanWait)); got != "" || time.Since(start) > spanWait/2 {
 		t.Errorf("node(t, 12, 13) = %q after %v, want \"\" at once", got, time.Since(start))
 	}
 }

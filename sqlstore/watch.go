@@ -276,6 +276,7 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 	}
 	rows.Close()
 	mark := s.taken.mark() // after the read: every Publish it saw began before
+	wait := time.Now().Add(spanWait)
 	for _, c := range changes {
 		switch c.kind {
 		case 0:
@@ -290,9 +291,9 @@ func (p *pollWatch) poll(ctx context.Context, notify bool) error {
 				case ok && c.seq-prev.seq == c.n || !ok && c.seq == c.n:
 					node = c.node // one batch alone moved the counter
 				case ok:
-					node = s.taken.node(c.name, prev.seq, c.seq, mark) // this store's batches did
+					node = s.taken.node(c.name, prev.seq, c.seq, mark, wait) // this store's batches did
 				default: // first seen: a counter starts at 0
-					node = s.taken.node(c.name, 0, c.seq, mark)
+					node = s.taken.node(c.name, 0, c.seq, mark, wait)
 				}
 				p.w.topicNotice(c.name, node)
 			}
