@@ -26,6 +26,8 @@ type entry struct {
 	// only the groups' (no subscription of the client's own matched).
 	groups []string
 	notOwn bool
+	// dup: sent with DUP set, as a resend of an earlier connection's.
+	dup bool
 }
 
 // conn is the delivery of persisted messages to one connection of a
@@ -71,6 +73,7 @@ type conn struct {
 	page       int
 	seenKicks  uint64
 	pending    map[uint16]*entry // sent, waiting for PUBACK/PUBREC
+	batched    []uint16          // packet IDs sent since batch began
 	ready      []*entry          // acknowledged, to record
 	readySince time.Time         // when ready became non-empty
 	unsent     []*entry          // recording failed, to try again

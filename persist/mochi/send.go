@@ -59,9 +59,39 @@ func (c *conn) nextPacketID() (uint32, error) {
 // handles one.
 func (c *conn) batch() func() {
 	c.out.hold()
+	c.batched = c.batched[:0]
 	return func() {
-		if err := c.out.flush(); err != nil && c.cl.Closed() {
-			c.cancel()
+		if err := c.out.flush(); err != nil {
+			c.notWritten(c.batched)
+			if c.cl.Closed() {
+				c.cancel()
+			}
+		}
+		c.batched = c.batched[:0]
+	}
+}
+
+// notWritten takes the deliveries of packet IDs pids, whose write failed
+// (the connection is closing), out of flight: they were not delivered,
+// so the next connection gets them from the store as first deliveries
+// (DUP 0), not as mochi's or the Hook's resends of what this one sent.
+func (c *conn) notWritten(pids []uint16) {
+	inf := c.cl.State.Inflight
+	for _, pid := range pids {
+		e, ok := c.pending[pid]
+		if !ok {
+			continue
+		}
+		delete(c.pending, pid)
+		delete(c.known, e.id)
+		if e.dup { // sent on an earlier connection all the same
+			if c.resends == nil {
+				c.resends = map[string]uint16{}
+			}
+			c.resends[e.id] = pid
+		}
+		if inf.Delete(pid) {
+			atomic.AddInt64(&c.h.server.Info.Inflight, -1)
 		}
 	}
 }
@@ -86,7 +116,9 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 		}
 		pk.FixedHeader.Dup = dup
 		pk.PacketID = pid
+		e.dup = dup
 		c.pending[pk.PacketID] = e
+		c.batched = append(c.batched, pid)
 		if inf.Set(pk) {
 			atomic.AddInt64(&c.h.server.Info.Inflight, 1)
 		}
@@ -107,6 +139,9 @@ func (c *conn) send(pk packets.Packet, e *entry) bool {
 		return false
 	}
 	if err != nil {
+		if pk.PacketID != 0 {
+			c.notWritten([]uint16{pk.PacketID})
+		}
 		if c.cl.Closed() {
 			c.cancel()
 		}
