@@ -172,9 +172,7 @@ func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp tim
 	for _, m := range msgs {
 		r := s.reg[m.Topic]
 		r.stamp = stamp
-		if !slices.Contains(r.nodes, m.Node) {
-			r.nodes = append(r.nodes, m.Node)
-		}
+		r.add(m.Node)
 		s.reg[m.Topic] = r
 	}
 	if !s.unacked() { // else the write ends WriteTimeout after it began
@@ -194,6 +192,15 @@ func (s *Store) register(ctx context.Context, msgs []*persist.Message, stamp tim
 type registration struct {
 	stamp time.Time
 	nodes []string
+}
+
+// add adds nodes to r's, each once.
+func (r *registration) add(nodes ...string) {
+	for _, n := range nodes {
+		if !slices.Contains(r.nodes, n) {
+			r.nodes = append(r.nodes, n)
+		}
+	}
 }
 
 // regID is the _id of a topic's registry document for node: a document
@@ -245,11 +252,7 @@ func (s *Store) flushRegistry() {
 		for t, r := range pending {
 			if newer, ok := s.reg[t]; ok {
 				r.stamp = newer.stamp
-				for _, n := range newer.nodes {
-					if !slices.Contains(r.nodes, n) {
-						r.nodes = append(r.nodes, n)
-					}
-				}
+				r.add(newer.nodes...)
 			}
 			s.reg[t] = r
 		}

@@ -53,19 +53,21 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 	start := starts()
 	place := map[string]int{}
 	var topics []string
-	keys := make([]string, len(acks), len(acks)+8)
-	pk := packer{b: make([]byte, 0, 64+40*len(acks))}
-	pk.array(6)
-	pk.str(clientID)
-	pk.int(s.ttl.Milliseconds())
-	pk.int(ms(time.Now()))
-	for i, a := range acks {
-		keys[i] = s.k.msgKey(a.ID)
+	for _, a := range acks {
 		if _, ok := place[a.Topic]; !ok {
 			topics = append(topics, a.Topic)
 			place[a.Topic] = len(topics)
 		}
 	}
+	keys := make([]string, len(acks), len(acks)+8*len(topics))
+	for i, a := range acks {
+		keys[i] = s.k.msgKey(a.ID)
+	}
+	pk := packer{b: make([]byte, 0, 64+40*len(acks))}
+	pk.array(6)
+	pk.str(clientID)
+	pk.int(s.ttl.Milliseconds())
+	pk.int(ms(time.Now()))
 	pk.array(len(topics))
 	for _, t := range topics {
 		pk.str(start(t))
@@ -88,9 +90,10 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 // a script on the message's hash deletes a queue message claimed by the
 // client (ackScript), and per topic the acked messages' positions, the
 // client's watermark and its acks above it are read, with the client's
-// subscriptions. A settle scan of each topic's index with fanout acks (second round trip)
-// finds the candidates; a script on the client's cursor keys (third)
-// records the acks and moves the watermark if it is still the one read.
+// subscriptions. A settle scan of each topic's index with fanout acks
+// (second round trip) finds the candidates; a script on the client's
+// cursor keys (third) records the acks and moves the watermark if it is
+// still the one read.
 func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persist.Ack) error {
 	kinds := make([]*redis.Cmd, len(acks))
 	byTopic := map[string]*ackTopic{}
