@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,36 +53,38 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 		return s.kit.Fail(ctx, op, err)
 	}
 	start := starts()
-	place := map[string]int{}
+	// Per topic its acked IDs, each once, greatest first: the script takes
+	// the first fanout one as the topic's cursor.
+	byTopic := map[string][]string{}
 	var topics []string
 	for _, a := range acks {
-		if _, ok := place[a.Topic]; !ok {
+		ids, ok := byTopic[a.Topic]
+		if !ok {
 			topics = append(topics, a.Topic)
-			place[a.Topic] = len(topics)
 		}
+		byTopic[a.Topic] = append(ids, a.ID)
 	}
-	keys := make([]string, len(acks), len(acks)+8*len(topics))
-	for i, a := range acks {
-		keys[i] = s.k.msgKey(a.ID)
+	keys := make([]string, 0, 8*len(topics)+len(acks))
+	for _, t := range topics {
+		fk, ck := s.k.fanoutKeys(t), s.k.cursorKeys(clientID, t)
+		keys = append(keys, s.k.queueKey(t), fk.idx, fk.exp, fk.seq, ck.w, ck.acks, ck.passed, s.k.ackedKey(clientID, t))
 	}
 	pk := packer{b: make([]byte, 0, 64+40*len(acks))}
-	pk.array(6)
+	pk.array(4)
 	pk.str(clientID)
 	pk.int(s.ttl.Milliseconds())
 	pk.int(ms(time.Now()))
 	pk.array(len(topics))
 	for _, t := range topics {
+		ids := byTopic[t]
+		slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+		ids = slices.Compact(ids)
+		pk.array(1 + len(ids))
 		pk.str(start(t))
-		fk, ck := s.k.fanoutKeys(t), s.k.cursorKeys(clientID, t)
-		keys = append(keys, s.k.queueKey(t), fk.idx, fk.exp, fk.seq, ck.w, ck.acks, ck.passed, s.k.ackedKey(clientID, t))
-	}
-	pk.array(len(acks))
-	for _, a := range acks {
-		pk.str(a.ID)
-	}
-	pk.array(len(acks))
-	for _, a := range acks {
-		pk.int(int64(place[a.Topic]))
+		for _, id := range ids {
+			pk.str(id)
+			keys = append(keys, s.k.msgKey(id))
+		}
 	}
 	_, err := s.run(ctx, false, func(p redis.Pipeliner) { ackedScript.EvalSha(ctx, p, keys, pk.b) })
 	return s.kit.Fail(ctx, op, err)

@@ -63,7 +63,8 @@ var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueInd
 // topic's keys expired — or rolled back by a failover that lost the latest
 // writes starts above the positions given before (see the package doc,
 // # Order and acks). An ID already indexed keeps its position. Expired IDs
-// leave both sets (up to 1000 a call). The three keys expire together,
+// leave both sets (up to 1000 a call, in the calls that cross a
+// millionth of positions: see the sweep). The three keys expire together,
 // slack milliseconds after their latest entry (never, if one never
 // expires); that expiry is set again only when an entry outlives it, so a
 // busy topic's keys get a new one once per slack, not on every call.
@@ -84,10 +85,16 @@ const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, now, us,
 	redis.call('SET', kseq, string.format('%d', seq), 'KEEPTTL')
 	redis.call('ZADD', kidx, unpack(idx))
 	redis.call('ZADD', kexp, unpack(exp))
-	local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
-	if #gone > 0 then
-		redis.call('ZREM', kexp, unpack(gone))
-		redis.call('ZREM', kidx, unpack(gone))
+	-- The sweep of expired IDs runs when the position's millionth changes
+	-- (about once a second of the clock on a busy topic; on every call
+	-- to one written less often): readers skip expired entries, so they
+	-- need not leave on every call.
+	if not last or math.floor(tonumber(last) / 1000000) ~= math.floor(seq / 1000000) then
+		local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+		if #gone > 0 then
+			redis.call('ZREM', kexp, unpack(gone))
+			redis.call('ZREM', kidx, unpack(gone))
+		end
 	end
 	if last and at ~= -2 and (at == -1 or at >= top) then return 1 end
 	local high = redis.call('ZRANGE', kexp, -1, -1, 'WITHSCORES')
@@ -172,22 +179,26 @@ return {upto, out}
 `)
 
 // luaAdvance is advance(kw, kacks, kpassed, now, ttl, w0, upto, acks,
-// cands): it records a client's fanout acks of one topic and moves the
-// client's watermark of it. Keys: the watermark (a position), the IDs
+// cands, w, n): it records a client's fanout acks of one topic and moves
+// the client's watermark of it. Keys: the watermark (a position), the IDs
 // acked above it (scored by position, or by minus the ack's time in
 // milliseconds when the message was not stored yet) and the IDs it passed
 // without an ack because they were due to none of the client's
 // subscriptions (all scored 0, so that a fetch reads those after its
 // start by range, ZRANGE BYLEX). now is in milliseconds, ttl too (0:
 // none), w0 the watermark the scan started from, upto its end ("": no
-// scan), acks {score, id, …}, cands {id, seq, due, …} (see settle). When
-// the watermark is still w0 (or above), it moves up to the first due
-// candidate above it that is not acked (or to upto) — never back; the
-// candidates it passes that are not acked nor due are added to the passed
-// set. Acks at or below the watermark are dropped (a passed ID acked
-// leaves the passed set), as are acks of unstored messages older than the
-// TTL. The keys get the TTL (the passed set when it grows: its messages
-// have expired when it expires). It returns {watermark, acks left}.
+// scan), acks {score, id, …}, cands {id, seq, due, …} (see settle), w the
+// watermark now (a number) and n the number of IDs in kacks, both read by
+// the caller in this script. When the watermark is still w0 (or above),
+// it moves up to the first due candidate above it that is not acked (or
+// to upto) — never back; the candidates it passes that are not acked nor
+// due are added to the passed set. Acks at or below the watermark are
+// dropped (a passed ID acked leaves the passed set), as are acks of
+// unstored messages older than the TTL. The keys get the TTL (the passed
+// set when it grows: its messages have expired when it expires). A client
+// acking in order has no acks recorded above its watermark (n = 0) and
+// adds none: then the acks set is not touched at all. It returns the
+// watermark.
 const luaAdvance = `-- chunked calls cmd on key with the elements of l, 1000 at a time (Lua's
 -- unpack has a limit).
 local function chunked(cmd, key, l)
@@ -195,8 +206,7 @@ local function chunked(cmd, key, l)
 		redis.call(cmd, key, unpack(l, i, math.min(i + 999, #l)))
 	end
 end
-local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
-	local w = tonumber(redis.call('GET', kw) or '0')
+local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands, w, n)
 	-- The watermark's move first, with these acks from the table (those
 	-- below the new watermark need not be written to the acks set, and
 	-- taken out again, at all).
@@ -207,7 +217,7 @@ local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
 		nw = tonumber(upto)
 		for i = 1, #cands, 3 do
 			local q = tonumber(cands[i + 1])
-			if q > w and not mine[cands[i]] and not redis.call('ZSCORE', kacks, cands[i]) then
+			if q > w and not mine[cands[i]] and not (n > 0 and redis.call('ZSCORE', kacks, cands[i])) then
 				if cands[i + 2] == '1' then
 					nw = math.min(nw, q - 1)
 					break
@@ -228,17 +238,23 @@ local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
 			unpass[#unpass + 1] = acks[i + 1]
 		end
 	end
+	-- has: the acks set holds (or gets) IDs.
+	local has = n > 0 or #add > 0
 	chunked('ZADD', kacks, add)
 	chunked('ZREM', kpassed, unpass)
+	local set = false
 	if nw > w then
 		local s = string.format('%d', nw)
-		redis.call('SET', kw, s)
-		redis.call('ZREMRANGEBYSCORE', kacks, 0, s)
-		local rm = {}
-		for i = 1, #cands, 3 do
-			if tonumber(cands[i + 1]) <= nw then rm[#rm + 1] = cands[i] end
+		if ttl > 0 then redis.call('SET', kw, s, 'PX', ttl) else redis.call('SET', kw, s) end
+		set = true
+		if has then
+			redis.call('ZREMRANGEBYSCORE', kacks, 0, s)
+			local rm = {}
+			for i = 1, #cands, 3 do
+				if tonumber(cands[i + 1]) <= nw then rm[#rm + 1] = cands[i] end
+			end
+			chunked('ZREM', kacks, rm)
 		end
-		chunked('ZREM', kacks, rm)
 		chunked('ZADD', kpassed, pass)
 		if #pass > 0 then
 			if ttl > 0 then redis.call('PEXPIRE', kpassed, ttl) else redis.call('PERSIST', kpassed) end
@@ -246,14 +262,16 @@ local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands)
 		w = nw
 	end
 	if ttl > 0 then
-		redis.call('ZREMRANGEBYSCORE', kacks, '(' .. string.format('%d', ttl - now), '(0')
-		redis.call('PEXPIRE', kw, ttl)
-		redis.call('PEXPIRE', kacks, ttl)
+		if has then
+			redis.call('ZREMRANGEBYSCORE', kacks, '(' .. string.format('%d', ttl - now), '(0')
+			redis.call('PEXPIRE', kacks, ttl)
+		end
+		if not set then redis.call('PEXPIRE', kw, ttl) end
 	else
-		redis.call('PERSIST', kw)
-		redis.call('PERSIST', kacks)
+		if not set then redis.call('PERSIST', kw) end
+		if has then redis.call('PERSIST', kacks) end
 	end
-	return {string.format('%d', w), redis.call('ZCARD', kacks)}
+	return string.format('%d', w)
 end
 `
 
@@ -266,7 +284,9 @@ local c0 = 6 + 2 * na
 local acks, cands = {}, {}
 for i = 6, c0 - 1 do acks[#acks + 1] = ARGV[i] end
 for i = c0, #ARGV do cands[#cands + 1] = ARGV[i] end
-return advance(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], acks, cands)
+local w = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = redis.call('ZCARD', KEYS[2])
+return advance(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], acks, cands, w, n)
 `)
 
 // claimScript claims a queue message (KEYS[1], its hash) for a client
@@ -304,17 +324,15 @@ return 0
 
 // luaCursor is cursor(k, id, ttl): it keeps the highest ID a client acked
 // on a topic (k, the seeds' mqtt:acked:${clientid}:${topic}): it sets k to
-// id if that is greater, byte-wise, and sets k's TTL to ttl milliseconds
-// (0: none).
+// id if that is greater, byte-wise, with a TTL of ttl milliseconds (0:
+// none). It writes first and reads the old value with the same SET (one
+// call), putting that back in the rare case it was greater (an ack
+// of an older message after a newer one's).
 const luaCursor = `local function cursor(k, id, ttl)
-	local c = redis.call('GET', k)
-	if (not c) or greater(id, c) then
-		redis.call('SET', k, id)
-	end
-	if ttl > 0 then
-		redis.call('PEXPIRE', k, ttl)
-	else
-		redis.call('PERSIST', k)
+	local c
+	if ttl > 0 then c = redis.call('SET', k, id, 'PX', ttl, 'GET') else c = redis.call('SET', k, id, 'GET') end
+	if c and greater(c, id) then
+		if ttl > 0 then redis.call('SET', k, c, 'PX', ttl) else redis.call('SET', k, c) end
 	end
 end
 `
@@ -326,66 +344,63 @@ return 1
 `)
 
 // ackedScript is an Acked on one Redis, in one call (see Store.Acked).
-// KEYS are the acked messages' hashes, one per ack, then per topic of
-// the batch its queue index, fanout index, expiry set and counter, and
-// the client's watermark, acks, passed set and cursor of the topic (8
-// keys). ARGV[1] is the MessagePack (see packer) of {client, TTL (ms),
-// now (ms), {per topic the client's earliest start, see settle}, {per
-// ack its ID}, {per ack its topic's place (from 1)}}. A queue message
-// claimed by the client is deleted, and leaves its topic's queue index; a
-// queue message claimed by another or by none is left; every other ack is
-// a fanout ack, recorded by advance after a settle scan of its topic, as
-// the Cluster's three round trips do.
+// KEYS are, per topic of the batch, its queue index, fanout index, expiry
+// set and counter, and the client's watermark, acks, passed set and
+// cursor of the topic (8 keys), then the acked messages' hashes, one per
+// ack, in the order of the batch's topics and, within one, of their IDs
+// in ARGV. ARGV[1] is the MessagePack (see packer) of {client, TTL (ms),
+// now (ms), {per topic {the client's earliest start (see settle), then
+// the acked IDs, each once, greatest first}}}. An ack whose ID has a
+// position in its topic's fanout index is a fanout ack; for the others
+// the message's hash tells: a queue message claimed by the client is
+// deleted, and leaves its topic's queue index; a queue message claimed by
+// another or by none is left; anything else is a fanout ack of a message
+// not stored yet (or gone). A topic's fanout acks are recorded by advance
+// after a settle scan of its topic, as the Cluster's three round trips do.
 var ackedScript = redis.NewScript(luaNow + luaGreater + luaSettle + luaAdvance + luaCursor + `
 local b = cmsgpack.unpack(ARGV[1])
 local client, ttl, anow = b[1], tonumber(b[2]), tonumber(b[3])
-local starts, ids, tix = b[4], b[5], b[6]
-local na = #ids
 local pending = '-' .. b[3]
-local fan, hi = {}, {}
-for t = 1, #starts do fan[t] = {} end
-for i = 1, na do
-	local t = tonumber(tix[i])
-	local f = redis.call('HMGET', KEYS[i], 'mode', 'claimed_by')
-	if f[1] == 'queue' then
-		if f[2] == client then
-			redis.call('DEL', KEYS[i])
-			redis.call('ZREM', KEYS[na + 8 * t - 7], ids[i])
-		end
-	else
-		local l = fan[t]
-		l[#l + 1] = ids[i]
-		if not hi[t] or greater(ids[i], hi[t]) then hi[t] = ids[i] end
-	end
-end
-for t = 1, #starts do
-	local l = fan[t]
-	if #l > 0 then
-		local k = na + 8 * (t - 1)
-		cursor(KEYS[k + 8], hi[t], ttl)
-		local w = redis.call('GET', KEYS[k + 5]) or '0'
-		local n = redis.call('ZCARD', KEYS[k + 6])
-		local acks, seen = {}, {}
-		for i = 1, #l, 1000 do
-			local part = {unpack(l, i, math.min(i + 999, #l))}
-			local seqs = redis.call('ZMSCORE', KEYS[k + 2], unpack(part))
-			for j = 1, #part do
-				local id = part[j]
-				if not seen[id] then
-					seen[id] = true
-					local sc = seqs[j]
-					if not sc or tonumber(sc) <= 0 then sc = pending end
-					acks[#acks + 1] = sc
-					acks[#acks + 1] = id
+local topics = b[4]
+local h = 8 * #topics -- the KEYS index of the last ack's hash seen
+for t = 1, #topics do
+	local tp = topics[t]
+	local k = 8 * (t - 1)
+	local acks, hi = {}, nil
+	for i = 2, #tp, 1000 do
+		local part = {unpack(tp, i, math.min(i + 999, #tp))}
+		local seqs = redis.call('ZMSCORE', KEYS[k + 2], unpack(part))
+		for j = 1, #part do
+			h = h + 1
+			local id, sc, fan = part[j], seqs[j], true
+			if not sc or tonumber(sc) <= 0 then
+				sc = pending
+				local f = redis.call('HMGET', KEYS[h], 'mode', 'claimed_by')
+				if f[1] == 'queue' then
+					fan = false
+					if f[2] == client then
+						redis.call('DEL', KEYS[h])
+						redis.call('ZREM', KEYS[k + 1], id)
+					end
 				end
 			end
+			if fan then
+				hi = hi or id
+				acks[#acks + 1] = sc
+				acks[#acks + 1] = id
+			end
 		end
-		local limit = math.min(n + #l + 1, 5000)
-		local upto, cands = settle(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], w, starts[t], limit, limit + 2000, now)
-		advance(KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], anow, ttl, w, upto, acks, cands)
+	end
+	if hi then
+		cursor(KEYS[k + 8], hi, ttl)
+		local ws = redis.call('GET', KEYS[k + 5]) or '0'
+		local n = redis.call('ZCARD', KEYS[k + 6])
+		local limit = math.min(n + #acks / 2 + 1, 5000)
+		local upto, cands = settle(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ws, tp[1], limit, limit + 2000, now)
+		advance(KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], anow, ttl, ws, upto, acks, cands, tonumber(ws), n)
 	end
 end
-return na
+return h - 8 * #topics
 `)
 
 // replaceScript replaces the hash KEYS[1] by the field/value pairs in
