@@ -156,7 +156,7 @@ func run() error {
 	flag.StringVar(&s.redisURL, "redis", os.Getenv("MQTTPERSIST_REDIS_URL"), "Redis `URL` (default $MQTTPERSIST_REDIS_URL)")
 	flag.StringVar(&s.postgresURL, "postgres", os.Getenv("MQTTPERSIST_POSTGRES_URL"), "PostgreSQL `URL` of a user that may create databases (default $MQTTPERSIST_POSTGRES_URL)")
 	flag.StringVar(&s.profileConfig, "profile-config", "redis-async", "configuration `name` whose example broker writes -cpuprofile")
-	flag.StringVar(&s.profile, "cpuprofile", "", "after the rounds, run -profile-config once more with the broker writing a CPU profile to `file` (not in the table)")
+	flag.StringVar(&s.profile, "cpuprofile", "", "after the rounds, run -profile-config once more with the broker writing a CPU profile to `file`, and its allocations to file.alloc (go tool pprof -sample_index=alloc_objects); not in the table")
 	replot := flag.String("replot", "", "print the table and write the charts again from a -json `file` of an earlier run, running nothing")
 	replay := flag.String("replay", "", "instead of the load: time the replay of -replay-messages after each of these comma-separated `histories` of acknowledged messages (e.g. 0,10000,50000), per store of -replay-stores, and chart it (replay.png)")
 	replayN := flag.Int("replay-messages", 10000, "messages replayed after each history")
@@ -279,7 +279,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("profile run, %s: %w", s.profileConfig, err)
 		}
-		fmt.Fprintf(os.Stderr, "\r\033[K[profile] %s: %.0f msgs/s, CPU %.1f µs/msg, lost %d doubled %d; CPU profile in %s\n",
+		fmt.Fprintf(os.Stderr, "\r\033[K[profile] %s: %.0f msgs/s, CPU %.1f µs/msg, lost %d doubled %d; CPU profile in %s, allocations in %[6]s.alloc\n",
 			s.profileConfig, r.Rate, r.CPUPerMsg, r.Lost, r.Doubled, s.profile)
 	}
 

@@ -115,7 +115,7 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 		args = []string{"-listen", "127.0.0.1:0", "-store", storeURL, "-mode", c.mode,
 			"-outbox", filepath.Join(dir, "outbox"), "-metrics", "127.0.0.1:0", "-node", "bench"}
 		if profile != "" {
-			args = append(args, "-cpuprofile", profile)
+			args = append(args, "-cpuprofile", profile, "-memprofile", profile+".alloc")
 		}
 	}
 	if cleanup != nil {
