@@ -103,8 +103,7 @@ func (c *conn) intake() {
 	}
 	if kicks != c.seenKicks {
 		c.seenKicks = kicks
-		c.db = true
-		c.caughtUp = false
+		c.replay()
 	}
 	if now := time.Now(); len(c.known) > 4096 && now.Sub(c.pruned) > time.Second {
 		c.pruned = now

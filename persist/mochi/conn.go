@@ -61,6 +61,9 @@ type conn struct {
 	spillsAt  uint64 // spills when the fetch began
 	spilled   map[string]struct{}
 	spillLost bool
+	pushed    uint64 // live messages pushed (see item.seq)
+	covers    uint64 // pushed when the latest fetch began: it covers those before
+	grace     bool   // memory may hold fetchGrace × Buffer (see push)
 	unsure    map[string]bool // filters subscribed to but not stored yet: not fetched
 
 	// Owned by run.
@@ -210,7 +213,7 @@ func (c *conn) run() {
 	}
 	c.awaitHandoff(c.ctx.Done())
 	c.mark = persist.NewID()
-	c.db = true
+	c.replay()
 	c.page = c.h.opts.Page
 	c.seenKicks = c.kickCount()
 	for c.ctx.Err() == nil {
@@ -272,6 +275,14 @@ func (c *conn) step() bool {
 	return sent
 }
 
+// replay turns the delivery to the store.
+func (c *conn) replay() {
+	c.db, c.caughtUp = true, false
+	c.mu.Lock()
+	c.grace = true
+	c.mu.Unlock()
+}
+
 // maxSpilledIDs bounds the IDs a conn notes while a fetch runs.
 const maxSpilledIDs = 16384
 
@@ -281,6 +292,7 @@ func (c *conn) watchSpills() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.spilled, c.spillLost, c.spillsAt = map[string]struct{}{}, false, c.spills
+	c.covers = c.pushed
 	return c.kicks
 }
 

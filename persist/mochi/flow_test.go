@@ -226,14 +226,24 @@ func TestSlowLiveSubscriberSpillsToStore(t *testing.T) {
 
 // slowFetch is the real Router whose FetchOffline takes delay longer, as
 // a busy database or an async outbox that must drain first makes it.
+// slowFetch is a store whose fetches take delay longer: before they read
+// the store, or (after) between the read and the return, as a database's
+// does that sends a large result over a busy connection.
 type slowFetch struct {
 	*persist.Router
 	delay time.Duration
+	after bool
 }
 
 func (s slowFetch) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
-	time.Sleep(s.delay)
-	return s.Router.FetchOffline(ctx, clientID, filter, opt)
+	if !s.after {
+		time.Sleep(s.delay)
+	}
+	msgs, err := s.Router.FetchOffline(ctx, clientID, filter, opt)
+	if s.after {
+		time.Sleep(s.delay)
+	}
+	return msgs, err
 }
 
 // A subscriber that fell behind a steady stream — its messages spilled to
@@ -244,14 +254,23 @@ func (s slowFetch) FetchOffline(ctx context.Context, clientID, filter string, op
 // stay on the store until the stream stopped), and a spill during a fetch
 // that returned the spilled messages does not send it back to the store
 // (else every fetch would: it would never go live).
+//
+// The "read first" cases take the 50 ms after the fetch's read: what the
+// stream brings meanwhile is not in its result, and overfills Buffer; it
+// is held in memory while the delivery replays the store (up to
+// fetchGrace × Buffer), or every fetch would end with a spill of messages
+// it did not return, and the delivery would stay on the store while the
+// stream lasted.
 func TestBehindUnderLoadGoesLive(t *testing.T) {
-	t.Run("durable", func(t *testing.T) { behindUnderLoad(t, false) })
+	t.Run("durable", func(t *testing.T) { behindUnderLoad(t, false, false) })
 	// Async: a message is in memory a moment before the outbox writes it,
 	// so a fetch does not return the latest ones spilled while it ran.
-	t.Run("async", func(t *testing.T) { behindUnderLoad(t, true) })
+	t.Run("async", func(t *testing.T) { behindUnderLoad(t, true, false) })
+	t.Run("durable/read first", func(t *testing.T) { behindUnderLoad(t, false, true) })
+	t.Run("async/read first", func(t *testing.T) { behindUnderLoad(t, true, true) })
 }
 
-func behindUnderLoad(t *testing.T, async bool) {
+func behindUnderLoad(t *testing.T, async, readFirst bool) {
 	// The in-memory store: as fast under the race detector as without, so
 	// that the stream outpaces the replay in both.
 	s := memstore.New()
@@ -277,7 +296,7 @@ func behindUnderLoad(t *testing.T, async bool) {
 	if raceEnabled {
 		n, gap, fetch = 2000, 6*time.Millisecond, 300*time.Millisecond
 	}
-	b := startBroker(t, slowFetch{r, fetch}, &mochi.Options{Window: 10, Page: 20, Buffer: 20}, nil)
+	b := startBroker(t, slowFetch{r, fetch, readFirst}, &mochi.Options{Window: 10, Page: 20, Buffer: 20}, nil)
 	var got atomic.Int64
 	slow := func(*paho.Publish) {
 		if got.Add(1) <= 100 {

@@ -17,7 +17,12 @@ type item struct {
 	pk   packets.Packet
 	id   string
 	mode persist.Mode
+	seq  uint64 // the order of its push among the conn's
 }
+
+// fetchGrace × Options.Buffer is the most a client's memory holds while
+// its delivery replays the store (see push).
+const fetchGrace = 4
 
 // OnPublished delivers a tagged message (which mochi ignored): it keeps it
 // as retained when asked and hands it to each connected subscriber's
@@ -141,17 +146,37 @@ func (h *Hook) kickGroups(groups map[string]map[string]packets.Subscription) {
 	}
 }
 
-// push queues a live message. When memory is full, the older half of the
-// messages the store can deliver are dropped from it and the delivery goes
-// back to the store. The newer half stays: a fetch that follows returns
-// the dropped ones if they were written before it (an async outbox writes
-// them a moment after they come here), so that the delivery can go live
-// again after it (see conn.settled) even while the stream goes on.
+// push queues a live message. When memory is full, it first drops the
+// messages the latest fetch covers — those pushed before it began, which
+// the store had by then (the fetch waits for an async outbox to write what
+// it holds): the fetch returned them, or it was not the last one. If that
+// is not enough, the older half of the messages the store can deliver are
+// dropped from it and the delivery goes back to the store. The newer half
+// stays: a fetch that follows returns the dropped ones if they were
+// written before it (an async outbox writes them a moment after they come
+// here), so that the delivery can go live again after it (see
+// conn.settled) even while the stream goes on. Memory is full at
+// Options.Buffer, or at fetchGrace times that while the delivery replays
+// the store and until memory has drained under Buffer after it: what the
+// stream brings while a fetch runs after the fetch's read is what the
+// delivery sends live after the replay, and a fetch that takes longer
+// than the stream needs to fill Buffer would else end with a spill every
+// time, and the delivery never go live again.
 func (c *conn) push(it *item) {
 	c.mu.Lock()
+	it.seq = c.pushed
+	c.pushed++
 	if len(c.mem) >= c.h.opts.Buffer {
 		subs := c.cl.State.Subscriptions.GetAll()
-		n := c.spill(subs, max(c.h.opts.Buffer/2, 1), func(*item) bool { return true })
+		c.dropCovered(subs)
+	}
+	full := c.h.opts.Buffer
+	if c.grace {
+		full *= fetchGrace
+	}
+	if len(c.mem) >= full {
+		subs := c.cl.State.Subscriptions.GetAll()
+		n := c.spill(subs, max(full/2, 1), func(*item) bool { return true })
 		if n == 0 && coveredBy(subs, it) {
 			c.noteSpill(it.id)
 			c.spilledSome(1)
@@ -184,6 +209,19 @@ func (c *conn) spill(subs map[string]packets.Subscription, limit int, which func
 	c.mem = keep
 	c.spilledSome(n)
 	return n
+}
+
+// dropCovered drops from memory the messages that the latest fetch covers
+// (see push), without a kick. c.mu is held.
+func (c *conn) dropCovered(subs map[string]packets.Subscription) {
+	keep := c.mem[:0]
+	for _, x := range c.mem {
+		if x.seq >= c.covers || !coveredBy(subs, x) {
+			keep = append(keep, x)
+		}
+	}
+	clear(c.mem[len(keep):])
+	c.mem = keep
 }
 
 // spilledSome counts n messages spilled, as one kick. c.mu is held.
@@ -243,6 +281,9 @@ func (c *conn) sendMem() bool {
 			// which turns to the store.
 			c.mu.Unlock()
 			return true
+		}
+		if len(c.mem) < c.h.opts.Buffer {
+			c.grace = false // drained after the replay
 		}
 		if len(c.mem) == 0 {
 			c.mu.Unlock()

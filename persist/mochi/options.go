@@ -52,7 +52,13 @@ type Options struct {
 	Page int
 	// Buffer is the most live messages held in memory for one client that
 	// cannot take them yet; beyond it they are dropped from memory and
-	// delivered from the store instead. 0 means DefaultBuffer.
+	// delivered from the store instead. While the client's delivery
+	// replays the store, and until memory has drained under Buffer after
+	// it, memory holds up to 4 × Buffer of the messages published since
+	// its latest fetch began (those before it the fetch returns): they are
+	// what the delivery sends live after the replay, and a stream that
+	// fills Buffer within one fetch would else keep it on the store. 0
+	// means DefaultBuffer.
 	Buffer int
 	// QoS0 stores QoS 0 publishes too when the store is not a Router (a
 	// Router decides by its rules' QoS0).
