@@ -61,9 +61,9 @@ type conn struct {
 	spillsAt  uint64 // spills when the fetch began
 	spilled   map[string]struct{}
 	spillLost bool
-	pushed    uint64 // live messages pushed (see item.seq)
-	covers    uint64 // pushed when the latest fetch began: it covers those before
-	grace     bool   // memory may hold fetchGrace × Buffer (see push)
+	pushed    uint64          // live messages pushed (see item.seq)
+	covers    uint64          // pushed when the latest fetch began: it covers those before
+	grace     bool            // memory may hold fetchGrace × Buffer (see push)
 	unsure    map[string]bool // filters subscribed to but not stored yet: not fetched
 
 	// Owned by run.
