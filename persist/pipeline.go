@@ -33,6 +33,7 @@ type Pipeline struct {
 	closed atomic.Bool
 	active sync.RWMutex  // read-held by each write under way
 	stop   chan struct{} // closed by Close
+	hurry  chan struct{} // a FetchOffline waits: the worker writes without waiting for Interval
 	done   chan struct{} // closed when the background goroutines end
 	wg     sync.WaitGroup
 
@@ -58,7 +59,7 @@ type Pipeline struct {
 // opens it (creating the directory) and replays what an earlier run left
 // in it.
 func NewPipeline(store Store, opts *PipelineOptions) (*Pipeline, error) {
-	p := &Pipeline{store: store, limits: LimitsOf(store), stop: make(chan struct{}), done: make(chan struct{}),
+	p := &Pipeline{store: store, limits: LimitsOf(store), stop: make(chan struct{}), done: make(chan struct{}), hurry: make(chan struct{}, 1),
 		batch: newHistogram(batchBounds), latency: newHistogram(latencyBounds)}
 	if opts != nil {
 		p.opts = *opts
@@ -76,7 +77,7 @@ func NewPipeline(store Store, opts *PipelineOptions) (*Pipeline, error) {
 		return bad("unknown overflow policy %v", o.Overflow)
 	case o.MaxBatch < 0, o.MaxBatchBytes < 0, o.OutboxBytes < 0:
 		return bad("negative MaxBatch, MaxBatchBytes or OutboxBytes")
-	case o.Interval < 0, o.Timeout < 0, o.MinBackoff < 0, o.MaxBackoff < 0, o.Drain < 0, o.Health < 0:
+	case o.Timeout < 0, o.MinBackoff < 0, o.MaxBackoff < 0, o.Drain < 0, o.Health < 0:
 		return bad("negative duration")
 	case o.Mode == Durable && o.Outbox != "":
 		return bad("an Outbox needs Mode Async")
@@ -84,6 +85,7 @@ func NewPipeline(store Store, opts *PipelineOptions) (*Pipeline, error) {
 	if o.Name == "" {
 		o.Name = reflect.TypeOf(store).String()
 	}
+	o.Interval = max(cmpOr(o.Interval, DefaultInterval), 0)
 	o.MaxBatch = cmpOr(o.MaxBatch, DefaultMaxBatch)
 	o.MaxBatchBytes = cmpOr(o.MaxBatchBytes, DefaultMaxBatchBytes)
 	o.Timeout = cmpOr(o.Timeout, DefaultWriteTimeout)
@@ -322,6 +324,12 @@ func (p *Pipeline) waitFor(ctx context.Context) error {
 	b := p.box
 	b.mu.Lock()
 	upTo := b.next
+	if b.first < upTo {
+		select {
+		case p.hurry <- struct{}{}:
+		default:
+		}
+	}
 	for b.first < upTo && !b.closed {
 		ch := b.wait()
 		b.mu.Unlock()

@@ -169,6 +169,7 @@ func (bt *batch) items() int {
 func (p *Pipeline) run() {
 	b := p.box
 	lastSync := time.Now()
+	var wait *time.Timer // Interval's
 	for {
 		if time.Since(lastSync) >= time.Second {
 			b.sync()
@@ -193,10 +194,17 @@ func (p *Pipeline) run() {
 		}
 		if p.opts.Interval > 0 && b.next-b.first < uint64(p.opts.MaxBatch) && !p.closed.Load() {
 			b.mu.Unlock()
+			if wait == nil {
+				wait = time.NewTimer(p.opts.Interval)
+			} else {
+				wait.Reset(p.opts.Interval)
+			}
 			select {
-			case <-time.After(p.opts.Interval):
+			case <-wait.C:
+			case <-p.hurry:
 			case <-p.stop:
 			}
+			wait.Stop()
 			b.mu.Lock()
 		}
 		p.readAhead()
