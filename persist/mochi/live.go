@@ -167,8 +167,7 @@ func (c *conn) push(it *item) {
 	it.seq = c.pushed
 	c.pushed++
 	if len(c.mem) >= c.h.opts.Buffer {
-		subs := c.cl.State.Subscriptions.GetAll()
-		c.dropCovered(subs)
+		c.dropCovered()
 	}
 	full := c.h.opts.Buffer
 	if c.grace {
@@ -212,14 +211,24 @@ func (c *conn) spill(subs map[string]packets.Subscription, limit int, which func
 }
 
 // dropCovered drops from memory the messages that the latest fetch covers
-// (see push), without a kick. c.mu is held.
-func (c *conn) dropCovered(subs map[string]packets.Subscription) {
+// (see push), without a kick. Memory is in the order of push, so those
+// are at its front. c.mu is held.
+func (c *conn) dropCovered() {
+	n := 0
+	for n < len(c.mem) && c.mem[n].seq < c.covers {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	subs := c.cl.State.Subscriptions.GetAll()
 	keep := c.mem[:0]
-	for _, x := range c.mem {
-		if x.seq >= c.covers || !coveredBy(subs, x) {
+	for _, x := range c.mem[:n] {
+		if !coveredBy(subs, x) {
 			keep = append(keep, x)
 		}
 	}
+	keep = append(keep, c.mem[n:]...)
 	clear(c.mem[len(keep):])
 	c.mem = keep
 }
