@@ -225,10 +225,9 @@ func TestSlowLiveSubscriberSpillsToStore(t *testing.T) {
 }
 
 // slowFetch is the real Router whose FetchOffline takes delay longer, as
-// a busy database or an async outbox that must drain first makes it.
-// slowFetch is a store whose fetches take delay longer: before they read
-// the store, or (after) between the read and the return, as a database's
-// does that sends a large result over a busy connection.
+// a busy database or an async outbox that must drain first makes it:
+// before it reads the store, or (after) between the read and the return,
+// as a database's does that sends a large result over a busy connection.
 type slowFetch struct {
 	*persist.Router
 	delay time.Duration
