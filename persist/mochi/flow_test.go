@@ -203,9 +203,14 @@ func TestSlowLiveSubscriberSpillsToStore(t *testing.T) {
 	d := sqliteDB(t)
 	r, _ := d.open(t)
 	b := startBroker(t, r, &mochi.Options{Window: 5, Buffer: 20}, nil)
-	// 10 ms a message: the publisher (a store write per message) outpaces it
-	// even on a loaded machine, so memory fills and spills.
-	slow := func(*paho.Publish) { time.Sleep(10 * time.Millisecond) }
+	// The subscriber takes nothing until the publisher is done, and then
+	// 1 ms a message: memory fills and spills however slow the publisher
+	// (a store write per message) is on a loaded machine.
+	release := make(chan struct{})
+	slow := func(*paho.Publish) {
+		<-release
+		time.Sleep(time.Millisecond)
+	}
 	sub := dial(t, b.addr, "sub-slow", connOpts{Expiry: 3600, Handler: slow})
 	sub.Subscribe("slow/#", 1)
 	pub := dial(t, b.addr, "pub-slow", connOpts{Clean: true})
@@ -213,6 +218,7 @@ func TestSlowLiveSubscriberSpillsToStore(t *testing.T) {
 	for _, p := range want {
 		pub.Publish("slow/x", []byte(p), 1, false)
 	}
+	close(release)
 	got := payloads(sub.WaitFor(len(want), time.Minute, 500*time.Millisecond))
 	if !equal(got, want) {
 		t.Fatalf("%s", diff(got, want))
