@@ -30,6 +30,15 @@ const luaGreater = `local function greater(a, b)
 end
 `
 
+// luaSetTTL is setTTL(k, v, ttl, ...): SET k v with a TTL of ttl
+// milliseconds (0: none, which SET gives by itself), and SET's further
+// options (GET).
+const luaSetTTL = `local function setTTL(k, v, ttl, ...)
+	if ttl > 0 then return redis.call('SET', k, v, 'PX', ttl, ...) end
+	return redis.call('SET', k, v, ...)
+end
+`
+
 // luaQueueIndex is queueIndex(k, a, now): it adds message IDs to a
 // topic's queue index k with their expiry as score (a: score, id, score,
 // id, …), drops the entries that have expired, and sets the key's expiry
@@ -245,7 +254,7 @@ local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands, w, n
 	local set = false
 	if nw > w then
 		local s = string.format('%d', nw)
-		if ttl > 0 then redis.call('SET', kw, s, 'PX', ttl) else redis.call('SET', kw, s) end
+		setTTL(kw, s, ttl)
 		set = true
 		if has then
 			redis.call('ZREMRANGEBYSCORE', kacks, 0, s)
@@ -278,7 +287,7 @@ end
 // advanceScript is advance of KEYS (watermark, acks, passed) and ARGV:
 // now, the TTL, the watermark the scan started from, upto, the number of
 // acks, then score, id per ack, then id, seq, due per candidate.
-var advanceScript = redis.NewScript(luaAdvance + `
+var advanceScript = redis.NewScript(luaSetTTL + luaAdvance + `
 local na = tonumber(ARGV[5])
 local c0 = 6 + 2 * na
 local acks, cands = {}, {}
@@ -329,16 +338,13 @@ return 0
 // call), putting that back in the rare case it was greater (an ack
 // of an older message after a newer one's).
 const luaCursor = `local function cursor(k, id, ttl)
-	local c
-	if ttl > 0 then c = redis.call('SET', k, id, 'PX', ttl, 'GET') else c = redis.call('SET', k, id, 'GET') end
-	if c and greater(c, id) then
-		if ttl > 0 then redis.call('SET', k, c, 'PX', ttl) else redis.call('SET', k, c) end
-	end
+	local c = setTTL(k, id, ttl, 'GET')
+	if c and greater(c, id) then setTTL(k, c, ttl) end
 end
 `
 
 // cursorScript is cursor of KEYS[1], ARGV[1] and the TTL ARGV[2].
-var cursorScript = redis.NewScript(luaGreater + luaCursor + `
+var cursorScript = redis.NewScript(luaGreater + luaSetTTL + luaCursor + `
 cursor(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 return 1
 `)
@@ -357,7 +363,7 @@ return 1
 // another or by none is left; anything else is a fanout ack of a message
 // not stored yet (or gone). A topic's fanout acks are recorded by advance
 // after a settle scan of its topic, as the Cluster's three round trips do.
-var ackedScript = redis.NewScript(luaNow + luaGreater + luaSettle + luaAdvance + luaCursor + `
+var ackedScript = redis.NewScript(luaNow + luaGreater + luaSettle + luaSetTTL + luaAdvance + luaCursor + `
 local b = cmsgpack.unpack(ARGV[1])
 local client, ttl, anow = b[1], tonumber(b[2]), tonumber(b[3])
 local pending = '-' .. b[3]
