@@ -147,13 +147,18 @@ var fanoutIndexScript = redis.NewScript(luaNow + luaMicros + luaFanoutIndex +
 const luaSettle = `local function settle(kidx, kexp, kseq, w, s, limit, budget, now)
 	local out, n, due, last, full = {}, 0, 0, w, false
 	local from = '(' .. w
+	-- When the earliest expiry in the topic is still to come, no entry has
+	-- expired and their expiries need not be read (the sweep of expired
+	-- entries runs about once a second: most scans are such).
+	local first = redis.call('ZRANGE', kexp, 0, 0, 'WITHSCORES')
+	local fresh = #first == 0 or first[2] == 'inf' or tonumber(first[2]) > now
 	local size = math.min(limit + 1, 200)
 	while not full do
 		local page = redis.call('ZRANGE', kidx, from, '+inf', 'BYSCORE', 'LIMIT', 0, size, 'WITHSCORES')
 		if #page == 0 then break end
 		local ids = {}
 		for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
-		local ex = redis.call('ZMSCORE', kexp, unpack(ids))
+		local ex = fresh and {} or redis.call('ZMSCORE', kexp, unpack(ids))
 		for j = 1, #ids do
 			n = n + 1
 			last = page[2 * j]
@@ -362,7 +367,11 @@ return 1
 // deleted, and leaves its topic's queue index; a queue message claimed by
 // another or by none is left; anything else is a fanout ack of a message
 // not stored yet (or gone). A topic's fanout acks are recorded by advance
-// after a settle scan of its topic, as the Cluster's three round trips do.
+// after a settle scan of its topic, as the Cluster's three round trips do;
+// here the scan comes first, and gives the positions of the acks it passes
+// (of all of them when the client acks in order): only the others are
+// looked up. (Positions are doubles, which Redis 7.0 formats with
+// printf's %.17g and Lua parses back: a fifth of an ack's cost.)
 var ackedScript = redis.NewScript(luaNow + luaGreater + luaSettle + luaSetTTL + luaAdvance + luaCursor + `
 local b = cmsgpack.unpack(ARGV[1])
 local client, ttl, anow = b[1], tonumber(b[2]), tonumber(b[3])
@@ -372,37 +381,46 @@ local h = 8 * #topics -- the KEYS index of the last ack's hash seen
 for t = 1, #topics do
 	local tp = topics[t]
 	local k = 8 * (t - 1)
+	-- The scan from the watermark first: the positions of the acks it
+	-- passes (all of them, for a client acking in order) need no look-up.
+	local ws = redis.call('GET', KEYS[k + 5]) or '0'
+	local n = redis.call('ZCARD', KEYS[k + 6])
+	local limit = math.min(n + #tp, 5000)
+	local upto, cands = settle(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ws, tp[1], limit, limit + 2000, now)
+	local seqs, miss = {}, {}
+	for i = 1, #cands, 3 do seqs[cands[i]] = cands[i + 1] end
+	for i = 2, #tp do
+		if not seqs[tp[i]] then miss[#miss + 1] = tp[i] end
+	end
+	for i = 1, #miss, 1000 do
+		local part = {unpack(miss, i, math.min(i + 999, #miss))}
+		local got = redis.call('ZMSCORE', KEYS[k + 2], unpack(part))
+		for j = 1, #part do seqs[part[j]] = got[j] end
+	end
 	local acks, hi = {}, nil
-	for i = 2, #tp, 1000 do
-		local part = {unpack(tp, i, math.min(i + 999, #tp))}
-		local seqs = redis.call('ZMSCORE', KEYS[k + 2], unpack(part))
-		for j = 1, #part do
-			h = h + 1
-			local id, sc, fan = part[j], seqs[j], true
-			if not sc or tonumber(sc) <= 0 then
-				sc = pending
-				local f = redis.call('HMGET', KEYS[h], 'mode', 'claimed_by')
-				if f[1] == 'queue' then
-					fan = false
-					if f[2] == client then
-						redis.call('DEL', KEYS[h])
-						redis.call('ZREM', KEYS[k + 1], id)
-					end
+	for i = 2, #tp do
+		h = h + 1
+		local id, fan = tp[i], true
+		local sc = seqs[id]
+		if not sc or tonumber(sc) <= 0 then
+			sc = pending
+			local f = redis.call('HMGET', KEYS[h], 'mode', 'claimed_by')
+			if f[1] == 'queue' then
+				fan = false
+				if f[2] == client then
+					redis.call('DEL', KEYS[h])
+					redis.call('ZREM', KEYS[k + 1], id)
 				end
 			end
-			if fan then
-				hi = hi or id
-				acks[#acks + 1] = sc
-				acks[#acks + 1] = id
-			end
+		end
+		if fan then
+			hi = hi or id
+			acks[#acks + 1] = sc
+			acks[#acks + 1] = id
 		end
 	end
 	if hi then
 		cursor(KEYS[k + 8], hi, ttl)
-		local ws = redis.call('GET', KEYS[k + 5]) or '0'
-		local n = redis.call('ZCARD', KEYS[k + 6])
-		local limit = math.min(n + #acks / 2 + 1, 5000)
-		local upto, cands = settle(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ws, tp[1], limit, limit + 2000, now)
 		advance(KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], anow, ttl, ws, upto, acks, cands, tonumber(ws), n)
 	end
 end
