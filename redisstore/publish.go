@@ -140,7 +140,7 @@ func (s *Store) publishOne(ctx context.Context, p redis.Pipeliner, msgs []*persi
 	pk.array(len(groups))
 	var reg [2][]*indexGroup // fanout, queue
 	for _, g := range groups {
-		pk.array(2)
+		pk.array(3)
 		q := 0
 		if g.queue {
 			q = 1
@@ -162,6 +162,7 @@ func (s *Store) publishOne(ctx context.Context, p redis.Pipeliner, msgs []*persi
 				pk.score(sc)
 			}
 		}
+		pk.score(g.max) // read by fanout groups only
 		reg[q] = append(reg[q], g)
 	}
 	// The registrations.
@@ -216,7 +217,7 @@ func (s *Store) publishCluster(ctx context.Context, p redis.Pipeliner, msgs []*p
 				queueIndexScript.EvalSha(ctx, p, []string{s.k.queueKey(g.topic)}, part...)
 			} else {
 				fk := s.k.fanoutKeys(g.topic)
-				fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp}, append([]any{s.slack()}, part...)...)
+				fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp}, append([]any{s.slack(), g.max}, part...)...)
 			}
 		}
 		reg[g.queue] = append(reg[g.queue], g.max, g.topic)

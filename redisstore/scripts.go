@@ -60,9 +60,10 @@ end
 // queueIndexScript is queueIndex of KEYS[1] and ARGV.
 var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueIndex(KEYS[1], ARGV, now)`)
 
-// luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, now, us, slack): it
-// stores a topic's fanout message IDs (a: id, expiry score, id, expiry
-// score, …) in its three keys: kidx the index, scored by position (seq);
+// luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, top, now, us, slack):
+// it stores a topic's fanout message IDs (a: id, expiry score, id, expiry
+// score, …; top: a number no less than the latest of those scores, given
+// by the caller so that the loop parses none) in its three keys: kidx the index, scored by position (seq);
 // kseq the topic's counter, the last position given; kexp the IDs scored
 // by expiry (milliseconds, +inf: never). Each new ID gets the next
 // position, so positions follow the order in which scripts run: whoever
@@ -77,19 +78,17 @@ var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueInd
 // slack milliseconds after their latest entry (never, if one never
 // expires); that expiry is set again only when an entry outlives it, so a
 // busy topic's keys get a new one once per slack, not on every call.
-const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, now, us, slack)
+const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, top, now, us, slack)
 	local at = redis.call('PEXPIRETIME', kexp) -- -2: no key, -1: none
 	local last = redis.call('GET', kseq)
 	local seq = math.max(tonumber(last or '0'), us)
-	local idx, exp, top = {'NX'}, {}, 0
+	local idx, exp = {'NX'}, {}
 	for i = 1, #a, 2 do
 		seq = seq + 1
 		idx[#idx + 1] = string.format('%d', seq)
 		idx[#idx + 1] = a[i]
 		exp[#exp + 1] = a[i + 1]
 		exp[#exp + 1] = a[i]
-		local sc = tonumber(a[i + 1]) or math.huge -- "+inf", "+Inf"
-		if sc > top then top = sc end
 	end
 	redis.call('SET', kseq, string.format('%d', seq), 'KEEPTTL')
 	redis.call('ZADD', kidx, unpack(idx))
@@ -127,9 +126,9 @@ const luaMicros = `local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
 // fanoutIndexScript is fanoutIndex of KEYS (index, counter, expiry set),
-// the slack ARGV[1] and the pairs ARGV[2:].
+// the slack ARGV[1], top ARGV[2] and the pairs ARGV[3:].
 var fanoutIndexScript = redis.NewScript(luaNow + luaMicros + luaFanoutIndex +
-	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], {unpack(ARGV, 2)}, now, us, tonumber(ARGV[1]))`)
+	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], {unpack(ARGV, 3)}, tonumber(ARGV[2]) or math.huge, now, us, tonumber(ARGV[1]))`)
 
 // luaSettle is settle(kidx, kexp, kseq, w, s, limit, budget, now): it
 // reads a topic's fanout keys (index, expiry set, counter) for a client's
@@ -480,7 +479,8 @@ var registerScript = redis.NewScript(luaNow + luaRegister +
 // MessagePack (see packer) of {messages, groups, registrations, notices,
 // slack}:
 // per message {expiry in Unix milliseconds ("0": none), field, value, …};
-// per group {"q", {score, id, …}} or {"f", {id, score, …}}; the fanout
+// per group {"q", {score, id, …}} or {"f", {id, score, …}, the latest
+// score}; the fanout
 // and the queue registrations {score, topic, …}; the notices {channel,
 // node, …}, PUBLISHed last, so that the messages are readable when heard;
 // the fanout index keys' slack (see luaFanoutIndex)
@@ -492,15 +492,16 @@ local k = 0
 for _, m in ipairs(b[1]) do
 	k = k + 1
 	redis.call('HSET', KEYS[k], unpack(m, 2))
-	local at = tonumber(m[1])
-	if at > 0 then redis.call('PEXPIREAT', KEYS[k], at) end
+	-- The expiry as the string it came in: a Lua number passed to
+	-- redis.call is formatted with printf's %.17g.
+	if m[1] ~= '0' then redis.call('PEXPIREAT', KEYS[k], m[1]) end
 end
 for _, g in ipairs(b[2]) do
 	if g[1] == 'q' then
 		queueIndex(KEYS[k + 1], g[2], now)
 		k = k + 1
 	else
-		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], now, us, tonumber(b[5]))
+		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], tonumber(g[3]) or math.huge, now, us, tonumber(b[5]))
 		k = k + 3
 	end
 end
