@@ -63,9 +63,10 @@ var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueInd
 // luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, top, now, us, slack):
 // it stores a topic's fanout message IDs (a: id, expiry score, id, expiry
 // score, …; top: a number no less than the latest of those scores, given
-// by the caller so that the loop parses none) in its three keys: kidx the index, scored by position (seq);
-// kseq the topic's counter, the last position given; kexp the IDs scored
-// by expiry (milliseconds, +inf: never). Each new ID gets the next
+// by the caller so that the loop parses none) in its three keys: kidx the
+// index, scored by position (seq); kseq the topic's counter, the last
+// position given; kexp the IDs scored by expiry (milliseconds, +inf:
+// never). Each new ID gets the next
 // position, so positions follow the order in which scripts run: whoever
 // sees position N sees every smaller one that will ever exist. Positions
 // never fall behind the server's clock in microseconds (us; a batch starts
@@ -479,11 +480,11 @@ var registerScript = redis.NewScript(luaNow + luaRegister +
 // MessagePack (see packer) of {messages, groups, registrations, notices,
 // slack}:
 // per message {expiry in Unix milliseconds ("0": none), field, value, …};
-// per group {"q", {score, id, …}} or {"f", {id, score, …}, the latest
-// score}; the fanout
-// and the queue registrations {score, topic, …}; the notices {channel,
-// node, …}, PUBLISHed last, so that the messages are readable when heard;
-// the fanout index keys' slack (see luaFanoutIndex)
+// per group {"q", {score, id, …}, max} or {"f", {id, score, …}, max}, max
+// the latest of its scores; the fanout and the queue registrations {score,
+// topic, …}; the notices {channel, node, …}, PUBLISHed last, so that the
+// messages are readable when heard; the fanout index keys' slack (see
+// luaFanoutIndex)
 // (a message stored again, by a retry, is the same message: its fields are
 // set again, its position kept).
 var publishScript = redis.NewScript(luaNow + luaMicros + luaQueueIndex + luaFanoutIndex + luaRegister + `
