@@ -31,10 +31,14 @@ end
 `
 
 // luaSetTTL is setTTL(k, v, ttl, ...): SET k v with a TTL of ttl
-// milliseconds (0: none, which SET gives by itself), and SET's further
-// options (GET).
+// milliseconds (a decimal string, "0": none, which SET gives by itself),
+// and SET's further options (GET).
+//
+// The scripts pass numbers to redis.call as strings: Redis 7.0 formats a
+// Lua number argument with printf's %.17g, which costs more than most
+// calls it is an argument of.
 const luaSetTTL = `local function setTTL(k, v, ttl, ...)
-	if ttl > 0 then return redis.call('SET', k, v, 'PX', ttl, ...) end
+	if ttl ~= '0' then return redis.call('SET', k, v, 'PX', ttl, ...) end
 	return redis.call('SET', k, v, ...)
 end
 `
@@ -46,7 +50,7 @@ end
 const luaQueueIndex = `local function queueIndex(k, a, now)
 	redis.call('ZADD', k, unpack(a))
 	redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
-	local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+	local top = redis.call('ZRANGE', k, '-1', '-1', 'WITHSCORES')
 	if #top == 0 then return 0 end
 	if top[2] == 'inf' then
 		redis.call('PERSIST', k)
@@ -99,14 +103,14 @@ const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, top, now
 	-- to one written less often): readers skip expired entries, so they
 	-- need not leave on every call.
 	if not last or math.floor(tonumber(last) / 1000000) ~= math.floor(seq / 1000000) then
-		local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+		local gone = redis.call('ZRANGE', kexp, '-inf', string.format('%d', now), 'BYSCORE', 'LIMIT', '0', '1000')
 		if #gone > 0 then
 			redis.call('ZREM', kexp, unpack(gone))
 			redis.call('ZREM', kidx, unpack(gone))
 		end
 	end
 	if last and at ~= -2 and (at == -1 or at >= top) then return 1 end
-	local high = redis.call('ZRANGE', kexp, -1, -1, 'WITHSCORES')
+	local high = redis.call('ZRANGE', kexp, '-1', '-1', 'WITHSCORES')
 	if #high == 0 then
 		redis.call('DEL', kseq)
 		return 0
@@ -150,11 +154,11 @@ const luaSettle = `local function settle(kidx, kexp, kseq, w, s, limit, budget, 
 	-- When the earliest expiry in the topic is still to come, no entry has
 	-- expired and their expiries need not be read (the sweep of expired
 	-- entries runs about once a second: most scans are such).
-	local first = redis.call('ZRANGE', kexp, 0, 0, 'WITHSCORES')
+	local first = redis.call('ZRANGE', kexp, '0', '0', 'WITHSCORES')
 	local fresh = #first == 0 or first[2] == 'inf' or tonumber(first[2]) > now
 	local size = math.min(limit + 1, 200)
 	while not full do
-		local page = redis.call('ZRANGE', kidx, from, '+inf', 'BYSCORE', 'LIMIT', 0, size, 'WITHSCORES')
+		local page = redis.call('ZRANGE', kidx, from, '+inf', 'BYSCORE', 'LIMIT', '0', string.format('%d', size), 'WITHSCORES')
 		if #page == 0 then break end
 		local ids = {}
 		for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
@@ -199,9 +203,9 @@ return {upto, out}
 // milliseconds when the message was not stored yet) and the IDs it passed
 // without an ack because they were due to none of the client's
 // subscriptions (all scored 0, so that a fetch reads those after its
-// start by range, ZRANGE BYLEX). now is in milliseconds, ttl too (0:
-// none), w0 the watermark the scan started from, upto its end ("": no
-// scan), acks {score, id, …}, cands {id, seq, due, …} (see settle), w the
+// start by range, ZRANGE BYLEX). now is in milliseconds, ttl too (a
+// decimal string, "0": none), w0 the watermark the scan started from,
+// upto its end ("": no scan), acks {score, id, …}, cands {id, seq, due, …} (see settle), w the
 // watermark now (a number) and n the number of IDs in kacks, both read by
 // the caller in this script. When the watermark is still w0 (or above),
 // it moves up to the first due candidate above it that is not acked (or
@@ -262,7 +266,7 @@ local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands, w, n
 		setTTL(kw, s, ttl)
 		set = true
 		if has then
-			redis.call('ZREMRANGEBYSCORE', kacks, 0, s)
+			redis.call('ZREMRANGEBYSCORE', kacks, '0', s)
 			local rm = {}
 			for i = 1, #cands, 3 do
 				if tonumber(cands[i + 1]) <= nw then rm[#rm + 1] = cands[i] end
@@ -271,11 +275,11 @@ local function advance(kw, kacks, kpassed, now, ttl, w0, upto, acks, cands, w, n
 		end
 		chunked('ZADD', kpassed, pass)
 		if #pass > 0 then
-			if ttl > 0 then redis.call('PEXPIRE', kpassed, ttl) else redis.call('PERSIST', kpassed) end
+			if ttl ~= '0' then redis.call('PEXPIRE', kpassed, ttl) else redis.call('PERSIST', kpassed) end
 		end
 		w = nw
 	end
-	if ttl > 0 then
+	if ttl ~= '0' then
 		if has then
 			redis.call('ZREMRANGEBYSCORE', kacks, '(' .. string.format('%d', ttl - now), '(0')
 			redis.call('PEXPIRE', kacks, ttl)
@@ -300,7 +304,7 @@ for i = 6, c0 - 1 do acks[#acks + 1] = ARGV[i] end
 for i = c0, #ARGV do cands[#cands + 1] = ARGV[i] end
 local w = tonumber(redis.call('GET', KEYS[1]) or '0')
 local n = redis.call('ZCARD', KEYS[2])
-return advance(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], acks, cands, w, n)
+return advance(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], acks, cands, w, n)
 `)
 
 // claimScript claims a queue message (KEYS[1], its hash) for a client
@@ -338,8 +342,8 @@ return 0
 
 // luaCursor is cursor(k, id, ttl): it keeps the highest ID a client acked
 // on a topic (k, the seeds' mqtt:acked:${clientid}:${topic}): it sets k to
-// id if that is greater, byte-wise, with a TTL of ttl milliseconds (0:
-// none). It writes first and reads the old value with the same SET (one
+// id if that is greater, byte-wise, with a TTL of ttl milliseconds (a
+// decimal string, "0": none). It writes first and reads the old value with the same SET (one
 // call), putting that back in the rare case it was greater (an ack
 // of an older message after a newer one's).
 const luaCursor = `local function cursor(k, id, ttl)
@@ -350,7 +354,7 @@ end
 
 // cursorScript is cursor of KEYS[1], ARGV[1] and the TTL ARGV[2].
 var cursorScript = redis.NewScript(luaGreater + luaSetTTL + luaCursor + `
-cursor(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+cursor(KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
 
@@ -374,7 +378,7 @@ return 1
 // printf's %.17g and Lua parses back: a fifth of an ack's cost.)
 var ackedScript = redis.NewScript(luaNow + luaGreater + luaSettle + luaSetTTL + luaAdvance + luaCursor + `
 local b = cmsgpack.unpack(ARGV[1])
-local client, ttl, anow = b[1], tonumber(b[2]), tonumber(b[3])
+local client, ttl, anow = b[1], b[2], tonumber(b[3])
 local pending = '-' .. b[3]
 local topics = b[4]
 local h = 8 * #topics -- the KEYS index of the last ack's hash seen
@@ -459,7 +463,7 @@ const luaRegister = `local function register(kexp, klex, mode, a, now)
 		end
 		redis.call('ZADD', klex, unpack(lex))
 	end
-	local gone = redis.call('ZRANGE', kexp, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
+	local gone = redis.call('ZRANGE', kexp, '-inf', string.format('%d', now), 'BYSCORE', 'LIMIT', '0', '1000')
 	if #gone > 0 then
 		redis.call('ZREM', kexp, unpack(gone))
 		redis.call('ZREM', klex, unpack(gone))
