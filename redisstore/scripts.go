@@ -392,7 +392,13 @@ for t = 1, #topics do
 	local limit = math.min(n + #tp, 5000)
 	local upto, cands = settle(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ws, tp[1], limit, limit + 2000, now)
 	local seqs, miss = {}, {}
-	for i = 1, #cands, 3 do seqs[cands[i]] = cands[i + 1] end
+	-- The candidates' positions as numbers, once (x + 0 parses with one
+	-- strtod, tonumber with two), for the checks here and in advance.
+	for i = 1, #cands, 3 do
+		local q = cands[i + 1] + 0
+		cands[i + 1] = q
+		seqs[cands[i]] = q
+	end
 	for i = 2, #tp do
 		if not seqs[tp[i]] then miss[#miss + 1] = tp[i] end
 	end
