@@ -205,8 +205,9 @@ return {upto, out}
 // subscriptions (all scored 0, so that a fetch reads those after its
 // start by range, ZRANGE BYLEX). now is in milliseconds, ttl too (a
 // decimal string, "0": none), w0 the watermark the scan started from,
-// upto its end ("": no scan), acks {score, id, …}, cands {id, seq, due, …} (see settle), w the
-// watermark now (a number) and n the number of IDs in kacks, both read by
+// upto its end ("": no scan), acks {score, id, …}, cands {id, seq, due,
+// …} (see settle; seq a string or, from the one-Redis Acked, a number), w
+// the watermark now (a number) and n the number of IDs in kacks, both read by
 // the caller in this script. When the watermark is still w0 (or above),
 // it moves up to the first due candidate above it that is not acked (or
 // to upto) — never back; the candidates it passes that are not acked nor
@@ -343,8 +344,8 @@ return 0
 // luaCursor is cursor(k, id, ttl): it keeps the highest ID a client acked
 // on a topic (k, the seeds' mqtt:acked:${clientid}:${topic}): it sets k to
 // id if that is greater, byte-wise, with a TTL of ttl milliseconds (a
-// decimal string, "0": none). It writes first and reads the old value with the same SET (one
-// call), putting that back in the rare case it was greater (an ack
+// decimal string, "0": none). It writes first and reads the old value
+// with the same SET (one call), putting that back in the rare case it was greater (an ack
 // of an older message after a newer one's).
 const luaCursor = `local function cursor(k, id, ttl)
 	local c = setTTL(k, id, ttl, 'GET')
