@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,3 +196,19 @@ type quiet struct{}
 func (quiet) Printf(context.Context, string, ...any) {}
 
 func init() { redis.SetLogger(quiet{}) }
+
+// info returns the fields of INFO section of the server c sends commands
+// to.
+func info(ctx context.Context, c redis.UniversalClient, section string) (map[string]string, error) {
+	text, err := c.Info(ctx, section).Result()
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	for _, l := range strings.Split(text, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			fields[k] = v
+		}
+	}
+	return fields, nil
+}

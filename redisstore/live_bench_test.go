@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,17 +18,17 @@ import (
 // redisCPU returns the Redis server's CPU time (user + system).
 func redisCPU(tb testing.TB, ctx context.Context, c redis.UniversalClient) time.Duration {
 	tb.Helper()
-	info, err := c.Info(ctx, "cpu").Result()
+	cpu, err := info(ctx, c, "cpu")
 	if err != nil {
 		tb.Fatalf("INFO cpu: %v", err)
 	}
 	var sum float64
-	for _, l := range strings.Split(info, "\r\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-			f, _ := strconv.ParseFloat(v, 64)
-			sum += f
+	for _, k := range []string{"used_cpu_user", "used_cpu_sys"} {
+		f, err := strconv.ParseFloat(cpu[k], 64)
+		if err != nil {
+			tb.Fatalf("INFO cpu %s: %v", k, err)
 		}
+		sum += f
 	}
 	return time.Duration(sum * float64(time.Second))
 }
@@ -49,9 +48,9 @@ func ownCPU(tb testing.TB) time.Duration {
 // published, and one persistent subscriber of every topic acks them in
 // the same batches, in order — async's batches (24 messages over 8
 // topics) and durable's group commits (4 messages over 4 topics, what ten
-// publishers waiting for their PUBACKs make). It reports the Redis server's CPU per
-// message of the publishes and of the acks (INFO's used_cpu_user and
-// used_cpu_sys), the figure that limits the broker's throughput where
+// publishers waiting for their PUBACKs make). It reports the Redis
+// server's CPU per message of the publishes and of the acks (INFO's
+// used_cpu_user and used_cpu_sys), the figure that limits the broker's throughput where
 // Redis shares the machine's cores with it, and the benchmark process's
 // own (the broker's side of the same calls). Compare two revisions by
 // building each one's test binary (go test -c) and running them in turns;

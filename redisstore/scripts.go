@@ -49,7 +49,7 @@ end
 // to its latest entry's (none when an entry never expires).
 const luaQueueIndex = `local function queueIndex(k, a, now)
 	redis.call('ZADD', k, unpack(a))
-	redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+	redis.call('ZREMRANGEBYSCORE', k, '-inf', string.format('%d', now))
 	local top = redis.call('ZRANGE', k, '-1', '-1', 'WITHSCORES')
 	if #top == 0 then return 0 end
 	if top[2] == 'inf' then
@@ -66,24 +66,24 @@ var queueIndexScript = redis.NewScript(luaNow + luaQueueIndex + `return queueInd
 
 // luaFanoutIndex is fanoutIndex(kidx, kseq, kexp, a, top, now, us, slack):
 // it stores a topic's fanout message IDs (a: id, expiry score, id, expiry
-// score, …; top: a number no less than the latest of those scores, given
-// by the caller so that the loop parses none) in its three keys: kidx the
-// index, scored by position (seq); kseq the topic's counter, the last
-// position given; kexp the IDs scored by expiry (milliseconds, +inf:
-// never). Each new ID gets the next
-// position, so positions follow the order in which scripts run: whoever
-// sees position N sees every smaller one that will ever exist. Positions
-// never fall behind the server's clock in microseconds (us; a batch starts
-// at the later of the counter and the clock), so a counter made anew — its
-// topic's keys expired — or rolled back by a failover that lost the latest
-// writes starts above the positions given before (see the package doc,
-// # Order and acks). An ID already indexed keeps its position. Expired IDs
+// score, …; top: a score no less than the latest of those, given by the
+// caller so that the loop parses none) in its three keys: kidx the index,
+// scored by position (seq); kseq the topic's counter, the last position
+// given; kexp the IDs scored by expiry (milliseconds, +inf: never). Each
+// new ID gets the next position, so positions follow the order in which
+// scripts run: whoever sees position N sees every smaller one that will
+// ever exist. Positions never fall behind the server's clock in
+// microseconds (us; a batch starts at the later of the counter and the
+// clock), so a counter made anew — its topic's keys expired — or rolled
+// back by a failover that lost the latest writes starts above the
+// positions given before (see the package doc, # Order and acks). An ID already indexed keeps its position. Expired IDs
 // leave both sets (up to 1000 a call, in the calls that cross a
 // millionth of positions: see the sweep). The three keys expire together,
 // slack milliseconds after their latest entry (never, if one never
 // expires); that expiry is set again only when an entry outlives it, so a
 // busy topic's keys get a new one once per slack, not on every call.
 const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, top, now, us, slack)
+	top = tonumber(top) or math.huge -- "+inf", "+Inf"
 	local at = redis.call('PEXPIRETIME', kexp) -- -2: no key, -1: none
 	local last = redis.call('GET', kseq)
 	local seq = math.max(tonumber(last or '0'), us)
@@ -119,7 +119,7 @@ const luaFanoutIndex = `local function fanoutIndex(kidx, kseq, kexp, a, top, now
 		if high[2] == 'inf' then
 			redis.call('PERSIST', k)
 		else
-			redis.call('PEXPIREAT', k, tonumber(high[2]) + slack)
+			redis.call('PEXPIREAT', k, string.format('%d', tonumber(high[2]) + slack))
 		end
 	end
 	return 1
@@ -133,7 +133,7 @@ const luaMicros = `local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 // fanoutIndexScript is fanoutIndex of KEYS (index, counter, expiry set),
 // the slack ARGV[1], top ARGV[2] and the pairs ARGV[3:].
 var fanoutIndexScript = redis.NewScript(luaNow + luaMicros + luaFanoutIndex +
-	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], {unpack(ARGV, 3)}, tonumber(ARGV[2]) or math.huge, now, us, tonumber(ARGV[1]))`)
+	`return fanoutIndex(KEYS[1], KEYS[2], KEYS[3], {unpack(ARGV, 3)}, ARGV[2], now, us, tonumber(ARGV[1]))`)
 
 // luaSettle is settle(kidx, kexp, kseq, w, s, limit, budget, now): it
 // reads a topic's fanout keys (index, expiry set, counter) for a client's
@@ -321,7 +321,7 @@ if f[2] and tonumber(f[2]) and tonumber(f[2]) > now and f[5] ~= ARGV[1] then ret
 if f[3] and tonumber(f[3]) and tonumber(f[3]) <= now then return false end
 local since = tonumber(ARGV[3])
 if since > 0 and not (f[4] and tonumber(f[4]) and tonumber(f[4]) >= since) then return false end
-redis.call('HSET', KEYS[1], 'claimed_by', ARGV[1], 'claim_until', now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'claimed_by', ARGV[1], 'claim_until', string.format('%d', now + tonumber(ARGV[2])))
 return redis.call('HGETALL', KEYS[1])
 `)
 
@@ -443,8 +443,7 @@ return h - 8 * #topics
 var replaceScript = redis.NewScript(`
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-local at = tonumber(ARGV[1])
-if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) end
+if ARGV[1] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return 1
 `)
 
@@ -465,7 +464,7 @@ const luaRegister = `local function register(kexp, klex, mode, a, now)
 	if added > 0 then
 		local lex = {}
 		for i = 2, #a, 2 do
-			lex[#lex + 1] = 0
+			lex[#lex + 1] = '0'
 			lex[#lex + 1] = a[i]
 		end
 		redis.call('ZADD', klex, unpack(lex))
@@ -513,7 +512,7 @@ for _, g in ipairs(b[2]) do
 		queueIndex(KEYS[k + 1], g[2], now)
 		k = k + 1
 	else
-		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], tonumber(g[3]) or math.huge, now, us, tonumber(b[5]))
+		fanoutIndex(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], g[2], g[3], now, us, tonumber(b[5]))
 		k = k + 3
 	end
 end
