@@ -268,21 +268,23 @@ func (postgresDialect) listens() bool           { return true }
 // now: clock_timestamp(), not now() (the transaction's start).
 func (postgresDialect) now() string { return "(clock_timestamp() AT TIME ZONE 'UTC')" }
 
-func (postgresDialect) typed(k colKind) string {
-	t := "varchar"
+func (postgresDialect) typed(k colKind) string { return "CAST(? AS " + pgType(k) + ")" }
+
+// pgType is the type of a PostgreSQL placeholder of kind k.
+func pgType(k colKind) string {
 	switch k {
 	case kState, kInt, kMode:
-		t = "integer"
+		return "integer"
 	case kSeq:
-		t = "bigint"
+		return "bigint"
 	case kTime:
-		t = "timestamp"
+		return "timestamp"
 	case kBlob:
-		t = "bytea"
+		return "bytea"
 	case kText:
-		t = "text"
+		return "text"
 	}
-	return "CAST(? AS " + t + ")"
+	return "varchar"
 }
 
 func (postgresDialect) colType(k colKind) string {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
@@ -241,20 +243,52 @@ func (s *Store) counters(ctx context.Context, tx *sql.Tx, b *batch) (map[string]
 // publishOne writes a batch of one chunk on PostgreSQL in one statement:
 // the counter upsert returns each topic's new counter, the INSERT of the
 // messages reads it, the notifications go out at commit, and the
-// statement returns the watch version it saw.
+// statement returns the watch version it saw. Every column comes as one
+// array (see publishCTE), so the statement's text is the same for every
+// batch: prepared once per connection, planned once, and its arguments
+// are a few arrays rather than fourteen values a message.
 func (s *Store) publishOne(ctx context.Context, b *batch, plan *notePlan) (int64, error) {
-	args := s.counterArgs(b)
-	margs, err := s.msgArgs(b, 0, len(b.msgs), nil)
-	if err != nil {
-		return 0, err
+	nt, nm := len(b.topics), len(b.msgs)
+	tTopic, tNode, tN := make([]string, nt), make([]string, nt), make([]int64, nt)
+	for i, t := range b.topics {
+		tTopic[i], tNode[i], tN[i] = t.topic, t.node, t.n
 	}
-	args = append(args, margs...)
+	strs, ints := make([]string, 7*nm), make([]int32, 3*nm)
+	col := func(i int) []string { return strs[i*nm : (i+1)*nm : (i+1)*nm] }
+	ids, topics, from, node, user, peer, props := col(0), col(1), col(2), col(3), col(4), col(5), col(6)
+	qos, retain, mode := ints[:nm:nm], ints[nm:2*nm:2*nm], ints[2*nm:]
+	payload, arrived, expiry := make([][]byte, nm), make([]time.Time, nm), make([]pgtype.Timestamp, nm)
+	for j, m := range b.msgs {
+		p, err := encodeProps(&m.Props)
+		if err != nil {
+			return 0, err
+		}
+		if p != nil {
+			props[j] = p.(string)
+		}
+		at := m.Time
+		if at.IsZero() {
+			at = b.now
+		}
+		ids[j], topics[j], from[j], node[j], user[j], peer[j] = m.ID, m.Topic, m.From, m.Node, m.Username, m.PeerHost
+		qos[j], retain[j], mode[j] = int32(m.QoS), int32(boolInt(m.Retain)), int32(m.Mode)
+		payload[j] = m.Payload
+		if payload[j] == nil {
+			payload[j] = []byte{} // a nil one would be NULL
+		}
+		arrived[j] = at.UTC()
+		if !m.Expiry.IsZero() {
+			expiry[j] = pgtype.Timestamp{Time: m.Expiry.UTC(), Valid: true}
+		}
+	}
+	// In msgCols's order, then each message's back.
+	args := []any{tTopic, tN, tNode, ids, topics, from, node, qos, retain, payload, arrived, expiry, mode, user, peer, props, b.back}
 	notify := len(plan.chans) > 0
 	if notify {
 		args = append(args, plan.chans, plan.payloads)
 	}
 	var version int64
-	err = s.db.QueryRowContext(ctx, s.publishCTE(len(b.topics), len(b.msgs), notify), args...).Scan(&version)
+	err := s.db.QueryRowContext(ctx, s.publishCTE(notify), args...).Scan(&version)
 	return version, err
 }
 
@@ -267,9 +301,8 @@ func (s *Store) counterArgs(b *batch) []any {
 	return args
 }
 
-// msgArgs are the arguments of the rows of msgs[from:to]: the columns of
-// msgCols, then the position: counter less back, for insertSQL, or back
-// alone for publishCTE (counters nil).
+// msgArgs are the arguments of insertSQL's rows of msgs[from:to]: the
+// columns of msgCols, then the position (counter less back).
 func (s *Store) msgArgs(b *batch, from, to int, counters map[string]int64) ([]any, error) {
 	args := make([]any, 0, (to-from)*(nMsgCols+1))
 	for j := from; j < to; j++ {
@@ -287,12 +320,8 @@ func (s *Store) msgArgs(b *batch, from, to int, counters map[string]int64) ([]an
 			at = b.now
 		}
 		args = append(args, m.ID, m.Topic, nullStr(m.From), nullStr(m.Node), int(m.QoS), boolInt(m.Retain), payload,
-			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props)
-		if counters != nil {
-			args = append(args, counters[m.Topic]-b.back[j])
-		} else {
-			args = append(args, b.back[j])
-		}
+			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props,
+			counters[m.Topic]-b.back[j])
 	}
 	return args, nil
 }
@@ -330,25 +359,36 @@ func (s *Store) counterSQL(n int, returning bool) string {
 		// changed is for the polling watch: where the database notifies,
 		// the counter's update changes no indexed column (a HOT update
 		// on PostgreSQL).
-		cols, row, set := "topic, seq, node, n", "(?, ?, ?, ?)", ""
+		cols, row := "topic, seq, node, n", "(?, ?, ?, ?)"
 		if !d.listens() {
-			cols, row, set = "topic, seq, changed, node, n", "(?, ?, "+d.now()+", ?, ?)", ", changed = "+d.now()
+			cols, row = "topic, seq, changed, node, n", "(?, ?, "+d.now()+", ?, ?)"
 		}
 		var q strings.Builder
-		q.WriteString("INSERT INTO " + d.quote(s.t.topic) + " (" + cols + ") VALUES ")
+		q.WriteString("VALUES ")
 		for i := range n {
 			if i > 0 {
 				q.WriteString(", ")
 			}
 			q.WriteString(row)
 		}
-		q.WriteString(d.onConflict([]string{"topic"}, "seq = "+d.lastInsertID(d.current(s.t.topic, "seq")+" + "+d.excluded("seq"))+
-			set+", node = "+d.excluded("node")+", n = "+d.excluded("n")))
-		if returning {
-			q.WriteString(" RETURNING topic, seq")
-		}
-		return q.String()
+		return s.counterUpsert(cols, q.String(), returning)
 	})
+}
+
+// counterUpsert is the upsert of counterSQL with its rows from src.
+func (s *Store) counterUpsert(cols, src string, returning bool) string {
+	d := s.d
+	set := ""
+	if !d.listens() {
+		set = ", changed = " + d.now()
+	}
+	q := "INSERT INTO " + d.quote(s.t.topic) + " (" + cols + ") " + src +
+		d.onConflict([]string{"topic"}, "seq = "+d.lastInsertID(d.current(s.t.topic, "seq")+" + "+d.excluded("seq"))+
+			set+", node = "+d.excluded("node")+", n = "+d.excluded("n"))
+	if returning {
+		q += " RETURNING topic, seq"
+	}
+	return q
 }
 
 // insertSQL returns the INSERT of n messages with their positions.
@@ -363,31 +403,34 @@ func (s *Store) insertSQL(n int) string {
 // msgKinds are the kinds of the msgCols columns, for typed placeholders.
 var msgKinds = [nMsgCols]colKind{kMsgID, kTopic, kClientID, kString, kInt, kInt, kBlob, kTime, kTime, kMode, kString, kString, kText}
 
-// publishCTE returns PostgreSQL's one-statement Publish of nt topics and
-// nm messages: the counter upsert returns the new counters, the INSERT of
-// the messages (from a VALUES list with typed placeholders) takes each
-// message's position from them, and, with notify, pg_notify is called for
-// the (channel, payload) pairs of two text arrays. The statement returns
-// the watch version (see watchVersion).
-func (s *Store) publishCTE(nt, nm int, notify bool) string {
-	return s.cached("cte:"+strconv.Itoa(nt)+":"+strconv.Itoa(nm)+":"+strconv.FormatBool(notify), func() string {
+// publishCTE returns PostgreSQL's one-statement Publish (see publishOne),
+// whose arguments are arrays: the counters' topics, counts and nodes, then one per column of msgCols and the messages' backs,
+// and with notify the (channel, payload) pairs of pg_notify. The counter
+// upsert returns the new counters, the INSERT takes each message's
+// position from them, and the statement returns the watch version (see
+// watchVersion). An empty string is NULL, as nullStr makes it, and so is
+// an invalid expiry.
+func (s *Store) publishCTE(notify bool) string {
+	return s.cached("cte:"+strconv.FormatBool(notify), func() string {
 		d := s.d
-		var row strings.Builder
-		row.WriteString("(")
-		for _, k := range msgKinds {
-			row.WriteString(d.typed(k) + ", ")
-		}
-		row.WriteString(d.typed(kSeq) + ")")
-		var q strings.Builder
-		q.WriteString("WITH tc AS (" + s.counterSQL(nt, true) + "), ms AS (INSERT INTO " + d.quote(s.t.msg) +
-			" (" + msgCols + ", seq) SELECT " + strings.ReplaceAll("v."+msgCols, ", ", ", v.") + ", tc.seq - v.back FROM (VALUES ")
-		for i := range nm {
-			if i > 0 {
-				q.WriteString(", ")
+		arr := func(k colKind) string { return "CAST(? AS " + pgType(k) + "[])" }
+		counters := "SELECT t, c, NULLIF(nd, ''), c FROM unnest(" + arr(kTopic) + ", " + arr(kSeq) + ", " + arr(kString) +
+			") AS u(t, c, nd)"
+		var src, sel strings.Builder
+		for i, c := range strings.Split(msgCols, ", ") {
+			src.WriteString(arr(msgKinds[i]) + ", ")
+			switch msgKinds[i] {
+			case kClientID, kString, kText:
+				sel.WriteString("NULLIF(v." + c + ", ''), ")
+			default:
+				sel.WriteString("v." + c + ", ")
 			}
-			q.WriteString(row.String())
 		}
-		q.WriteString(") AS v (" + msgCols + ", back), tc WHERE tc.topic = v.topic" + d.onConflict([]string{"msgid"}, "") + ")")
+		src.WriteString(arr(kSeq))
+		var q strings.Builder
+		q.WriteString("WITH tc AS (" + s.counterUpsert("topic, seq, node, n", counters, true) + "), ms AS (INSERT INTO " +
+			d.quote(s.t.msg) + " (" + msgCols + ", seq) SELECT " + sel.String() + "tc.seq - v.back FROM unnest(" + src.String() +
+			") AS v (" + msgCols + ", back), tc WHERE tc.topic = v.topic" + d.onConflict([]string{"msgid"}, "") + ")")
 		if notify {
 			q.WriteString(", nt AS (SELECT pg_notify(c, p) FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS u(c, p))")
 		}
