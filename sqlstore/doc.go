@@ -163,7 +163,8 @@
 // messages with one multi-row INSERT (prepared text per batch size;
 // Options.BatchRows and BatchBytes split large batches into several
 // INSERTs), each row taking its position from its topic's counter; on
-// PostgreSQL a batch of one INSERT is one statement (see Ordering). It
+// PostgreSQL a batch of one INSERT is one statement whose arguments are an
+// array per column, the same text for every batch (see Ordering). It
 // ignores IDs already stored (ON CONFLICT DO NOTHING; ON DUPLICATE KEY
 // UPDATE id = id on MySQL — not INSERT IGNORE, which would hide other
 // errors) and skips expired messages; a deadlock is retried (twice).
@@ -222,7 +223,8 @@
 //     ON CONFLICT DO UPDATE SET seq = seq + excluded.seq RETURNING topic,
 //     seq in a CTE, and the INSERT INTO mqtt_msg … SELECT that takes seq =
 //     the returned counter less the message's place from the end of its
-//     topic's messages in the batch (with the notifications and the watch
+//     topic's messages in the batch, the rows read with unnest from one
+//     array argument per column (with the notifications and the watch
 //     version, see Watch); SQLite runs the counter upsert (RETURNING the
 //     counters) and the INSERT with the positions in one transaction, MySQL
 //     the same with the counters read back by a SELECT (or, for a batch of
