@@ -259,23 +259,13 @@ func (s *Store) publishOne(ctx context.Context, b *batch, plan *notePlan) (int64
 	qos, retain, mode := ints[:nm:nm], ints[nm:2*nm:2*nm], ints[2*nm:]
 	payload, arrived, expiry := make([][]byte, nm), make([]time.Time, nm), make([]pgtype.Timestamp, nm)
 	for j, m := range b.msgs {
-		p, err := encodeProps(&m.Props)
-		if err != nil {
+		var at time.Time
+		var err error
+		if payload[j], at, props[j], err = b.row(j); err != nil {
 			return 0, err
-		}
-		if p != nil {
-			props[j] = p.(string)
-		}
-		at := m.Time
-		if at.IsZero() {
-			at = b.now
 		}
 		ids[j], topics[j], from[j], node[j], user[j], peer[j] = m.ID, m.Topic, m.From, m.Node, m.Username, m.PeerHost
 		qos[j], retain[j], mode[j] = int32(m.QoS), int32(boolInt(m.Retain)), int32(m.Mode)
-		payload[j] = m.Payload
-		if payload[j] == nil {
-			payload[j] = []byte{} // a nil one would be NULL
-		}
 		arrived[j] = at.UTC()
 		if !m.Expiry.IsZero() {
 			expiry[j] = pgtype.Timestamp{Time: m.Expiry.UTC(), Valid: true}
@@ -307,23 +297,35 @@ func (s *Store) msgArgs(b *batch, from, to int, counters map[string]int64) ([]an
 	args := make([]any, 0, (to-from)*(nMsgCols+1))
 	for j := from; j < to; j++ {
 		m := b.msgs[j]
-		payload := m.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		props, err := encodeProps(&m.Props)
+		payload, at, props, err := b.row(j)
 		if err != nil {
 			return nil, err
 		}
-		at := m.Time
-		if at.IsZero() {
-			at = b.now
-		}
 		args = append(args, m.ID, m.Topic, nullStr(m.From), nullStr(m.Node), int(m.QoS), boolInt(m.Retain), payload,
-			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), props,
+			s.d.timeArg(at), s.nullTime(m.Expiry), int(m.Mode), nullStr(m.Username), nullStr(m.PeerHost), nullStr(props),
 			counters[m.Topic]-b.back[j])
 	}
 	return args, nil
+}
+
+// row returns what message j stores besides its own fields: its payload
+// (empty, not NULL, when it has none), its time (the batch's when zero)
+// and its properties encoded ("" when none).
+func (b *batch) row(j int) (payload []byte, at time.Time, props string, err error) {
+	m := b.msgs[j]
+	payload = m.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	at = m.Time
+	if at.IsZero() {
+		at = b.now
+	}
+	p, err := encodeProps(&m.Props)
+	if p != nil {
+		props = p.(string)
+	}
+	return payload, at, props, err
 }
 
 // touch sets the changed column of the batch's counters to the database's
@@ -404,8 +406,9 @@ func (s *Store) insertSQL(n int) string {
 var msgKinds = [nMsgCols]colKind{kMsgID, kTopic, kClientID, kString, kInt, kInt, kBlob, kTime, kTime, kMode, kString, kString, kText}
 
 // publishCTE returns PostgreSQL's one-statement Publish (see publishOne),
-// whose arguments are arrays: the counters' topics, counts and nodes, then one per column of msgCols and the messages' backs,
-// and with notify the (channel, payload) pairs of pg_notify. The counter
+// whose arguments are arrays: the counters' topics, counts and nodes,
+// then one per column of msgCols and the messages' backs, and with notify
+// the (channel, payload) pairs of pg_notify. The counter
 // upsert returns the new counters, the INSERT takes each message's
 // position from them, and the statement returns the watch version (see
 // watchVersion). An empty string is NULL, as nullStr makes it, and so is
