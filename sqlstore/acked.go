@@ -452,13 +452,26 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 }
 
 // unackedCond is the condition that the client (one '?') has not acked
-// message m.
+// message m: a look-up of one ack row per message, whatever the
+// statistics say. PostgreSQL would else turn it into an anti-join, and
+// for a client its statistics do not know yet (one connected since the
+// last ANALYZE: estimated at one ack row) it picks a nested loop over the
+// client's acks, materialized, compared with every message — a second per
+// call at 5,000 acks above the watermark, which kept an async broker's
+// subscriber replaying the store. OFFSET 0 keeps the subquery a per-row
+// probe, and with the topic in it every index the probe may pick,
+// (clientid, msgid) or (clientid, topic, msgid), finds the row by
+// equality (TestUnackedLookupScales). An ack's topic is its message's.
 func (s *Store) unackedCond() string {
 	d := s.d
 	if d.hashKeys() {
 		return "NOT EXISTS (SELECT 1 FROM " + d.quote(s.t.ackedMsg) + " x WHERE x." + hashCol + " = " + hashExpr([]string{"?", "m.msgid"}) + ")"
 	}
-	return "NOT EXISTS (SELECT 1 FROM " + d.quote(s.t.ackedMsg) + " x WHERE x.clientid = ? AND x.msgid = m.msgid)"
+	fence := ""
+	if d.name() == "postgres" {
+		fence = " OFFSET 0"
+	}
+	return "NOT EXISTS (SELECT 1 FROM " + d.quote(s.t.ackedMsg) + " x WHERE x.clientid = ? AND x.topic = m.topic AND x.msgid = m.msgid" + fence + ")"
 }
 
 // marksSQL returns the watermark query of n topics (see marks): per

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// createIndexes: SQLite and PostgreSQL create every index IF NOT EXISTS.
+// createIndexes: SQLite and PostgreSQL create every index IF NOT EXISTS,
+// then drop the stale ones.
 func (d std) createIndexes(_ context.Context, _ migrator, spec tableSpec) ([]string, error) {
 	var out []string
 	for _, ix := range spec.idx {
@@ -17,6 +18,9 @@ func (d std) createIndexes(_ context.Context, _ migrator, spec tableSpec) ([]str
 			q += " WHERE " + ix.where
 		}
 		out = append(out, q)
+	}
+	for _, suffix := range spec.stale {
+		out = append(out, "DROP INDEX IF EXISTS "+d.quote(spec.name+suffix))
 	}
 	return out, nil
 }

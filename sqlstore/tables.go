@@ -26,6 +26,10 @@ type tableSpec struct {
 	// generated SHA-256 column "ukey" (nil: none).
 	hash []string
 	idx  []index
+	// stale are the suffixes of indexes an earlier version made on
+	// PostgreSQL and SQLite, which Migrate drops once the ones that
+	// replace them are made.
+	stale []string
 }
 
 // hashCol is the name of MySQL's generated key hash column.
@@ -179,9 +183,14 @@ func (s *Store) specs() []tableSpec {
 			idx: []index{
 				{suffix: "_clientid_msgid_key", unique: true, cols: "clientid, msgid"},
 				{suffix: "_clientid_msgid_idx", mysql: "clientid(255), msgid"},
-				{suffix: "_clientid_topic_idx", cols: "clientid, topic", mysql: "clientid(255), topic(255)"},
+				// A client's acks of one topic (PostgreSQL and SQLite: of one
+				// message too, so that the unacked condition's probe is a
+				// point look-up whichever index serves it; see unackedCond).
+				{suffix: "_clientid_topic_idx", mysql: "clientid(255), topic(255)"},
+				{suffix: "_clientid_topic_msgid_idx", cols: "clientid, topic, msgid"},
 				{suffix: "_acked_at_idx", cols: "acked_at", mysql: "acked_at"},
 			},
+			stale: []string{"_clientid_topic_idx"},
 		},
 	}
 	specs = append(specs, tableSpec{
