@@ -18,7 +18,12 @@ import (
 //     fetched and acked 50,000 messages of the topic before (a fanout
 //     fetch should start at the client's cursor, not read through what it
 //     acked: compare with OneTopic);
-//   - Acked/Fanout and Acked/Queue: one ack per call.
+//   - Acked/Fanout and Acked/Queue: one ack per call;
+//   - Acked/NewSubscriber and Acked/NewSubscriberAfterHistory50k: a client
+//     that subscribes to a topic (no History) acks ten messages published
+//     after, one per call, on a topic without a past and on one with
+//     50,000 messages before the subscription (the acks should cost the
+//     same: compare the two).
 //
 // Setup (publishing what is fetched or acked) is outside the timer.
 func Bench(b *testing.B, h Harness) {
@@ -70,6 +75,12 @@ func Bench(b *testing.B, h Harness) {
 					b.Fatalf("Acked: %v", err)
 				}
 			}
+		})
+		b.Run("NewSubscriber", func(b *testing.B) {
+			s.benchNewSubscriber(b, 0)
+		})
+		b.Run("NewSubscriberAfterHistory50k", func(b *testing.B) {
+			s.benchNewSubscriber(b, 50000)
 		})
 		b.Run("Queue", func(b *testing.B) {
 			s.needQueue(b)
@@ -146,6 +157,50 @@ func benchPublish(b *testing.B, st persist.Store, mode persist.Mode, n, topics i
 		all = append(all, batch...)
 	}
 	return all
+}
+
+// benchNewSubscriber times the acks of a client that subscribes to a
+// topic with history messages before it: per iteration a new client
+// subscribes, and acks ten messages published after, one per call (the
+// subscription and the publishing are outside the timer).
+func (s *suite) benchNewSubscriber(b *testing.B, history int) {
+	const acks = 10
+	s.needFanout(b)
+	s.need(b, persist.OnPublish|persist.OnAcked|persist.OnSubscribed)
+	st := s.store(b)
+	ctx := b.Context()
+	topic := fmt.Sprintf("bench/newsub/%d", history)
+	for done := 0; done < history; done += 500 {
+		batch := make([]*persist.Message, min(500, history-done))
+		for j := range batch {
+			batch[j] = NewMessage(topic, []byte("x"))
+		}
+		if err := st.Publish(ctx, batch...); err != nil {
+			b.Fatalf("Publish: %v", err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		client := fmt.Sprintf("bench-new-%d", i)
+		if err := st.Subscribed(ctx, client, []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
+			b.Fatalf("Subscribed: %v", err)
+		}
+		msgs := make([]*persist.Message, acks)
+		for j := range msgs {
+			msgs[j] = NewMessage(topic, []byte("x"))
+			if err := st.Publish(ctx, msgs[j]); err != nil {
+				b.Fatalf("Publish: %v", err)
+			}
+		}
+		b.StartTimer()
+		for _, m := range msgs {
+			if err := st.Acked(ctx, client, persist.Ack{ID: m.ID, Topic: m.Topic}); err != nil {
+				b.Fatalf("Acked: %v", err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(acks*b.N), "µs/ack")
 }
 
 // benchFetchAfterHistory times fetching 10,000 fanout messages of one
