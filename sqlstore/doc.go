@@ -86,8 +86,11 @@
 // (channel, topic); mqtt_claim (claim_until) the deletion of claims that ran out;
 // mqtt_msg (topic, msgid) serves a fetch by topic prefix in ID order,
 // mqtt_msg (topic, seq) a fetch from a watermark and the watermark's move,
-// mqtt_msg (expiry) DeleteExpired; mqtt_acked_msg (clientid, topic) the
-// deletion of settled acks and (acked_at) DeleteExpired's of stale ones;
+// mqtt_msg (expiry) DeleteExpired; mqtt_acked_msg (clientid, topic, msgid;
+// MySQL: clientid, topic) the deletion of settled acks and the per-message
+// probe of whether a client acked a message (one that stays a look-up of
+// one row whatever the statistics say), and (acked_at) DeleteExpired's of
+// stale ones;
 // mqtt_topic (changed; SQLite and MySQL) and mqtt_client (changed) the
 // polling watch; on MySQL mqtt_acked_msg (clientid(255), msgid) the passed
 // rows after a start. On PostgreSQL and SQLite, partial indexes over the
