@@ -37,6 +37,14 @@
 // allocations per message are the example broker's
 // go_memstats_mallocs_total (its /metrics) over the same span.
 //
+// -warmup N drives N runs of the same load through each broker before the
+// measured one, on the same store and topics, each with a subscriber of
+// its own that stays an offline persistent session: the measured run
+// meets a broker that has been running, with N runs' history on its
+// topics and N offline sessions, and a subscriber new to them all. They
+// are not measured; the broker is idle (its outbox drained) before the
+// measurement starts.
+//
 // -before REV adds, after each example broker configuration, the same
 // configuration with examples/broker built from git revision REV (name
 // suffix "@before"), so that one run compares a change with what it
@@ -108,7 +116,7 @@ type settings struct {
 	redisURL, postgresURL       string
 	profile, profileConfig      string
 	load                        loadgen.Options
-	rounds                      int
+	rounds, warmup              int
 	idle                        time.Duration
 }
 
@@ -146,6 +154,7 @@ func run() error {
 	flag.IntVar(&s.load.Payload, "payload", 64, "payload `bytes`")
 	flag.IntVar(&s.rounds, "rounds", 2, "rounds; each runs every configuration once, in alternating order")
 	flag.DurationVar(&s.load.Timeout, "timeout", 5*time.Minute, "give up on one run after this long")
+	flag.IntVar(&s.warmup, "warmup", 0, "before each measured run, drive this many unmeasured runs of the same load through the same broker and store, each with a new persistent subscriber (a broker with history and offline sessions; see the package doc)")
 	flag.DurationVar(&s.idle, "idle", 60*time.Second, "after the load, wait at most this long for the broker to be idle (async: the outbox drained) before reading its CPU time")
 	flag.StringVar(&s.repo, "repo", "../..", "`directory` of the mqttpersist repository (its examples/broker is built)")
 	flag.StringVar(&s.charts, "charts", "charts", "`directory` for the PNG charts (throughput.png, latency.png); empty: none")

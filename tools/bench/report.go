@@ -109,8 +109,12 @@ func pct(lat []time.Duration, q float64) time.Duration {
 
 // printTable writes the summary as a Markdown table.
 func printTable(w io.Writer, s settings, sum []summary) {
-	fmt.Fprintf(w, "\n%d publishers × %d QoS %d messages (%d bytes) → 1 persistent subscriber, %d rounds; medians of the rounds, latency percentiles over all messages of all rounds\n\n",
-		s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload, s.rounds)
+	warm := ""
+	if s.warmup > 0 {
+		warm = fmt.Sprintf(", each after %d unmeasured runs through the same broker and store (-warmup; peak RSS includes them)", s.warmup)
+	}
+	fmt.Fprintf(w, "\n%d publishers × %d QoS %d messages (%d bytes) → 1 persistent subscriber, %d rounds%s; medians of the rounds, latency percentiles over all messages of all rounds\n\n",
+		s.load.Publishers, s.load.Messages, s.load.QoS, s.load.Payload, s.rounds, warm)
 	fmt.Fprintln(w, "| configuration | msgs/s (median) | per round | × bare mochi | latency p50 / p99 / p99.9 | broker CPU per msg | × bare mochi | database server CPU per msg | write syscalls per msg | allocations per msg | peak RSS | lost | doubled | from the store |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range sum {

@@ -69,6 +69,26 @@ type process struct {
 	err     error // of the stop
 }
 
+// warm drives s.warmup unmeasured runs of the load through p (see the
+// package doc's -warmup), each with its own subscriber, and waits for the
+// broker to be idle after each.
+func (s *settings) warm(ctx context.Context, c config, p *process, id string, round int) error {
+	for k := range s.warmup {
+		o := s.load
+		o.Addr = p.addr
+		o.Subscriber = fmt.Sprintf("bench-warm-%s-%d", id, k)
+		o.Topic = "bench/" + id
+		fmt.Fprintf(os.Stderr, "\r\033[K[round %d/%d] %-16s warm-up run %d/%d", round, s.rounds, c.name, k+1, s.warmup)
+		if _, err := loadgen.Run(ctx, o); err != nil {
+			return fmt.Errorf("%s: warm-up run %d: %w (broker log: %s)", c.name, k+1, err, p.log.Name())
+		}
+		if err := p.waitIdle(s.idle); err != nil {
+			return fmt.Errorf("%s: after warm-up run %d: %w", c.name, k+1, err)
+		}
+	}
+	return nil
+}
+
 // runOne starts c's broker on a fresh store, drives the load through it,
 // measures, and stops it and removes the store.
 func (s *settings) runOne(ctx context.Context, c config, round int, profile string) (runResult, error) {
@@ -132,6 +152,10 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 	}
 	defer p.stop()
 
+	if err := s.warm(ctx, c, p, id, round); err != nil {
+		return runResult{}, err
+	}
+
 	meter, err := s.serverMeter(ctx, c)
 	if err != nil {
 		return runResult{}, fmt.Errorf("%s: the database server's CPU: %w", c.name, err)
@@ -151,8 +175,12 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 		return runResult{}, err
 	}
 	mallocs0 := map[string]float64{"mallocs": -1}
+	counters0 := map[string]float64{"live": 0, "replayed": 0, "spilled": 0} // of the warm-up runs
 	if p.metrics != "" {
 		if err := scrape(p.metrics, "go_memstats_", mallocs0); err != nil {
+			return runResult{}, err
+		}
+		if err := scrape(p.metrics, "mqttpersist_broker_", counters0); err != nil {
 			return runResult{}, err
 		}
 	}
@@ -217,7 +245,8 @@ func (s *settings) runOne(ctx context.Context, c config, round int, profile stri
 		PeakRSSMiB: float64(rss) / 1024,
 		Published:  lr.Published, Delivered: lr.Delivered, Lost: lr.Missing, Doubled: lr.Duplicates,
 		Elapsed: lr.Elapsed, Idle: time.Since(idleStart), Latencies: lr.Latencies,
-		Live: int(counters["live"]), Replayed: int(counters["replayed"]), Spilled: int(counters["spilled"]),
+		Live: int(counters["live"] - counters0["live"]), Replayed: int(counters["replayed"] - counters0["replayed"]),
+		Spilled: int(counters["spilled"] - counters0["spilled"]),
 	}
 	if lr.Delivered > 0 {
 		r.CPUPerMsg = float64(cpu1-cpu0) * tickMicros / float64(lr.Delivered)
