@@ -18,6 +18,11 @@ import (
 //     fetched and acked 50,000 messages of the topic before (a fanout
 //     fetch should start at the client's cursor, not read through what it
 //     acked: compare with OneTopic);
+//   - FetchOffline100/NewSubscriber and …/NewSubscriberAfterHistory50k: a
+//     client that subscribed (no History) fetches the 100 messages
+//     published since, on a fresh topic and on one with 50,000 messages
+//     before the subscription (a fetch should not read through what came
+//     before the subscription: compare the two);
 //   - Acked/Fanout and Acked/Queue: one ack per call;
 //   - Acked/NewSubscriber and Acked/NewSubscriberAfterHistory50k: a client
 //     that subscribes to a topic (no History) acks ten messages published
@@ -61,6 +66,14 @@ func Bench(b *testing.B, h Harness) {
 		})
 		b.Run("AfterHistory50k", func(b *testing.B) {
 			s.benchFetchAfterHistory(b, 50000)
+		})
+	})
+	b.Run("FetchOffline100", func(b *testing.B) {
+		b.Run("NewSubscriber", func(b *testing.B) {
+			s.benchFetchNewSubscriber(b, 0)
+		})
+		b.Run("NewSubscriberAfterHistory50k", func(b *testing.B) {
+			s.benchFetchNewSubscriber(b, 50000)
 		})
 	})
 	b.Run("Acked", func(b *testing.B) {
@@ -159,6 +172,55 @@ func benchPublish(b *testing.B, st persist.Store, mode persist.Mode, n, topics i
 	return all
 }
 
+// publishTopic stores n fanout messages on topic, 500 a call.
+func publishTopic(b *testing.B, st persist.Store, topic string, n int) []*persist.Message {
+	var all []*persist.Message
+	for done := 0; done < n; done += 500 {
+		batch := make([]*persist.Message, min(500, n-done))
+		for j := range batch {
+			batch[j] = NewMessage(topic, []byte("x"))
+		}
+		if err := st.Publish(b.Context(), batch...); err != nil {
+			b.Fatalf("Publish: %v", err)
+		}
+		all = append(all, batch...)
+	}
+	return all
+}
+
+// benchFetchNewSubscriber times the first fetch of a client that
+// subscribed to a topic with history messages before it: per iteration a
+// new client subscribes and 100 messages are published (outside the
+// timer), then it fetches them.
+func (s *suite) benchFetchNewSubscriber(b *testing.B, history int) {
+	const n = 100
+	s.needFanout(b)
+	s.need(b, persist.OnPublish|persist.OnFetch|persist.OnSubscribed)
+	st := s.store(b)
+	topic := fmt.Sprintf("bench/newfetch/%d", history)
+	publishTopic(b, st, topic, history)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		client := fmt.Sprintf("bench-newfetch-%d", i)
+		if err := st.Subscribed(b.Context(), client, []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
+			b.Fatalf("Subscribed: %v", err)
+		}
+		publishTopic(b, st, topic, n)
+		b.StartTimer()
+		got, err := st.FetchOffline(b.Context(), client, topic, persist.Fetch{})
+		if err != nil {
+			b.Fatalf("FetchOffline: %v", err)
+		}
+		// Each iteration's client subscribed after the messages of the
+		// ones before: it is due the last n only.
+		if len(got) != n {
+			b.Fatalf("FetchOffline of a new subscriber returned %d messages, want %d", len(got), n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/fetch")
+}
+
 // benchNewSubscriber times the acks of a client that subscribes to a
 // topic with history messages before it: per iteration a new client
 // subscribes, and acks ten messages published after, one per call (the
@@ -170,15 +232,7 @@ func (s *suite) benchNewSubscriber(b *testing.B, history int) {
 	st := s.store(b)
 	ctx := b.Context()
 	topic := fmt.Sprintf("bench/newsub/%d", history)
-	for done := 0; done < history; done += 500 {
-		batch := make([]*persist.Message, min(500, history-done))
-		for j := range batch {
-			batch[j] = NewMessage(topic, []byte("x"))
-		}
-		if err := st.Publish(ctx, batch...); err != nil {
-			b.Fatalf("Publish: %v", err)
-		}
-	}
+	publishTopic(b, st, topic, history)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
