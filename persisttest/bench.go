@@ -188,24 +188,38 @@ func publishTopic(b *testing.B, st persist.Store, topic string, n int) []*persis
 	return all
 }
 
+// historyTopic returns a store (with fanout, OnPublish, OnSubscribed and
+// event) and a topic of it named after name holding history messages.
+func (s *suite) historyTopic(b *testing.B, event persist.Event, name string, history int) (persist.Store, string) {
+	s.needFanout(b)
+	s.need(b, persist.OnPublish|persist.OnSubscribed|event)
+	st := s.store(b)
+	topic := fmt.Sprintf("bench/%s/%d", name, history)
+	publishTopic(b, st, topic, history)
+	return st, topic
+}
+
+// subscribeNew subscribes client i of an iteration to topic (no History)
+// and returns its ID.
+func subscribeNew(b *testing.B, st persist.Store, topic string, i int) string {
+	client := fmt.Sprintf("bench-new-%d", i)
+	if err := st.Subscribed(b.Context(), client, []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
+		b.Fatalf("Subscribed: %v", err)
+	}
+	return client
+}
+
 // benchFetchNewSubscriber times the first fetch of a client that
 // subscribed to a topic with history messages before it: per iteration a
 // new client subscribes and 100 messages are published (outside the
 // timer), then it fetches them.
 func (s *suite) benchFetchNewSubscriber(b *testing.B, history int) {
 	const n = 100
-	s.needFanout(b)
-	s.need(b, persist.OnPublish|persist.OnFetch|persist.OnSubscribed)
-	st := s.store(b)
-	topic := fmt.Sprintf("bench/newfetch/%d", history)
-	publishTopic(b, st, topic, history)
+	st, topic := s.historyTopic(b, persist.OnFetch, "newfetch", history)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		client := fmt.Sprintf("bench-newfetch-%d", i)
-		if err := st.Subscribed(b.Context(), client, []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
-			b.Fatalf("Subscribed: %v", err)
-		}
+		client := subscribeNew(b, st, topic, i)
 		publishTopic(b, st, topic, n)
 		b.StartTimer()
 		got, err := st.FetchOffline(b.Context(), client, topic, persist.Fetch{})
@@ -227,19 +241,12 @@ func (s *suite) benchFetchNewSubscriber(b *testing.B, history int) {
 // subscription and the publishing are outside the timer).
 func (s *suite) benchNewSubscriber(b *testing.B, history int) {
 	const acks = 10
-	s.needFanout(b)
-	s.need(b, persist.OnPublish|persist.OnAcked|persist.OnSubscribed)
-	st := s.store(b)
+	st, topic := s.historyTopic(b, persist.OnAcked, "newsub", history)
 	ctx := b.Context()
-	topic := fmt.Sprintf("bench/newsub/%d", history)
-	publishTopic(b, st, topic, history)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		client := fmt.Sprintf("bench-new-%d", i)
-		if err := st.Subscribed(ctx, client, []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
-			b.Fatalf("Subscribed: %v", err)
-		}
+		client := subscribeNew(b, st, topic, i)
 		msgs := make([]*persist.Message, acks)
 		for j := range msgs {
 			msgs[j] = NewMessage(topic, []byte("x"))
