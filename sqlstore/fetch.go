@@ -134,7 +134,13 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 			}
 			q.WriteString(" AND m.seq > " + w)
 			args = append(args, wArgs...)
-			q.WriteString(" AND m.msgid >= (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ")")
+			// The lowest ID above the watermark bounds the rows read by
+			// ID. A client without a watermark (new to the topic) needs no
+			// bound — every row is above it — and its MIN would read the
+			// topic's whole past (FetchOffline100/NewSubscriberAfterHistory50k):
+			// the CASE leaves the subquery unread then.
+			q.WriteString(" AND m.msgid >= CASE WHEN " + w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ") ELSE '' END")
+			args = append(args, wArgs...)
 			args = append(args, fq.Match)
 			args = append(args, wArgs...)
 		} else {
