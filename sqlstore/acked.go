@@ -457,8 +457,8 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 // for a client its statistics do not know yet (one connected since the
 // last ANALYZE: estimated at one ack row) it picks a nested loop over the
 // client's acks, materialized, compared with every message — a second per
-// call at 5,000 acks above the watermark, which kept an async broker's
-// subscriber replaying the store. OFFSET 0 keeps the subquery a per-row
+// call at 5,000 acks above the watermark, which stalled an async
+// broker's pipeline (every Acked timed out and was retried). OFFSET 0 keeps the subquery a per-row
 // probe, and with the topic in it every index the probe may pick,
 // (clientid, msgid) or (clientid, topic, msgid), finds the row by
 // equality (TestUnackedLookupScales). An ack's topic is its message's.

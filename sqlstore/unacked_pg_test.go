@@ -17,8 +17,8 @@ import (
 // every Acked's pass list, the watermark query and FetchOffline share the
 // condition — must probe its acks per message, not compare every message
 // with every ack: a plan that did (a nested loop over the client's
-// materialized acks) took a second per call at 5,000 acks and kept an
-// async broker's subscriber on the store for good. The test reads the
+// materialized acks) took a second per call at 5,000 acks and stalled an
+// async broker's pipeline. The test reads the
 // work from EXPLAIN ANALYZE (rows a filter or a join filter looked at and
 // dropped), not from a clock.
 func TestUnackedLookupScales(t *testing.T) {
