@@ -122,16 +122,11 @@ func (s *suite) benchFetch(b *testing.B, topics int, filter string) {
 	mode := s.anyMode(b)
 	st := s.store(b)
 	publishAll := func() {
-		for done := 0; done < n; done += 500 {
-			batch := make([]*persist.Message, 500)
-			for j := range batch {
-				batch[j] = NewMessage(fmt.Sprintf("bench/fetch/%d", (done+j)%topics), []byte(`{"temp":21.5,"hum":40}`))
-				batch[j].Mode = mode
-			}
-			if err := st.Publish(b.Context(), batch...); err != nil {
-				b.Fatalf("Publish: %v", err)
-			}
-		}
+		publishN(b, st, n, func(i int) *persist.Message {
+			m := NewMessage(fmt.Sprintf("bench/fetch/%d", i%topics), []byte(`{"temp":21.5,"hum":40}`))
+			m.Mode = mode
+			return m
+		})
 	}
 	publishAll()
 	b.ResetTimer()
@@ -154,38 +149,31 @@ func (s *suite) benchFetch(b *testing.B, topics int, filter string) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-// benchPublish stores n messages over topics topics, in batches of 500,
-// and returns them.
-func benchPublish(b *testing.B, st persist.Store, mode persist.Mode, n, topics int) []*persist.Message {
-	all := make([]*persist.Message, 0, n)
-	for len(all) < n {
-		batch := make([]*persist.Message, min(500, n-len(all)))
-		for j := range batch {
-			batch[j] = NewMessage(fmt.Sprintf("bench/ack/%d", (len(all)+j)%topics), []byte("x"))
-			batch[j].Mode = mode
-		}
-		if err := st.Publish(b.Context(), batch...); err != nil {
-			b.Fatalf("Publish: %v", err)
-		}
-		all = append(all, batch...)
+// publishN stores n messages that mk makes (mk(i) is the ith), 500 a
+// call, and returns them.
+func publishN(b *testing.B, st persist.Store, n int, mk func(i int) *persist.Message) []*persist.Message {
+	all := make([]*persist.Message, n)
+	for i := range all {
+		all[i] = mk(i)
+	}
+	for done := 0; done < n; done += 500 {
+		publish(b, st, all[done:min(done+500, n)]...)
 	}
 	return all
 }
 
-// publishTopic stores n fanout messages on topic, 500 a call.
+// benchPublish stores n messages over topics topics and returns them.
+func benchPublish(b *testing.B, st persist.Store, mode persist.Mode, n, topics int) []*persist.Message {
+	return publishN(b, st, n, func(i int) *persist.Message {
+		m := NewMessage(fmt.Sprintf("bench/ack/%d", i%topics), []byte("x"))
+		m.Mode = mode
+		return m
+	})
+}
+
+// publishTopic stores n fanout messages on topic.
 func publishTopic(b *testing.B, st persist.Store, topic string, n int) []*persist.Message {
-	var all []*persist.Message
-	for done := 0; done < n; done += 500 {
-		batch := make([]*persist.Message, min(500, n-done))
-		for j := range batch {
-			batch[j] = NewMessage(topic, []byte("x"))
-		}
-		if err := st.Publish(b.Context(), batch...); err != nil {
-			b.Fatalf("Publish: %v", err)
-		}
-		all = append(all, batch...)
-	}
-	return all
+	return publishN(b, st, n, func(int) *persist.Message { return NewMessage(topic, []byte("x")) })
 }
 
 // historyTopic returns a store (with fanout, OnPublish, OnSubscribed and
@@ -273,18 +261,10 @@ func (s *suite) benchFetchAfterHistory(b *testing.B, history int) {
 	s.need(b, persist.OnPublish|persist.OnFetch|persist.OnAcked)
 	st := s.store(b)
 	ctx := b.Context()
-	publish := func(count int) {
-		for done := 0; done < count; done += 500 {
-			batch := make([]*persist.Message, min(500, count-done))
-			for j := range batch {
-				batch[j] = NewMessage(topic, []byte(`{"temp":21.5,"hum":40}`))
-			}
-			if err := st.Publish(ctx, batch...); err != nil {
-				b.Fatalf("Publish: %v", err)
-			}
-		}
+	publishMore := func(count int) {
+		publishN(b, st, count, func(int) *persist.Message { return NewMessage(topic, []byte(`{"temp":21.5,"hum":40}`)) })
 	}
-	publish(history)
+	publishMore(history)
 	for acked := 0; acked < history; {
 		page, err := st.FetchOffline(ctx, reader, topic, persist.Fetch{Limit: 1000})
 		if err != nil {
@@ -302,7 +282,7 @@ func (s *suite) benchFetchAfterHistory(b *testing.B, history int) {
 		}
 		acked += len(page)
 	}
-	publish(n)
+	publishMore(n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		got, err := st.FetchOffline(ctx, reader, topic, persist.Fetch{})
