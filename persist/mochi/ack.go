@@ -2,6 +2,7 @@ package mochi
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -148,10 +149,7 @@ func (c *conn) record(force, final bool) {
 	if len(batch) == 0 {
 		return
 	}
-	parent := c.ctx
-	if final {
-		parent = c.h.base
-	}
+	parent := c.acks
 	batch = c.recordGroups(parent, batch)
 	if len(batch) == 0 {
 		return
@@ -189,8 +187,9 @@ func (c *conn) record(force, final bool) {
 		}
 	}
 	if err != nil {
-		if !final && c.ctx.Err() != nil {
-			c.unsent = batch // stopping: the final record tries again
+		if c.ctx.Err() != nil {
+			// Ending: recordLast tries again, and logs what it gives up.
+			c.unsent, c.lastErr = batch, err
 			return
 		}
 		c.h.fail("Acked", c.id, batch[0].topic, err)
@@ -205,6 +204,39 @@ func (c *conn) record(force, final bool) {
 		return
 	}
 	c.forget(batch)
+}
+
+// recordLast records the connection's last acks (final), trying again
+// while the store fails, until the acks' context ends (ackGrace after the
+// connection's end, see stop): the disconnect written after them tells
+// the client's next node that its acks are recorded.
+func (c *conn) recordLast() {
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		c.record(true, true)
+		if len(c.unsent) == 0 {
+			return
+		}
+		if !pause(c.acks, wait) {
+			// The messages of these acks come to the client again.
+			c.h.fail("Acked", c.id, c.unsent[0].topic, fmt.Errorf("gave up %d acks of the ended connection: %w", len(c.unsent), c.lastErr))
+			return
+		}
+	}
+}
+
+// pause waits d, or until ctx ends; it reports whether ctx is still live.
+func pause(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // recordGroups records the acks of the shared groups' messages in batch

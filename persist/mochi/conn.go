@@ -43,8 +43,14 @@ type conn struct {
 	id  string
 	out *batchConn // the client's connection; nil for one without (batch.go)
 
-	ctx       context.Context
-	cancel    context.CancelFunc
+	ctx    context.Context
+	cancel context.CancelFunc
+	// acks is the context of the calls that record the client's acks: a
+	// connection that ends still records them (see stop), until the Hook
+	// closes or ackGrace after the end.
+	acks      context.Context
+	endAcks   context.CancelFunc
+	stopOnce  sync.Once
 	started   chan struct{}
 	done      chan struct{}
 	startOnce sync.Once
@@ -80,6 +86,7 @@ type conn struct {
 	ready      []*entry          // acknowledged, to record
 	readySince time.Time         // when ready became non-empty
 	unsent     []*entry          // recording failed, to try again
+	lastErr    error             // why, when the connection had ended
 	known      map[string]int64  // ID → 0 while in flight, else when its ack was recorded
 	backlog    []*persist.Message
 	fetchedAt  time.Time // of the backlog
@@ -136,11 +143,28 @@ func newConn(h *Hook, cl *mqtt.Client) *conn {
 		out:     wrapConn(&cl.Net.Conn),
 	}
 	c.ctx, c.cancel = context.WithCancel(h.base)
+	c.acks, c.endAcks = context.WithCancel(h.base)
 	return c
 }
 
 func (c *conn) start() { c.startOnce.Do(func() { close(c.started) }) }
-func (c *conn) stop()  { c.cancel() }
+
+// stop ends the delivery. The acks the client sent are still recorded:
+// those in a call to the store go on, and the last ones are tried again
+// while the store fails, for up to ackGrace (the callers wait longer for
+// the delivery to end, so that a disconnect written after it is written
+// after the acks).
+func (c *conn) stop() {
+	c.stopOnce.Do(func() {
+		c.cancel()
+		time.AfterFunc(ackGrace(c.h.opts.Timeout), c.endAcks)
+	})
+}
+
+// ackGrace is how long after its end a connection tries to record the
+// client's last acks: most of timeout, the time a disconnect waits for
+// the delivery to end (the rest is for the delivery's other last calls).
+func ackGrace(timeout time.Duration) time.Duration { return timeout * 4 / 5 }
 
 // wait waits up to d for the delivery to end.
 func (c *conn) wait(d time.Duration) {
@@ -400,8 +424,9 @@ func (c *conn) sleep() {
 // of mochi's session, so that the next connection gets them from the store,
 // in order, rather than as mochi's resends.
 func (c *conn) finish() {
+	defer c.endAcks()
 	c.intake()
-	c.record(true, true)
+	c.recordLast()
 	c.release(true)
 	c.releaseGroups()
 	c.unwatch()

@@ -2,8 +2,10 @@ package mochi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +39,9 @@ type busStore struct {
 	// publishReturn makes Publish return that much later than it stored
 	// and notified the messages, as a loaded node wakes its publisher late.
 	publishReturn time.Duration
+	// acksDown, while set, makes Acked fail at once, as a database that
+	// refuses connections or drops them for a moment.
+	acksDown *atomic.Bool
 }
 
 func (s *busStore) Client(ctx context.Context, clientID string) (*persist.Client, error) {
@@ -49,6 +54,9 @@ func (s *busStore) Client(ctx context.Context, clientID string) (*persist.Client
 func (s *busStore) Acked(ctx context.Context, clientID string, acks ...persist.Ack) error {
 	if s.ackDelay > 0 {
 		time.Sleep(s.ackDelay)
+	}
+	if s.acksDown != nil && s.acksDown.Load() {
+		return errors.New("busStore: the database is down")
 	}
 	return s.Store.Acked(ctx, clientID, acks...)
 }
@@ -309,6 +317,43 @@ func TestCrossNodeMoveOnBeforeHandoff(t *testing.T) {
 			waitOffline(t, lookup, id, 5*time.Second)
 		})
 	}
+}
+
+// A client acknowledges messages on node A while A's store fails for a
+// moment, and moves to node B before the store is back. A records the acks
+// once it is, before it tells B that it has (its disconnect): B delivers
+// none of the messages again.
+func TestCrossNodeMoveAcksOutlastOutage(t *testing.T) {
+	var down atomic.Bool
+	nodes, lookup := busNodesWith(t, func(i int, st *busStore) {
+		if i == 0 {
+			st.acksDown = &down
+		}
+	}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	const id = "outage-sub"
+	pub := dial(t, a.addr, id+"-pub", connOpts{Clean: true})
+	sub := dial(t, a.addr, id, connOpts{Expiry: 3600})
+	sub.Subscribe("outage/t", 1)
+	down.Store(true)
+	want := numbered("m", 50)
+	for _, p := range want {
+		pub.Publish("outage/t", []byte(p), 1, false)
+	}
+	if got := payloads(sub.WaitFor(len(want), 5*time.Second, 0)); !equal(got, want) {
+		t.Fatalf("on node a: %s", diff(got, want))
+	}
+	if !sub.Flush(5 * time.Second) {
+		t.Fatal("the client did not send its PUBACKs within 5s")
+	}
+	sub.Disconnect()
+	time.AfterFunc(300*time.Millisecond, func() { down.Store(false) })
+	other := dial(t, b.addr, id, connOpts{Expiry: 3600})
+	if got := other.WaitFor(0, 2*time.Second, 500*time.Millisecond); len(got) != 0 {
+		t.Errorf("node b delivered %d messages the client had acknowledged on node a while its store was down for 300ms: %s", len(got), summary(got))
+	}
+	other.Disconnect()
+	waitOffline(t, lookup, id, 5*time.Second)
 }
 
 // A disconnect notice from node A that is not of the client's connection
