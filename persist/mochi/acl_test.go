@@ -1,14 +1,18 @@
 package mochi_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/mqttpersist/mqttpersist/persist"
 	"github.com/mqttpersist/mqttpersist/persist/mochi"
 )
 
@@ -123,4 +127,48 @@ func TestQueueRefusedMoreThanAPage(t *testing.T) {
 	blind := dial(t, b.addr, "blind", connOpts{Clean: true})
 	blind.Subscribe("queue/#", 1)
 	waitPayloads(t, blind, open, 5*time.Second)
+}
+
+// releaseFailsOnce is the real Router over the real store whose first
+// release of refused queue messages (a fetch with the 1ms release lease)
+// fails, as a busy database fails a call.
+type releaseFailsOnce struct {
+	*persist.Router
+	failed atomic.Bool
+}
+
+func (s *releaseFailsOnce) FetchOffline(ctx context.Context, clientID, filter string, opt persist.Fetch) ([]*persist.Message, error) {
+	if opt.Mode == persist.Queue && opt.Lease == time.Millisecond && !s.failed.Swap(true) {
+		return nil, errors.New("releaseFailsOnce: the database is busy")
+	}
+	return s.Router.FetchOffline(ctx, clientID, filter, opt)
+}
+
+// A release of refused queue messages that fails is tried again a second
+// later by itself — not only when something else wakes the consumer —
+// so another consumer gets them long before their 30s lease runs out.
+func TestQueueRefusedReleaseRetried(t *testing.T) {
+	r, _ := sqliteDB(t).open(t)
+	st := &releaseFailsOnce{Router: r}
+	b := startBroker(t, st, &mochi.Options{ACL: blindACL}, nil)
+	blind := dial(t, b.addr, "blind", connOpts{Clean: true})
+	blind.Subscribe("queue/#", 1)
+	pub := dial(t, b.addr, "pub", connOpts{Clean: true})
+	jobs := numbered("secret", 5)
+	for _, p := range jobs {
+		pub.Publish("queue/secret/a", []byte(p), 1, false)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !st.failed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("blind did not release the refused messages within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	seer := dial(t, b.addr, "seer", connOpts{Clean: true})
+	seer.Subscribe("queue/#", 1)
+	waitPayloads(t, seer, jobs, 5*time.Second)
+	if got := blind.Received(); len(got) != 0 {
+		t.Fatalf("blind got %s, want nothing", summary(got))
+	}
 }

@@ -404,6 +404,12 @@ func (c *conn) sleep() {
 			d = u
 		}
 	}
+	if c.nrefused > 0 {
+		// A release that failed is tried again at releaseAt (acl.go).
+		if u := time.Until(c.releaseAt); u > 0 && (d < 0 || u < d) {
+			d = u
+		}
+	}
 	if d >= 0 {
 		if c.timer == nil {
 			c.timer = time.NewTimer(max(d, time.Millisecond))
