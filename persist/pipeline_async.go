@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mqttpersist/mqttpersist/internal/pause"
 )
 
 // items is how many items a record counts for in the stats: messages and
@@ -369,7 +371,7 @@ func (p *Pipeline) write(start uint64, bt *batch) bool {
 			return true
 		}
 		p.setDown(err)
-		if !sleep(p.base, jitter(backoff)) {
+		if !pause.For(p.base, jitter(backoff)) {
 			return false
 		}
 		p.retried.Add(uint64(bt.items()))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/mqttpersist/mqttpersist/internal/pause"
 )
 
 // pend is a durable Publish waiting for its group commit.
@@ -115,7 +117,7 @@ func (p *Pipeline) retry(msgs []*Message) error {
 		if IsRetryable(err) {
 			p.setDown(err)
 		}
-		if !IsRetryable(err) || ctx.Err() != nil || !sleep(ctx, jitter(backoff)) {
+		if !IsRetryable(err) || ctx.Err() != nil || !pause.For(ctx, jitter(backoff)) {
 			p.failed.Add(uint64(len(msgs)))
 			return err
 		}
@@ -127,16 +129,4 @@ func (p *Pipeline) retry(msgs []*Message) error {
 // jitter returns a duration in [d/2, d].
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx ends, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/mqttpersist/mqttpersist/internal/pause"
 	"github.com/mqttpersist/mqttpersist/persist"
 )
 
@@ -216,26 +217,11 @@ func (c *conn) recordLast() {
 		if len(c.unsent) == 0 {
 			return
 		}
-		if !pause(c.acks, wait) {
+		if !pause.For(c.acks, wait) {
 			// The messages of these acks come to the client again.
 			c.h.fail("Acked", c.id, c.unsent[0].topic, fmt.Errorf("gave up %d acks of the ended connection: %w", len(c.unsent), c.lastErr))
 			return
 		}
-	}
-}
-
-// pause waits d, or until ctx ends; it reports whether ctx is still live.
-func pause(ctx context.Context, d time.Duration) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
