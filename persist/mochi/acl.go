@@ -198,11 +198,18 @@ func (c *conn) pruneRefused() {
 	}
 }
 
+// offerDelay is how long after a release the other consumers are asked
+// to fetch: once the release lease has run out — a fetch within it finds
+// the messages still claimed, and nothing would ask again — with room for
+// a store that keeps times to the millisecond.
+const offerDelay = 10 * releaseLease
+
 // offer asks the connected consumers on this node other than from's
 // client that may take a queue message of topic published by origin to
-// claim from the store.
+// claim from the store, offerDelay from now.
 func (h *Hook) offer(from *conn, topic, origin string) {
 	subs := h.server.Topics.Subscribers(topic)
+	var to []*conn
 	try := func(id string, noLocal bool) {
 		if id == from.id || (noLocal && id == origin) {
 			return
@@ -212,7 +219,7 @@ func (h *Hook) offer(from *conn, topic, origin string) {
 			return
 		}
 		if c := h.connFor(cl); c != nil {
-			c.kick()
+			to = append(to, c)
 		}
 	}
 	for id, s := range subs.Subscriptions {
@@ -222,5 +229,12 @@ func (h *Hook) offer(from *conn, topic, origin string) {
 		for id := range members {
 			try(id, false)
 		}
+	}
+	if len(to) > 0 {
+		time.AfterFunc(offerDelay, func() {
+			for _, c := range to {
+				c.kick()
+			}
+		})
 	}
 }
