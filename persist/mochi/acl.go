@@ -199,14 +199,14 @@ func (c *conn) pruneRefused() {
 }
 
 // offerDelay is how long after a release the other consumers are asked
-// to fetch: once the release lease has run out — a fetch within it finds
-// the messages still claimed, and nothing would ask again — with room for
-// a store that keeps times to the millisecond.
+// to fetch a second time: once the release lease has run out — a fetch
+// within it finds the messages still claimed, and nothing would ask
+// again — with room for a store that keeps times to the millisecond.
 const offerDelay = 10 * releaseLease
 
 // offer asks the connected consumers on this node other than from's
 // client that may take a queue message of topic published by origin to
-// claim from the store, offerDelay from now.
+// claim from the store: now, and again offerDelay from now.
 func (h *Hook) offer(from *conn, topic, origin string) {
 	subs := h.server.Topics.Subscribers(topic)
 	var to []*conn
@@ -229,6 +229,9 @@ func (h *Hook) offer(from *conn, topic, origin string) {
 		for id := range members {
 			try(id, false)
 		}
+	}
+	for _, c := range to {
+		c.kick()
 	}
 	if len(to) > 0 {
 		time.AfterFunc(offerDelay, func() {
