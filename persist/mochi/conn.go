@@ -86,7 +86,7 @@ type conn struct {
 	ready      []*entry          // acknowledged, to record
 	readySince time.Time         // when ready became non-empty
 	unsent     []*entry          // recording failed, to try again
-	lastErr    error             // why, when the connection had ended
+	lastErr    error             // why unsent failed last, once the connection ended
 	known      map[string]int64  // ID → 0 while in flight, else when its ack was recorded
 	backlog    []*persist.Message
 	fetchedAt  time.Time // of the backlog
@@ -390,25 +390,23 @@ func (c *conn) grow(msgs []*persist.Message, full bool) {
 
 func (c *conn) sleep() {
 	var tc <-chan time.Time
-	d := time.Duration(-1)
+	d := time.Duration(-1) // until the earliest of these; none: -1
+	until := func(t time.Time) {
+		if u := time.Until(t); d < 0 || u < d {
+			d = u
+		}
+	}
 	if c.db && len(c.backlog) == 0 && !c.retryAt.IsZero() {
-		d = time.Until(c.retryAt)
+		until(c.retryAt)
 	}
 	if len(c.unsent) > 0 {
-		if u := time.Until(c.ackRetryAt); d < 0 || u < d {
-			d = u
-		}
+		until(c.ackRetryAt)
 	}
 	if len(c.ready) > 0 {
-		if u := time.Until(c.readySince.Add(ackDelay)); d < 0 || u < d {
-			d = u
-		}
+		until(c.readySince.Add(ackDelay))
 	}
-	if c.nrefused > 0 {
-		// A release that failed is tried again at releaseAt (acl.go).
-		if u := time.Until(c.releaseAt); u > 0 && (d < 0 || u < d) {
-			d = u
-		}
+	if c.nrefused > 0 && time.Now().Before(c.releaseAt) {
+		until(c.releaseAt) // a release that failed is tried again then (acl.go)
 	}
 	if d >= 0 {
 		if c.timer == nil {
