@@ -1,6 +1,7 @@
 package persisttest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/mqttpersist/mqttpersist/persist"
@@ -124,6 +125,42 @@ func (s *suite) testFanout(t *testing.T) {
 		publish(t, st, m1)
 		sameIDs(t, "a new wildcard subscription starts now", fetch(t, st, c, "sw/+/v", fan), msgs(m1))
 		sameIDs(t, "a new wildcard subscription with History", fetch(t, st, h, "sw/#", fan), msgs(old, m1))
+	})
+	t.Run("PastKeptForHistory", func(t *testing.T) {
+		// The messages before a subscription's start were due to none of
+		// the client's subscriptions: they do not hold its cursor back,
+		// but a fetch with an earlier start (no stored subscription, or one
+		// with History) still returns those the client did not ack —
+		// including one acked live (delivered while it subscribed) and one
+		// with an older ID stored after the subscription, acked out of
+		// order.
+		t.Parallel()
+		s.needFanout(t)
+		s.need(t, persist.OnSubscribed)
+		st := s.store(t)
+		past := series(persist.Fanout, "pk/t", 30)
+		publish(t, st, past...)
+		late := NewMessage("pk/t", []byte("older ID, stored after the subscription"))
+		gap()
+		c := s.uniq("c")
+		subscribe(t, st, c, []persist.Subscription{{Filter: "pk/t", QoS: 1}}, nil)
+		gap()
+		m := series(persist.Fanout, "pk/t", 3)
+		publish(t, st, m...)
+		publish(t, st, late)
+		ack(t, st, c, m[1])
+		ack(t, st, c, past[7], late)
+		ack(t, st, c, m[0], m[2])
+		sameIDs(t, "the subscription's own fetch after acking everything after its start", fetch(t, st, c, "pk/t", fan), nil)
+		want := slices.Concat(past[:7], past[8:])
+		sameIDs(t, "a wildcard filter without a subscription: the past not acked", fetch(t, st, c, "pk/+", fan), want)
+		subscribe(t, st, c, nil, []string{"pk/t"})
+		sameIDs(t, "the topic without a subscription: the past not acked", fetch(t, st, c, "pk/t", fan), want)
+		subscribe(t, st, c, []persist.Subscription{{Filter: "pk/#", QoS: 1, History: true}}, nil)
+		sameIDs(t, "a subscription with History afterwards", fetch(t, st, c, "pk/#", fan), want)
+		ack(t, st, c, past[0], past[29])
+		sameIDs(t, "after acking two of the past", fetch(t, st, c, "pk/#", fan), want[1:len(want)-1])
+		sameIDs(t, "another client", fetch(t, st, s.uniq("other"), "pk/t", fan), slices.Concat(past, msgs(late), m))
 	})
 	t.Run("StartAndCursor", func(t *testing.T) {
 		t.Parallel()

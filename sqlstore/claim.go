@@ -64,7 +64,7 @@ func (s *Store) claimPages(ctx context.Context, db dbtx, fq *storekit.Query, gua
 		args = append(args, nw.args...)
 		q.WriteString(" AND (m.claim_until IS NULL OR m.claim_until <= ? OR m.claimed_by = ?)")
 		args = append(args, d.timeArg(now), clientID)
-		args = s.common(&q, args, fq, after)
+		args = s.common(&q, args, fq, "m.msgid", after)
 		q.WriteString(" ORDER BY m.msgid")
 		page := pageSize(limit, len(out), nw.exact)
 		if page > 0 {

@@ -45,6 +45,9 @@ type dialect interface {
 	current(table, col string) string
 	// greatest is the larger of two strings.
 	greatest(a, b string) string
+	// filterOnly is col in a condition the planner must not pick an
+	// index range by (SQLite: +col; the others weigh every bound).
+	filterOnly(col string) string
 	// skipLocked is the row-locking suffix of a claim SELECT, "" where
 	// the database has none (SQLite claims optimistically).
 	skipLocked() string
@@ -194,6 +197,7 @@ type std struct{}
 func (std) quote(s string) string          { return `"` + s + `"` }
 func (std) excluded(col string) string     { return "excluded." + col }
 func (d std) current(t, col string) string { return d.quote(t) + "." + col }
+func (std) filterOnly(col string) string   { return col }
 func (std) hashKeys() bool                 { return false }
 func (std) online() string                 { return "1" }
 func (std) onConflict(cols []string, set string) string {
@@ -220,14 +224,15 @@ func (d std) onConflictIf(cols []string, set func(string) string, cond string) s
 // sqliteDialect is SQLite through the pure-Go driver.
 type sqliteDialect struct{ std }
 
-func (sqliteDialect) name() string                { return "sqlite" }
-func (sqliteDialect) rebind(q string) string      { return q }
-func (sqliteDialect) greatest(a, b string) string { return "MAX(" + a + ", " + b + ")" }
-func (sqliteDialect) skipLocked() string          { return "" }
-func (sqliteDialect) timeArg(t time.Time) any     { return t.UTC().Format(sqlTime) }
-func (sqliteDialect) oneWriter() bool             { return true }
-func (sqliteDialect) listens() bool               { return false }
-func (sqliteDialect) typed(colKind) string        { return "?" }
+func (sqliteDialect) name() string                 { return "sqlite" }
+func (sqliteDialect) rebind(q string) string       { return q }
+func (sqliteDialect) greatest(a, b string) string  { return "MAX(" + a + ", " + b + ")" }
+func (sqliteDialect) filterOnly(col string) string { return "+" + col }
+func (sqliteDialect) skipLocked() string           { return "" }
+func (sqliteDialect) timeArg(t time.Time) any      { return t.UTC().Format(sqlTime) }
+func (sqliteDialect) oneWriter() bool              { return true }
+func (sqliteDialect) listens() bool                { return false }
+func (sqliteDialect) typed(colKind) string         { return "?" }
 
 // now: 'now' is the same within one statement, which takes the write lock
 // before it runs; fixed width like timeArg's.
@@ -328,8 +333,9 @@ func (*mysqlDialect) excluded(col string) string { return "VALUES(" + col + ")" 
 func (*mysqlDialect) current(_, col string) string {
 	return col
 }
-func (*mysqlDialect) greatest(a, b string) string { return "GREATEST(" + a + ", " + b + ")" }
-func (*mysqlDialect) skipLocked() string          { return " FOR UPDATE SKIP LOCKED" }
+func (*mysqlDialect) filterOnly(col string) string { return col }
+func (*mysqlDialect) greatest(a, b string) string  { return "GREATEST(" + a + ", " + b + ")" }
+func (*mysqlDialect) skipLocked() string           { return " FOR UPDATE SKIP LOCKED" }
 
 // timeArg: a string, so the server stores the UTC wall clock whatever the
 // connection's loc and time_zone are.

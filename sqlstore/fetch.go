@@ -50,15 +50,16 @@ func pageSize(limit, have int, exact bool) int {
 	return n
 }
 
-// common appends the conditions every fetch of fq shares to q and args.
-func (s *Store) common(q *strings.Builder, args []any, fq *storekit.Query, after string) []any {
+// common appends the conditions every fetch of fq shares to q and args;
+// id is the message ID's expression in its bound by after.
+func (s *Store) common(q *strings.Builder, args []any, fq *storekit.Query, id, after string) []any {
 	q.WriteString(" AND (m.expiry IS NULL OR m.expiry > ?)")
 	args = append(args, s.d.timeArg(fq.Now))
 	if !fq.Since.IsZero() {
 		q.WriteString(" AND m.arrived >= ?")
 		args = append(args, s.d.timeArg(fq.Since))
 	}
-	q.WriteString(" AND m.msgid > ?")
+	q.WriteString(" AND " + id + " > ?")
 	return append(args, after)
 }
 
@@ -95,6 +96,7 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 	for {
 		var q strings.Builder
 		var args []any
+		id := "m.msgid" // the ID in the strict bounds
 		q.WriteString("SELECT * FROM (SELECT " + msgColsM + " FROM " + msg + " m")
 		if !one {
 			q.WriteString(" LEFT JOIN " + d.quote(s.t.acked) + " a ON ")
@@ -132,24 +134,40 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 				}
 				w, wArgs = "?", []any{watermark}
 			}
-			q.WriteString(" AND m.seq > " + w)
+			// The position is a filter (+ 0) where the watermark is not
+			// a constant: PostgreSQL without statistics of the topic took
+			// the (topic, seq) index for seq > 0 and read a new
+			// subscriber's whole past.
+			seq := "m.seq + 0"
+			if d.hashKeys() {
+				seq = "m.seq"
+			}
+			q.WriteString(" AND " + seq + " > " + w)
 			args = append(args, wArgs...)
-			// The lowest ID above the watermark bounds the rows read by
-			// ID. A client without a watermark (new to the topic) needs no
-			// bound — every row is above it — and its MIN would read the
-			// topic's whole past (FetchOffline100/NewSubscriberAfterHistory50k):
+			// The rows are read as one range of the (topic, msgid) index,
+			// from the greatest of three lower bounds: the lowest ID above
+			// the watermark, the page's last ID and the start; the strict
+			// bounds below are filters then (SQLite reads one bound of a
+			// range, and took the page's: '', the topic's whole past). A
+			// client without a watermark (new to the topic) needs no
+			// first bound — every row is above it — and its MIN would read
+			// the topic's whole past (FetchOffline100/NewSubscriberAfterHistory50k):
 			// the CASE leaves the subquery unread then.
-			q.WriteString(" AND m.msgid >= CASE WHEN " + w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ") ELSE '' END")
+			lo := "CASE WHEN " + w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ") ELSE '' END"
+			q.WriteString(" AND m.msgid >= " + d.greatest(d.greatest(lo, "?"), start))
 			args = append(args, wArgs...)
 			args = append(args, fq.Match)
 			args = append(args, wArgs...)
+			args = append(args, after)
+			args = append(args, startArgs...)
+			id = d.filterOnly("m.msgid")
 		} else {
 			q.WriteString(" AND m.seq > COALESCE(a.seq, 0)")
 		}
 		q.WriteString(" AND " + s.unackedCond())
 		args = append(args, fq.ClientID)
-		args = s.common(&q, args, fq, after)
-		q.WriteString(" AND m.msgid > " + start)
+		args = s.common(&q, args, fq, id, after)
+		q.WriteString(" AND " + id + " > " + start)
 		args = append(args, startArgs...)
 
 		// The messages passed unacked, read from the client's ack rows
@@ -160,7 +178,7 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		args = append(args, startArgs...)
 		q.WriteString(" AND m.mode = 0 AND " + nw.sql)
 		args = append(args, nw.args...)
-		args = s.common(&q, args, fq, after)
+		args = s.common(&q, args, fq, "m.msgid", after)
 		q.WriteString(") u ORDER BY u.msgid")
 		page := pageSize(limit, len(out), nw.exact)
 		if page > 0 {
