@@ -162,6 +162,37 @@ func (s *suite) testFanout(t *testing.T) {
 		sameIDs(t, "after acking two of the past", fetch(t, st, c, "pk/#", fan), want[1:len(want)-1])
 		sameIDs(t, "another client", fetch(t, st, s.uniq("other"), "pk/t", fan), slices.Concat(past, msgs(late), m))
 	})
+	t.Run("PastKeptAcrossStarts", func(t *testing.T) {
+		// As PastKeptForHistory, over two subscriptions to the same topic
+		// one after the other (two starts): what came before each and
+		// what came between them stays for a fetch with an earlier start.
+		t.Parallel()
+		s.needFanout(t)
+		s.need(t, persist.OnSubscribed)
+		st := s.store(t)
+		c := s.uniq("c")
+		p1 := series(persist.Fanout, "pa/t", 3)
+		publish(t, st, p1...)
+		gap()
+		subscribe(t, st, c, []persist.Subscription{{Filter: "pa/t", QoS: 1}}, nil)
+		gap()
+		m1 := series(persist.Fanout, "pa/t", 2)
+		publish(t, st, m1...)
+		ack(t, st, c, m1...)
+		subscribe(t, st, c, nil, []string{"pa/t"})
+		p2 := series(persist.Fanout, "pa/t", 3)
+		publish(t, st, p2...)
+		gap()
+		subscribe(t, st, c, []persist.Subscription{{Filter: "pa/t", QoS: 1}}, nil)
+		gap()
+		m2 := series(persist.Fanout, "pa/t", 2)
+		publish(t, st, m2...)
+		ack(t, st, c, m2...)
+		sameIDs(t, "the second subscription's fetch", fetch(t, st, c, "pa/t", fan), nil)
+		ack(t, st, c, p1[1], p2[1])
+		sameIDs(t, "a filter without a subscription: the past of both not acked", fetch(t, st, c, "pa/+", fan),
+			msgs(p1[0], p1[2], p2[0], p2[2]))
+	})
 	t.Run("StartAndCursor", func(t *testing.T) {
 		t.Parallel()
 		s.needFanout(t)

@@ -81,7 +81,7 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 		for _, c := range rest[:n] {
 			args = append(args, clientID, c.Topic, c.ID, 0, at)
 		}
-		if _, err := tx.ExecContext(ctx, s.cursorSQL(n), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.cursorSQL(n, false), args...); err != nil {
 			return err
 		}
 		rest = rest[n:]
@@ -95,7 +95,8 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 	}
 	starts := startsOf(subs, cursors)
 	var rows []persist.Ack // the acks that stay rows: above the new watermark
-	var unpass []string    // acks of messages the watermark passed
+	var kept []persist.Ack // acks of messages in the range the watermark passed
+	var unpass []string    // acks of messages the watermark passed as rows
 	for rest := cursors; len(rest) > 0; {
 		n := min(len(rest), 100)
 		marks, err := s.marks(ctx, tx, clientID, rest[:n], starts, acked, now)
@@ -105,7 +106,14 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 		var moved []int
 		for i, c := range rest[:n] {
 			m := &marks[i]
-			if start := starts[c.Topic]; start != "" && m.to > m.w && !m.dense {
+			start := starts[c.Topic]
+			switch {
+			case start == "" || m.to <= m.w:
+			case m.base.seq == m.w && (m.base.seq == 0 || m.base.start == start):
+				// The range the watermark passed grows with it.
+				m.grown = true
+				m.base = base{m.to, start}
+			case !m.dense:
 				if m.to, err = s.pass(ctx, tx, clientID, c.Topic, start, *m, seen, now); err != nil {
 					return err
 				}
@@ -115,22 +123,34 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 			}
 		}
 		if len(moved) > 0 {
-			args := make([]any, 0, len(moved)*5)
+			args := make([]any, 0, len(moved)*7)
 			for _, i := range moved {
-				args = append(args, clientID, rest[i].Topic, rest[i].ID, marks[i].to, at)
+				m := &marks[i]
+				args = append(args, clientID, rest[i].Topic, rest[i].ID, m.to, at, nil, nil)
+				if m.grown {
+					args[len(args)-2], args[len(args)-1] = m.base.seq, m.base.start
+				}
 			}
-			if _, err := tx.ExecContext(ctx, s.cursorSQL(len(moved)), args...); err != nil {
+			if _, err := tx.ExecContext(ctx, s.cursorSQL(len(moved), true), args...); err != nil {
 				return err
 			}
 		}
 		// The rows at or below a watermark that moved are kept by it now:
 		// one statement per topic, which reads the rows of that client
-		// and topic only.
+		// and topic only; the acks of messages the grown range covers
+		// stay, as kept acks.
 		for _, i := range moved {
-			if marks[i].rows > 0 {
-				if _, err := tx.ExecContext(ctx, s.q.settle, clientID, rest[i].Topic, rest[i].Topic, marks[i].to); err != nil {
+			m := &marks[i]
+			if m.rows == 0 {
+				continue
+			}
+			if m.grown {
+				if _, err := tx.ExecContext(ctx, s.q.keep, clientID, rest[i].Topic, m.base.start, rest[i].Topic, m.to); err != nil {
 					return err
 				}
+			}
+			if _, err := tx.ExecContext(ctx, s.q.settle, clientID, rest[i].Topic, rest[i].Topic, m.to); err != nil {
+				return err
 			}
 		}
 		to := make(map[string]mark, n)
@@ -146,22 +166,19 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 			switch {
 			case !isStored || st.seq == 0 || st.seq > m.to:
 				rows = append(rows, a)
+			case m.base.covers(st.seq, a.ID):
+				kept = append(kept, a)
 			case st.seq <= m.w && m.passed > 0:
 				unpass = append(unpass, a.ID)
 			}
 		}
 		rest = rest[n:]
 	}
-	for len(rows) > 0 {
-		n := min(len(rows), 500)
-		args := make([]any, 0, n*4)
-		for _, a := range rows[:n] {
-			args = append(args, clientID, a.ID, a.Topic, at)
-		}
-		if _, err := tx.ExecContext(ctx, s.ackMsgSQL(n), args...); err != nil {
-			return err
-		}
-		rows = rows[n:]
+	if err := s.ackRows(ctx, tx, clientID, rows, 0, at); err != nil {
+		return err
+	}
+	if err := s.ackRows(ctx, tx, clientID, kept, 2, at); err != nil {
+		return err
 	}
 	for len(unpass) > 0 {
 		n := min(len(unpass), 500)
@@ -215,19 +232,28 @@ func (s *Store) pass(ctx context.Context, tx *sql.Tx, clientID, name, start stri
 	if read == passBudget {
 		to = last
 	}
-	at := s.d.timeArg(now)
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		args := make([]any, 0, n*4)
-		for _, id := range ids[:n] {
-			args = append(args, clientID, id, name, at)
-		}
-		if _, err := tx.ExecContext(ctx, s.passSQL(n), args...); err != nil {
-			return 0, err
-		}
-		ids = ids[n:]
+	passed := make([]persist.Ack, len(ids))
+	for i, id := range ids {
+		passed[i] = persist.Ack{ID: id, Topic: name}
 	}
-	return to, nil
+	return to, s.ackRows(ctx, tx, clientID, passed, 1, s.d.timeArg(now))
+}
+
+// ackRows inserts rows of mqtt_acked_msg with the given passed value for
+// acks, 500 a statement (see ackRowsSQL).
+func (s *Store) ackRows(ctx context.Context, tx *sql.Tx, clientID string, acks []persist.Ack, passed int, at any) error {
+	for len(acks) > 0 {
+		n := min(len(acks), 500)
+		args := make([]any, 0, n*4)
+		for _, a := range acks[:n] {
+			args = append(args, clientID, a.ID, a.Topic, at)
+		}
+		if _, err := tx.ExecContext(ctx, s.ackRowsSQL(n, passed), args...); err != nil {
+			return err
+		}
+		acks = acks[n:]
+	}
+	return nil
 }
 
 // sub is a stored subscription's filter (without $share/<group>/) and
@@ -369,7 +395,23 @@ type mark struct {
 	w, to        int64
 	rows, passed int64
 	dense        bool
+	base         base // the range the watermark passed (see base)
+	grown        bool // this call grows base with the watermark
 }
+
+// base is the range of messages the watermark passed unacked because they
+// were due to none of the client's subscriptions, kept on the cursor
+// (mqtt_acked.base_seq and base_start) rather than as a row each: the
+// messages at positions up to seq with IDs up to start, but those the
+// client has a row of (a kept ack: passed 2). Zero: none.
+type base struct {
+	seq   int64
+	start string
+}
+
+// covers reports whether the message at position seq with the given ID is
+// in the range.
+func (b base) covers(seq int64, id string) bool { return seq <= b.seq && id <= b.start }
 
 // marks returns, per topic of cursors, the client's watermark and the one
 // it moves to: one below the lowest position above it of a stored,
@@ -381,18 +423,7 @@ type mark struct {
 // every position up to the new watermark is settled.
 func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors []persist.Ack, starts map[string]string,
 	acked map[string][]int64, now time.Time) ([]mark, error) {
-	d := s.d
-	args := make([]any, 0, len(cursors)*16)
-	exp := d.timeArg(now)
-	for _, c := range cursors {
-		args = append(args, keyArgs(d, clientID, c.Topic)...)
-		args = append(args, keyArgs(d, c.Topic)...)
-		args = append(args, clientID, c.Topic, clientID, c.Topic)
-		args = append(args, c.Topic, starts[c.Topic])
-		args = append(args, keyArgs(d, clientID, c.Topic)...)
-		args = append(args, exp, clientID, len(acked[c.Topic])+1)
-	}
-	rows, err := tx.QueryContext(ctx, s.marksSQL(len(cursors)), args...)
+	rows, err := tx.QueryContext(ctx, s.marksSQL(len(cursors)), s.marksArgs(clientID, cursors, starts, acked, now)...)
 	if err != nil {
 		return nil, err
 	}
@@ -402,8 +433,9 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 	cands := make([][]int64, len(cursors))
 	for rows.Next() {
 		var k, kind int
-		var v1, v2, v3, v4 sql.NullInt64
-		if err := rows.Scan(&k, &kind, &v1, &v2, &v3, &v4); err != nil {
+		var v1, v2, v3, v4, v5 sql.NullInt64
+		var v6 sql.NullString
+		if err := rows.Scan(&k, &kind, &v1, &v2, &v3, &v4, &v5, &v6); err != nil {
 			return nil, err
 		}
 		if k < 0 || k >= len(out) {
@@ -411,6 +443,7 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 		}
 		if kind == 0 {
 			out[k].w, hi[k], out[k].rows, out[k].passed = v1.Int64, v2, v3.Int64, v4.Int64
+			out[k].base = base{v5.Int64, v6.String}
 		} else {
 			cands[k] = append(cands[k], v1.Int64)
 		}
@@ -451,6 +484,22 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 	return out, nil
 }
 
+// marksArgs returns the parameters of marksSQL (see marks).
+func (s *Store) marksArgs(clientID string, cursors []persist.Ack, starts map[string]string, acked map[string][]int64, now time.Time) []any {
+	d := s.d
+	args := make([]any, 0, len(cursors)*16)
+	exp := d.timeArg(now)
+	for _, c := range cursors {
+		args = append(args, keyArgs(d, clientID, c.Topic)...)
+		args = append(args, keyArgs(d, c.Topic)...)
+		args = append(args, clientID, c.Topic, clientID, c.Topic)
+		args = append(args, keyArgs(d, clientID, c.Topic)...)
+		args = append(args, keyArgs(d, clientID, c.Topic)...)
+		args = s.candsArgs(args, clientID, c.Topic, starts[c.Topic], exp, len(acked[c.Topic])+1)
+	}
+	return args
+}
+
 // unackedCond is the condition that the client (one '?') has not acked
 // message m: a look-up of one ack row per message, whatever the
 // statistics say. PostgreSQL would else turn it into an anti-join, and
@@ -482,23 +531,79 @@ func (s *Store) unackedCond() string {
 func (s *Store) marksSQL(n int) string {
 	return s.cached("marks:"+strconv.Itoa(n), func() string {
 		d := s.d
-		acked, msg, am := d.quote(s.t.acked), d.quote(s.t.msg), d.quote(s.t.ackedMsg)
-		w := "(SELECT a.seq FROM " + acked + " a WHERE " + keyCond(d, "a", "clientid", "topic") + ")"
+		acked, am := d.quote(s.t.acked), d.quote(s.t.ackedMsg)
+		cur := func(col string) string {
+			return "(SELECT a." + col + " FROM " + acked + " a WHERE " + keyCond(d, "a", "clientid", "topic") + ")"
+		}
+		w := cur("seq")
 		hi := "(SELECT tc.seq FROM " + d.quote(s.t.topic) + " tc WHERE " + keyCond(d, "tc", "topic") + ")"
 		count := func(passed string) string {
 			return "(SELECT COUNT(*) FROM " + am + " r WHERE r.clientid = ? AND r.topic = ? AND r.passed = " + passed + ")"
 		}
-		cands := "SELECT m.seq FROM " + msg + " m WHERE m.topic = ? AND m.mode = 0 AND m.msgid > ?" +
-			" AND m.seq > COALESCE(" + w + ", 0) AND (m.expiry IS NULL OR m.expiry > ?) AND " + s.unackedCond() +
-			" ORDER BY m.seq LIMIT ?"
+		cands := s.candsSQL(w, hi)
 		parts := make([]string, n)
 		for i := range n {
 			k := strconv.Itoa(i)
-			parts[i] = "SELECT " + k + " AS k, 0 AS kind, " + w + " AS v1, " + hi + " AS v2, " + count("0") + " AS v3, " + count("1") + " AS v4" +
-				" UNION ALL SELECT " + k + ", 1, c.seq, NULL, NULL, NULL FROM (" + cands + ") c"
+			parts[i] = "SELECT " + k + " AS k, 0 AS kind, " + w + " AS v1, " + hi + " AS v2, " + count("0") + " AS v3, " + count("1") + " AS v4, " +
+				cur("base_seq") + " AS v5, " + cur("base_start") + " AS v6" +
+				" UNION ALL SELECT " + k + ", 1, c.seq, NULL, NULL, NULL, NULL, NULL FROM (" + cands + ") c"
 		}
 		return d.rebind(strings.Join(parts, " UNION ALL "))
 	})
+}
+
+// candsSQL returns the candidates' part of marksSQL, of the watermark w
+// and the topic's counter hi: in position order from the watermark; but
+// for a client with a start and no watermark yet (new to the topic), from
+// the start by ID, sorted (the walk from position 0 would read the
+// topic's whole past before the start first). The arm that does not apply
+// reads nothing: MySQL evaluates a condition without columns once, when it
+// plans; SQLite would check it row by row, so there (and on PostgreSQL)
+// the arm reads an empty index range instead: above the topic's counter,
+// or after its greatest ID. See candsArgs for its parameters.
+func (s *Store) candsSQL(w, hi string) string {
+	d := s.d
+	msg := d.quote(s.t.msg)
+	wm := "COALESCE(" + w + ", 0)"
+	fromStart := wm + " = 0 AND ? > ''"
+	var bySeq, byID string
+	if d.hashKeys() {
+		bySeq = "NOT (" + fromStart + ") AND m.seq > " + wm + " AND m.msgid > ?"
+		byID = fromStart + " AND m.msgid > ?"
+	} else {
+		bySeq = "m.seq > CASE WHEN " + fromStart + " THEN COALESCE(" + hi + ", 0) ELSE " + wm + " END AND " + d.filterOnly("m.msgid") + " > ?"
+		byID = "m.msgid > CASE WHEN " + fromStart + " THEN ? ELSE (SELECT MAX(f.msgid) FROM " + msg + " f WHERE f.topic = ?) END"
+	}
+	arm := func(cond, order string) string {
+		return "SELECT c.seq FROM (SELECT m.seq FROM " + msg + " m WHERE m.topic = ? AND m.mode = 0 AND " + cond +
+			" AND (m.expiry IS NULL OR m.expiry > ?) AND " + s.unackedCond() + " ORDER BY " + order + " LIMIT ?) c"
+	}
+	return arm(bySeq, "m.seq") + " UNION ALL " + arm(byID, "m.seq + 0")
+}
+
+// candsArgs appends the parameters of candsSQL to args: for a client's
+// topic, its start, now and the limit.
+func (s *Store) candsArgs(args []any, clientID, name, start string, now any, limit int) []any {
+	d := s.d
+	w := keyArgs(d, clientID, name)
+	args = append(args, name)
+	if d.hashKeys() {
+		args = append(args, w...)
+		args = append(args, start)
+		args = append(args, w...)
+	} else {
+		args = append(args, w...)
+		args = append(args, start)
+		args = append(args, keyArgs(d, name)...)
+		args = append(args, w...)
+	}
+	args = append(args, start, now, clientID, limit, name)
+	args = append(args, w...)
+	args = append(args, start, start)
+	if !d.hashKeys() {
+		args = append(args, name)
+	}
+	return append(args, now, clientID, limit)
 }
 
 // passListSQL returns pass's query of the messages to pass, in position
@@ -520,38 +625,52 @@ func settleSQL(s *Store) string {
 		d.quote(s.t.msg) + " m WHERE m.msgid = " + am + ".msgid AND m.topic = ? AND m.seq <= ?)")
 }
 
-// passSQL returns the insert of n passed messages (rows with passed 1);
-// an ack recorded already stays as it is.
-func (s *Store) passSQL(n int) string {
-	return s.cached("pass:"+strconv.Itoa(n), func() string {
-		d := s.d
-		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, 1), ", n), ", ")
-		return d.rebind("INSERT INTO " + d.quote(s.t.ackedMsg) + " (clientid, msgid, topic, acked_at, passed) VALUES " + rows +
-			d.onConflict([]string{"clientid", "msgid"}, ""))
-	})
+// keepSQL returns the update of a client's acks of one topic (rows with
+// passed 0) whose messages have IDs up to a start and are at or below a
+// watermark into kept acks (passed 2). Its parameters: the client ID, the
+// topic, the start, the topic and the watermark.
+func keepSQL(s *Store) string {
+	d := s.d
+	am := d.quote(s.t.ackedMsg)
+	return d.rebind("UPDATE " + am + " SET passed = 2 WHERE clientid = ? AND topic = ? AND passed = 0 AND msgid <= ? AND EXISTS (SELECT 1 FROM " +
+		d.quote(s.t.msg) + " m WHERE m.msgid = " + am + ".msgid AND m.topic = ? AND m.seq <= ?)")
 }
 
-// ackMsgSQL returns the insert of n individual acks; an ack recorded
-// already stays as it is, and a message the watermark passed is acked.
-func (s *Store) ackMsgSQL(n int) string {
-	return s.cached("ackmsg:"+strconv.Itoa(n), func() string {
+// ackRowsSQL returns the insert of n rows of mqtt_acked_msg with the
+// given passed value: acks (0; a row there already becomes one), passed
+// messages (1; an ack recorded already stays as it is) or kept acks (2; a
+// row there already becomes one).
+func (s *Store) ackRowsSQL(n, passed int) string {
+	return s.cached("ackrows:"+strconv.Itoa(n)+":"+strconv.Itoa(passed), func() string {
 		d := s.d
-		row := "(?, ?, ?, ?, 0)"
-		rows := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+		p := strconv.Itoa(passed)
+		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, "+p+"), ", n), ", ")
+		set := "passed = " + p
+		if passed == 1 {
+			set = ""
+		}
 		return d.rebind("INSERT INTO " + d.quote(s.t.ackedMsg) + " (clientid, msgid, topic, acked_at, passed) VALUES " + rows +
-			d.onConflict([]string{"clientid", "msgid"}, "passed = 0"))
+			d.onConflict([]string{"clientid", "msgid"}, set))
 	})
 }
 
 // cursorSQL returns the upsert of n cursors (mqtt_acked rows): the
-// highest acked ID and the watermark only move forward.
-func (s *Store) cursorSQL(n int) string {
-	return s.cached("cursor:"+strconv.Itoa(n), func() string {
+// highest acked ID and the watermark only move forward; with base, the
+// passed range is set where the row's value for it is not NULL.
+func (s *Store) cursorSQL(n int, base bool) string {
+	return s.cached("cursor:"+strconv.Itoa(n)+":"+strconv.FormatBool(base), func() string {
 		d := s.d
+		cols, k := "clientid, topic, mid, seq, created", 5
 		set := "mid = " + d.greatest("COALESCE("+d.current(s.t.acked, "mid")+", '')", d.excluded("mid")) +
 			", seq = " + d.greatest("COALESCE("+d.current(s.t.acked, "seq")+", 0)", d.excluded("seq")) +
 			", created = " + d.excluded("created")
-		return d.rebind("INSERT INTO " + d.quote(s.t.acked) + " (clientid, topic, mid, seq, created) VALUES " + rowsOf(n, 5) +
+		if base {
+			cols, k = cols+", base_seq, base_start", 7
+			for _, c := range []string{"base_seq", "base_start"} {
+				set += ", " + c + " = COALESCE(" + d.excluded(c) + ", " + d.current(s.t.acked, c) + ")"
+			}
+		}
+		return d.rebind("INSERT INTO " + d.quote(s.t.acked) + " (" + cols + ") VALUES " + rowsOf(n, k) +
 			d.onConflict([]string{"clientid", "topic"}, set))
 	})
 }

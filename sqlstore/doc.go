@@ -39,7 +39,8 @@
 //	             seq: the message's position in its topic (see Ordering);
 //	             PostgreSQL also gets node, which its seed table lacks
 //	mqtt_retain  expiry, props, username, peerhost (and node on PostgreSQL)
-//	mqtt_acked   seq: the client's watermark of the topic (see Ordering)
+//	mqtt_acked   seq: the client's watermark of the topic; base_seq, base_start: the
+//	             range of messages it passed unacked (see Ordering)
 //	all on MySQL where a unique key has clientid or topic: ukey, an INVISIBLE
 //	             generated SHA-256 of the key (see below)
 //
@@ -51,8 +52,9 @@
 //	                ever published to, never deleted (a counter must not start again); the row
 //	                of the empty topic (no topic name is empty) counts the changes of mqtt_watch
 //	mqtt_acked_msg  id, clientid, msgid, topic, acked_at, passed: a client's ack of one message
-//	                above its watermark (passed 0), or a message the watermark passed unacked
-//	                because it was due to none of the client's subscriptions (passed 1)
+//	                above its watermark (passed 0), a message the watermark passed unacked
+//	                because it was due to none of the client's subscriptions, outside the
+//	                cursor's range (passed 1), or an ack of a message inside it (passed 2)
 //	mqtt_claim      id, grp, msgid, claimed_by, claim_until: a shared group's message
 //	                ("$share/g/f" in grp) leased to one member (see Claim; the group's
 //	                position is a client of mqtt_sub and mqtt_acked named grp, see persist)
@@ -252,13 +254,25 @@
 //     topic before the client subscribed to it would keep W at 0 and every
 //     ack as a row): messages with IDs up to the earliest start of the
 //     client's stored subscriptions whose filter matches the topic (none
-//     when one has History or none matches) do not stop W, and those W
-//     passes unacked become rows with passed 1 (at most 5,000 per call and
-//     topic; a long history is passed over several calls). A fetch whose
-//     filter has an earlier start — no stored subscription, or one with
-//     History — returns them still; a fetch through the subscription that
-//     made them not due reads none (an index range on (clientid, msgid)
-//     after its start). An ack of a passed message deletes its row.
+//     when one has History or none matches) do not stop W. Those W passes
+//     unacked are kept as one range on the cursor: the messages at
+//     positions up to base_seq with IDs up to base_start, but those the
+//     client has a row of. While W moves with the same start and the range
+//     reaches W, the range grows with W (one column, whatever the topic's
+//     past: a new subscriber's first ack costs what a fresh topic's does),
+//     and the client's acks of messages in it — delivered live while it
+//     subscribed, an older ID stored after its start — stay as rows with
+//     passed 2 (also those above W that W passes). Once the start changed
+//     (the subscription removed and made again with the cursor kept), W
+//     passes such messages as rows with passed 1 instead (at most 5,000 per
+//     call and topic; a long gap is passed over several calls); an ack of
+//     one deletes its row. A fetch whose filter has an earlier start — no
+//     stored subscription, or one with History — returns them still; a
+//     fetch through the subscription that made them not due reads none
+//     (an index range of IDs from its start to base_start, and one on
+//     (clientid, msgid) after its start). The first Acked of a client new
+//     to a topic reads its candidates from the start by ID, not from
+//     position 0.
 //
 // In normal operation W follows the acks closely and a client has a few ack
 // rows per topic (none when it acks in order); a message the client never

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,11 +66,12 @@ func (s *Store) common(q *strings.Builder, args []any, fq *storekit.Query, id, a
 
 // fanout reads the client's fanout messages after the start of its
 // subscription to the filter: those after its watermark of their topic
-// (mqtt_acked.seq; from the (topic, seq) index for a filter without
-// wildcards) that it has not acked (mqtt_acked_msg), and those below
-// their watermark that it passed unacked (mqtt_acked_msg rows with passed
-// 1, read from the (clientid, msgid) index after the start: none for a
-// filter whose subscription made them not due).
+// (mqtt_acked.seq) that it has not acked (mqtt_acked_msg), and those at or
+// below it that it passed unacked: in the cursor's range (mqtt_acked
+// base_seq and base_start, see base; an index range of IDs from the
+// start to base_start: none for a filter whose subscription made them not
+// due) and as rows with passed 1 (read from the (clientid, msgid) index
+// after the start).
 func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Message, error) {
 	d := s.d
 	nw := topicNarrow("m.topic", fq.Match)
@@ -80,18 +82,49 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 	startArgs := keyArgs(d, fq.ClientID, fq.Filter)
 	var out []*persist.Message
 	after := ""
-	watermark := int64(-1) // MySQL's, read once (below)
 	var db querier = s.db
-	if one && d.hashKeys() {
-		// The watermark and the pages read one snapshot (InnoDB's
-		// REPEATABLE READ): an Acked that moves the watermark meanwhile,
-		// deleting the ack rows it passes, is not half seen.
-		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-		if err != nil {
-			return nil, err
+	// The cursor of a filter without wildcards, as expressions: the
+	// watermark and the range it passed.
+	var cur struct {
+		w, bseq, bstart          string
+		wArgs, bseqArgs, bstArgs []any
+	}
+	seq := "m.seq + 0" // see below
+	if one {
+		col := func(c, none string) string {
+			return "COALESCE((SELECT a." + c + " FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), " + none + ")"
 		}
-		defer tx.Rollback()
-		db = tx
+		cur.w, cur.bseq, cur.bstart = col("seq", "0"), col("base_seq", "0"), col("base_start", "''")
+		key := keyArgs(d, fq.ClientID, fq.Match)
+		cur.wArgs, cur.bseqArgs, cur.bstArgs = key, key, key
+		if d.hashKeys() {
+			// MySQL plans a scalar subquery bound row by row: the cursor
+			// is read first and bound as constants, and the pages read the
+			// same snapshot (InnoDB's REPEATABLE READ): an Acked that moves
+			// the watermark meanwhile, deleting the ack rows it passes, is
+			// not half seen.
+			tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+			if err != nil {
+				return nil, err
+			}
+			defer tx.Rollback()
+			db = tx
+			var w, bseq int64
+			var bstart string
+			rows, err := db.QueryContext(ctx, d.rebind("SELECT "+cur.w+", "+cur.bseq+", "+cur.bstart), slices.Concat(key, key, key)...)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				err = rows.Scan(&w, &bseq, &bstart)
+			}
+			if err = errors.Join(err, rows.Err(), rows.Close()); err != nil {
+				return nil, err
+			}
+			cur.w, cur.bseq, cur.bstart = "?", "?", "?"
+			cur.wArgs, cur.bseqArgs, cur.bstArgs = []any{w}, []any{bseq}, []any{bstart}
+			seq = "m.seq"
+		}
 	}
 	for {
 		var q strings.Builder
@@ -110,59 +143,33 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		q.WriteString(" WHERE m.mode = 0 AND " + nw.sql)
 		args = append(args, nw.args...)
 		if one {
-			// After the watermark, and from the lowest ID after it: the
-			// (topic, msgid) index range then starts at the cursor, not at
-			// the topic's acknowledged history (which a planner ordering by
-			// msgid would otherwise read through: SQLite does).
-			w := "COALESCE((SELECT a.seq FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), 0)"
-			wArgs := keyArgs(d, fq.ClientID, fq.Match)
-			if d.hashKeys() {
-				// MySQL plans a scalar subquery bound row by row: the
-				// watermark is read first and bound as a constant.
-				if watermark < 0 {
-					watermark = 0
-					rows, err := db.QueryContext(ctx, d.rebind("SELECT "+w), wArgs...)
-					if err != nil {
-						return nil, err
-					}
-					for rows.Next() {
-						err = rows.Scan(&watermark)
-					}
-					if err = errors.Join(err, rows.Err(), rows.Close()); err != nil {
-						return nil, err
-					}
-				}
-				w, wArgs = "?", []any{watermark}
-			}
-			// The position is a filter (+ 0) where the watermark is not
-			// a constant: PostgreSQL without statistics of the topic took
-			// the (topic, seq) index for seq > 0 and read a new
-			// subscriber's whole past.
-			seq := "m.seq + 0"
-			if d.hashKeys() {
-				seq = "m.seq"
-			}
-			q.WriteString(" AND " + seq + " > " + w)
-			args = append(args, wArgs...)
+			// After the watermark. The position is a filter (seq + 0)
+			// where the watermark is not a constant: PostgreSQL without
+			// statistics of the topic took the (topic, seq) index for
+			// seq > 0 and read a new subscriber's whole past.
+			q.WriteString(" AND " + seq + " > " + cur.w)
+			args = append(args, cur.wArgs...)
 			// The rows are read as one range of the (topic, msgid) index,
 			// from the greatest of three lower bounds: the lowest ID above
-			// the watermark, the page's last ID and the start; the strict
-			// bounds below are filters then (SQLite reads one bound of a
-			// range, and took the page's: '', the topic's whole past). A
-			// client without a watermark (new to the topic) needs no
-			// first bound — every row is above it — and its MIN would read
-			// the topic's whole past (FetchOffline100/NewSubscriberAfterHistory50k):
-			// the CASE leaves the subquery unread then.
-			lo := "CASE WHEN " + w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ") ELSE '' END"
+			// the watermark (the range then starts at the cursor, not at
+			// the topic's acknowledged history), the page's last ID and the
+			// start; the strict bounds below are filters then (SQLite reads
+			// one bound of a range, and took the page's: '', the topic's
+			// whole past). A client without a watermark (new to the topic)
+			// needs no first bound — every row is above it — and its MIN
+			// would read the topic's whole past
+			// (FetchOffline100/NewSubscriberAfterHistory50k): the CASE
+			// leaves the subquery unread then.
+			lo := "CASE WHEN " + cur.w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + cur.w + ") ELSE '' END"
 			q.WriteString(" AND m.msgid >= " + d.greatest(d.greatest(lo, "?"), start))
-			args = append(args, wArgs...)
+			args = append(args, cur.wArgs...)
 			args = append(args, fq.Match)
-			args = append(args, wArgs...)
+			args = append(args, cur.wArgs...)
 			args = append(args, after)
 			args = append(args, startArgs...)
 			id = d.filterOnly("m.msgid")
 		} else {
-			q.WriteString(" AND m.seq > COALESCE(a.seq, 0)")
+			q.WriteString(" AND (m.seq > COALESCE(a.seq, 0) OR m.seq <= a.base_seq AND m.msgid <= a.base_start)")
 		}
 		q.WriteString(" AND " + s.unackedCond())
 		args = append(args, fq.ClientID)
@@ -170,9 +177,25 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		q.WriteString(" AND " + id + " > " + start)
 		args = append(args, startArgs...)
 
-		// The messages passed unacked, read from the client's ack rows
-		// first (CROSS JOIN: SQLite keeps that order; it would otherwise
-		// read the topic's messages and look each up).
+		if one {
+			// The range the watermark passed: IDs from the start (and the
+			// page's last) up to base_start, one range of the (topic,
+			// msgid) index, empty for the subscription whose start made
+			// the range.
+			q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + msg + " m WHERE m.mode = 0 AND m.topic = ?")
+			args = append(args, fq.Match)
+			q.WriteString(" AND m.msgid > " + d.greatest("?", start) + " AND m.msgid <= " + cur.bstart)
+			args = append(args, after)
+			args = append(args, startArgs...)
+			args = append(args, cur.bstArgs...)
+			q.WriteString(" AND " + seq + " <= " + cur.bseq + " AND " + s.unackedCond())
+			args = append(args, cur.bseqArgs...)
+			args = append(args, fq.ClientID)
+			args = s.common(&q, args, fq, d.filterOnly("m.msgid"), after)
+		}
+		// The messages passed unacked as rows, read from the client's
+		// rows first (CROSS JOIN: SQLite keeps that order; it would
+		// otherwise read the topic's messages and look each up).
 		q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + d.quote(s.t.ackedMsg) + " x CROSS JOIN " + msg + " m WHERE m.msgid = x.msgid AND x.clientid = ? AND x.passed = 1 AND x.msgid > " + start)
 		args = append(args, fq.ClientID)
 		args = append(args, startArgs...)

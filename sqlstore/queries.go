@@ -30,12 +30,12 @@ type queries struct {
 	client       string
 	subList      string
 	subStarts    string // a client's filters and their fanout starts
-	// Acked's list of the messages it passes (see pass) and its delete
-	// of settled acks.
-	passList, settle string
-	staleAcks        string // DeleteExpired's delete of stale ack rows
-	retainUpsert     string
-	retainDelete     string
+	// Acked's list of the messages it passes (see pass), its delete
+	// of settled acks and its update of the acks it keeps (see keepSQL).
+	passList, settle, keep string
+	staleAcks              string // DeleteExpired's delete of stale ack rows
+	retainUpsert           string
+	retainDelete           string
 	// PostgreSQL: the version of the watch table (see watch_pg.go) and
 	// the notification of (channel, payload) pairs given as two arrays.
 	watchVersion string

@@ -94,7 +94,7 @@ func New(db *gorm.DB, opts *Options) (*Store, error) {
 		subByN: map[int]string{},
 	}
 	s.q = buildQueries(d, t)
-	s.q.passList, s.q.settle, s.q.staleAcks = passListSQL(s), settleSQL(s), staleAcksSQL(s)
+	s.q.passList, s.q.settle, s.q.keep, s.q.staleAcks = passListSQL(s), settleSQL(s), keepSQL(s), staleAcksSQL(s)
 	if d.listens() {
 		s.note = newNotifier()
 	}

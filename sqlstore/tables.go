@@ -149,6 +149,8 @@ func (s *Store) specs() []tableSpec {
 				{"mid", kMsgID, false},
 				{"created", kTime, false},
 				{"seq", kSeq, false},
+				{"base_seq", kSeq, false},
+				{"base_start", kMsgID, false},
 			},
 			hash: []string{"clientid", "topic"},
 			idx: []index{

@@ -76,7 +76,8 @@ func TestUnackedLookupScales(t *testing.T) {
 		{"pass list", st.q.passList, []any{name, 0, int64(1) << 60, "~", now, client}, 1},
 		// An Acked of 500 acks: the first unacked positions above the
 		// watermark (the one row of kind 0 besides).
-		{"watermark query", st.marksSQL(1), []any{client, name, name, client, name, client, name, name, "", client, name, now, client, 501}, 2},
+		{"watermark query", st.marksSQL(1), st.marksArgs(client, []persist.Ack{{Topic: name}}, map[string]string{name: ""},
+			map[string][]int64{name: make([]int64, 500)}, time.Now()), 2},
 	} {
 		var out string
 		if err := st.db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+c.sql, c.args...).Scan(&out); err != nil {
