@@ -75,13 +75,14 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 	// inserted (MySQL's deletes wait for those), and each reads the
 	// watermark the one before left.
 	cursors := storekit.Cursors(fan, func(int) bool { return true })
+	fresh := make(map[string]bool, len(cursors)) // topics without a watermark (PostgreSQL, SQLite)
 	for rest := cursors; len(rest) > 0; {
 		n := min(len(rest), 500)
 		args := make([]any, 0, n*5)
 		for _, c := range rest[:n] {
 			args = append(args, clientID, c.Topic, c.ID, 0, at)
 		}
-		if _, err := tx.ExecContext(ctx, s.cursorSQL(n, false), args...); err != nil {
+		if err := s.touchCursors(ctx, tx, n, args, fresh); err != nil {
 			return err
 		}
 		rest = rest[n:]
@@ -99,7 +100,18 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, clientID string, acks []per
 	var unpass []string    // acks of messages the watermark passed as rows
 	for rest := cursors; len(rest) > 0; {
 		n := min(len(rest), 100)
-		marks, err := s.marks(ctx, tx, clientID, rest[:n], starts, acked, now)
+		from := make([]byte, n)
+		for i, c := range rest[:n] {
+			switch {
+			case s.d.hashKeys():
+				from[i] = fromEach
+			case fresh[c.Topic] && starts[c.Topic] != "":
+				from[i] = fromStart
+			default:
+				from[i] = fromW
+			}
+		}
+		marks, err := s.marks(ctx, tx, clientID, rest[:n], from, starts, acked, now)
 		if err != nil {
 			return err
 		}
@@ -421,9 +433,9 @@ func (b base) covers(seq int64, id string) bool { return seq <= b.seq && id <= b
 // One statement reads one snapshot: a message it does not see commits
 // with a position above the counter it sees (see the package doc), so
 // every position up to the new watermark is settled.
-func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors []persist.Ack, starts map[string]string,
+func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors []persist.Ack, from []byte, starts map[string]string,
 	acked map[string][]int64, now time.Time) ([]mark, error) {
-	rows, err := tx.QueryContext(ctx, s.marksSQL(len(cursors)), s.marksArgs(clientID, cursors, starts, acked, now)...)
+	rows, err := tx.QueryContext(ctx, s.marksSQL(from), s.marksArgs(clientID, cursors, from, starts, acked, now)...)
 	if err != nil {
 		return nil, err
 	}
@@ -485,17 +497,17 @@ func (s *Store) marks(ctx context.Context, tx *sql.Tx, clientID string, cursors 
 }
 
 // marksArgs returns the parameters of marksSQL (see marks).
-func (s *Store) marksArgs(clientID string, cursors []persist.Ack, starts map[string]string, acked map[string][]int64, now time.Time) []any {
+func (s *Store) marksArgs(clientID string, cursors []persist.Ack, from []byte, starts map[string]string, acked map[string][]int64, now time.Time) []any {
 	d := s.d
 	args := make([]any, 0, len(cursors)*16)
 	exp := d.timeArg(now)
-	for _, c := range cursors {
+	for i, c := range cursors {
 		args = append(args, keyArgs(d, clientID, c.Topic)...)
 		args = append(args, keyArgs(d, c.Topic)...)
 		args = append(args, clientID, c.Topic, clientID, c.Topic)
 		args = append(args, keyArgs(d, clientID, c.Topic)...)
 		args = append(args, keyArgs(d, clientID, c.Topic)...)
-		args = s.candsArgs(args, clientID, c.Topic, starts[c.Topic], exp, len(acked[c.Topic])+1)
+		args = s.candsArgs(args, from[i], clientID, c.Topic, starts[c.Topic], exp, len(acked[c.Topic])+1)
 	}
 	return args
 }
@@ -523,13 +535,21 @@ func (s *Store) unackedCond() string {
 	return "NOT EXISTS (SELECT 1 FROM " + d.quote(s.t.ackedMsg) + " x WHERE x.clientid = ? AND x.topic = m.topic AND x.msgid = m.msgid" + fence + ")"
 }
 
-// marksSQL returns the watermark query of n topics (see marks): per
-// topic, numbered by k, one row (kind 0) of the current watermark, the
-// counter and the client's numbers of ack and passed rows of the topic,
-// and the positions (kind 1) of the first due messages above the
+// Where marks reads a topic's candidates from (see candsSQL).
+const (
+	fromW     = 's' // the watermark, in position order
+	fromStart = 'i' // a new cursor's start, by ID
+	fromEach  = 'm' // either, chosen by the database (MySQL)
+)
+
+// marksSQL returns the watermark query of len(from) topics (see marks),
+// from[k] where topic k's candidates are read from: per topic, numbered
+// by k, one row (kind 0) of the current watermark, the counter, the
+// client's numbers of ack and passed rows of the topic and its passed
+// range, and the positions (kind 1) of the first due messages above the
 // watermark that have no ack row, as many as the parameter says.
-func (s *Store) marksSQL(n int) string {
-	return s.cached("marks:"+strconv.Itoa(n), func() string {
+func (s *Store) marksSQL(from []byte) string {
+	return s.cached("marks:"+string(from), func() string {
 		d := s.d
 		acked, am := d.quote(s.t.acked), d.quote(s.t.ackedMsg)
 		cur := func(col string) string {
@@ -540,70 +560,67 @@ func (s *Store) marksSQL(n int) string {
 		count := func(passed string) string {
 			return "(SELECT COUNT(*) FROM " + am + " r WHERE r.clientid = ? AND r.topic = ? AND r.passed = " + passed + ")"
 		}
-		cands := s.candsSQL(w, hi)
-		parts := make([]string, n)
-		for i := range n {
+		parts := make([]string, len(from))
+		for i, f := range from {
 			k := strconv.Itoa(i)
 			parts[i] = "SELECT " + k + " AS k, 0 AS kind, " + w + " AS v1, " + hi + " AS v2, " + count("0") + " AS v3, " + count("1") + " AS v4, " +
 				cur("base_seq") + " AS v5, " + cur("base_start") + " AS v6" +
-				" UNION ALL SELECT " + k + ", 1, c.seq, NULL, NULL, NULL, NULL, NULL FROM (" + cands + ") c"
+				" UNION ALL SELECT " + k + ", 1, c.seq, NULL, NULL, NULL, NULL, NULL FROM (" + s.candsSQL(w, f) + ") c"
 		}
 		return d.rebind(strings.Join(parts, " UNION ALL "))
 	})
 }
 
-// candsSQL returns the candidates' part of marksSQL, of the watermark w
-// and the topic's counter hi: in position order from the watermark; but
-// for a client with a start and no watermark yet (new to the topic), from
-// the start by ID, sorted (the walk from position 0 would read the
-// topic's whole past before the start first). The arm that does not apply
-// reads nothing: MySQL evaluates a condition without columns once, when it
-// plans; SQLite would check it row by row, so there (and on PostgreSQL)
-// the arm reads an empty index range instead: above the topic's counter,
-// or after its greatest ID. See candsArgs for its parameters.
-func (s *Store) candsSQL(w, hi string) string {
-	d := s.d
-	msg := d.quote(s.t.msg)
+// candsSQL returns the candidates' part of marksSQL, of the watermark w,
+// read from (fromW, fromStart or fromEach): in position order from the
+// watermark; but for a client with a start and no watermark yet (new to
+// the topic), from the start by ID, sorted (the walk from position 0 would
+// read the topic's whole past before the start first). On PostgreSQL and
+// SQLite, Acked knows which applies before it asks (see cursorSQL) and
+// the statement has that part alone: its plan, which PostgreSQL reuses
+// (generic) after five calls, reads only what applies — with both,
+// gated by a condition, the part that does not apply read the topic's
+// whole past in a plan made while the table was small, at every call.
+// MySQL, which plans every call, gets both and evaluates the condition
+// without columns once, when it plans. See candsArgs for its parameters.
+func (s *Store) candsSQL(w string, from byte) string {
+	msg := s.d.quote(s.t.msg)
 	wm := "COALESCE(" + w + ", 0)"
-	fromStart := wm + " = 0 AND ? > ''"
-	var bySeq, byID string
-	if d.hashKeys() {
-		bySeq = "NOT (" + fromStart + ") AND m.seq > " + wm + " AND m.msgid > ?"
-		byID = fromStart + " AND m.msgid > ?"
-	} else {
-		bySeq = "m.seq > CASE WHEN " + fromStart + " THEN COALESCE(" + hi + ", 0) ELSE " + wm + " END AND " + d.filterOnly("m.msgid") + " > ?"
-		byID = "m.msgid > CASE WHEN " + fromStart + " THEN ? ELSE (SELECT MAX(f.msgid) FROM " + msg + " f WHERE f.topic = ?) END"
-	}
 	arm := func(cond, order string) string {
 		return "SELECT c.seq FROM (SELECT m.seq FROM " + msg + " m WHERE m.topic = ? AND m.mode = 0 AND " + cond +
 			" AND (m.expiry IS NULL OR m.expiry > ?) AND " + s.unackedCond() + " ORDER BY " + order + " LIMIT ?) c"
 	}
-	return arm(bySeq, "m.seq") + " UNION ALL " + arm(byID, "m.seq + 0")
+	bySeq := arm("m.seq > "+wm+" AND m.msgid > ?", "m.seq")
+	byID := arm("m.msgid > ?", "m.seq + 0")
+	switch from {
+	case fromW:
+		return bySeq
+	case fromStart:
+		return byID
+	}
+	gate := wm + " = 0 AND ? > ''"
+	return arm("NOT ("+gate+") AND m.seq > "+wm+" AND m.msgid > ?", "m.seq") + " UNION ALL " + arm(gate+" AND m.msgid > ?", "m.seq + 0")
 }
 
 // candsArgs appends the parameters of candsSQL to args: for a client's
 // topic, its start, now and the limit.
-func (s *Store) candsArgs(args []any, clientID, name, start string, now any, limit int) []any {
-	d := s.d
-	w := keyArgs(d, clientID, name)
-	args = append(args, name)
-	if d.hashKeys() {
+func (s *Store) candsArgs(args []any, from byte, clientID, name, start string, now any, limit int) []any {
+	w := keyArgs(s.d, clientID, name)
+	switch from {
+	case fromW:
+		args = append(args, name)
 		args = append(args, w...)
-		args = append(args, start)
-		args = append(args, w...)
-	} else {
-		args = append(args, w...)
-		args = append(args, start)
-		args = append(args, keyArgs(d, name)...)
-		args = append(args, w...)
+		return append(args, start, now, clientID, limit)
+	case fromStart:
+		return append(args, name, start, now, clientID, limit)
 	}
+	args = append(args, name)
+	args = append(args, w...)
+	args = append(args, start)
+	args = append(args, w...)
 	args = append(args, start, now, clientID, limit, name)
 	args = append(args, w...)
-	args = append(args, start, start)
-	if !d.hashKeys() {
-		args = append(args, name)
-	}
-	return append(args, now, clientID, limit)
+	return append(args, start, start, now, clientID, limit)
 }
 
 // passListSQL returns pass's query of the messages to pass, in position
@@ -656,7 +673,8 @@ func (s *Store) ackRowsSQL(n, passed int) string {
 
 // cursorSQL returns the upsert of n cursors (mqtt_acked rows): the
 // highest acked ID and the watermark only move forward; with base, the
-// passed range is set where the row's value for it is not NULL.
+// passed range is set where the row's value for it is not NULL; without,
+// on PostgreSQL and SQLite, it returns each row's topic and watermark.
 func (s *Store) cursorSQL(n int, base bool) string {
 	return s.cached("cursor:"+strconv.Itoa(n)+":"+strconv.FormatBool(base), func() string {
 		d := s.d
@@ -670,7 +688,36 @@ func (s *Store) cursorSQL(n int, base bool) string {
 				set += ", " + c + " = COALESCE(" + d.excluded(c) + ", " + d.current(s.t.acked, c) + ")"
 			}
 		}
-		return d.rebind("INSERT INTO " + d.quote(s.t.acked) + " (" + cols + ") VALUES " + rowsOf(n, k) +
-			d.onConflict([]string{"clientid", "topic"}, set))
+		q := "INSERT INTO " + d.quote(s.t.acked) + " (" + cols + ") VALUES " + rowsOf(n, k) + d.onConflict([]string{"clientid", "topic"}, set)
+		if !base && !d.hashKeys() {
+			q += " RETURNING topic, seq"
+		}
+		return d.rebind(q)
 	})
+}
+
+// touchCursors runs the upsert of n cursors (cursorSQL without base) with
+// args, which moves nothing but locks the rows, and adds to fresh the
+// topics whose watermark is 0 (on PostgreSQL and SQLite, which return it).
+func (s *Store) touchCursors(ctx context.Context, tx *sql.Tx, n int, args []any, fresh map[string]bool) error {
+	if s.d.hashKeys() {
+		_, err := tx.ExecContext(ctx, s.cursorSQL(n, false), args...)
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, s.cursorSQL(n, false), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var seq sql.NullInt64
+		if err := rows.Scan(&name, &seq); err != nil {
+			return err
+		}
+		if seq.Int64 == 0 {
+			fresh[name] = true
+		}
+	}
+	return rows.Err()
 }

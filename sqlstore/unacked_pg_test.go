@@ -76,7 +76,7 @@ func TestUnackedLookupScales(t *testing.T) {
 		{"pass list", st.q.passList, []any{name, 0, int64(1) << 60, "~", now, client}, 1},
 		// An Acked of 500 acks: the first unacked positions above the
 		// watermark (the one row of kind 0 besides).
-		{"watermark query", st.marksSQL(1), st.marksArgs(client, []persist.Ack{{Topic: name}}, map[string]string{name: ""},
+		{"watermark query", st.marksSQL([]byte{fromW}), st.marksArgs(client, []persist.Ack{{Topic: name}}, []byte{fromW}, map[string]string{name: ""},
 			map[string][]int64{name: make([]int64, 500)}, time.Now()), 2},
 	} {
 		var out string
