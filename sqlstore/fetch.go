@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,48 +82,33 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 	var out []*persist.Message
 	after := ""
 	var db querier = s.db
-	// The cursor of a filter without wildcards, as expressions: the
-	// watermark and the range it passed.
-	var cur struct {
-		w, bseq, bstart          string
-		wArgs, bseqArgs, bstArgs []any
-	}
-	seq := "m.seq + 0" // see below
-	if one {
-		col := func(c, none string) string {
-			return "COALESCE((SELECT a." + c + " FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), " + none + ")"
+	// The watermark of a filter without wildcards.
+	w := "COALESCE((SELECT a.seq FROM " + d.quote(s.t.acked) + " a WHERE " + keyCond(d, "a", "clientid", "topic") + "), 0)"
+	wArgs := keyArgs(d, fq.ClientID, fq.Match)
+	if one && d.hashKeys() {
+		// MySQL plans a scalar subquery bound row by row: the watermark
+		// is read first and bound as a constant, and the pages read the
+		// same snapshot (InnoDB's REPEATABLE READ): an Acked that moves
+		// the watermark meanwhile, deleting the ack rows it passes, is not
+		// half seen.
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return nil, err
 		}
-		cur.w, cur.bseq, cur.bstart = col("seq", "0"), col("base_seq", "0"), col("base_start", "''")
-		key := keyArgs(d, fq.ClientID, fq.Match)
-		cur.wArgs, cur.bseqArgs, cur.bstArgs = key, key, key
-		if d.hashKeys() {
-			// MySQL plans a scalar subquery bound row by row: the cursor
-			// is read first and bound as constants, and the pages read the
-			// same snapshot (InnoDB's REPEATABLE READ): an Acked that moves
-			// the watermark meanwhile, deleting the ack rows it passes, is
-			// not half seen.
-			tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-			if err != nil {
-				return nil, err
-			}
-			defer tx.Rollback()
-			db = tx
-			var w, bseq int64
-			var bstart string
-			rows, err := db.QueryContext(ctx, d.rebind("SELECT "+cur.w+", "+cur.bseq+", "+cur.bstart), slices.Concat(key, key, key)...)
-			if err != nil {
-				return nil, err
-			}
-			for rows.Next() {
-				err = rows.Scan(&w, &bseq, &bstart)
-			}
-			if err = errors.Join(err, rows.Err(), rows.Close()); err != nil {
-				return nil, err
-			}
-			cur.w, cur.bseq, cur.bstart = "?", "?", "?"
-			cur.wArgs, cur.bseqArgs, cur.bstArgs = []any{w}, []any{bseq}, []any{bstart}
-			seq = "m.seq"
+		defer tx.Rollback()
+		db = tx
+		watermark := int64(0)
+		rows, err := db.QueryContext(ctx, d.rebind("SELECT "+w), wArgs...)
+		if err != nil {
+			return nil, err
 		}
+		for rows.Next() {
+			err = rows.Scan(&watermark)
+		}
+		if err = errors.Join(err, rows.Err(), rows.Close()); err != nil {
+			return nil, err
+		}
+		w, wArgs = "?", []any{watermark}
 	}
 	for {
 		var q strings.Builder
@@ -143,12 +127,9 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 		q.WriteString(" WHERE m.mode = 0 AND " + nw.sql)
 		args = append(args, nw.args...)
 		if one {
-			// After the watermark. The position is a filter (seq + 0)
-			// where the watermark is not a constant: PostgreSQL without
-			// statistics of the topic took the (topic, seq) index for
-			// seq > 0 and read a new subscriber's whole past.
-			q.WriteString(" AND " + seq + " > " + cur.w)
-			args = append(args, cur.wArgs...)
+			// After the watermark (SQLite: a filter; see below).
+			q.WriteString(" AND " + d.filterOnly("m.seq") + " > " + w)
+			args = append(args, wArgs...)
 			// The rows are read as one range of the (topic, msgid) index,
 			// from the greatest of three lower bounds: the lowest ID above
 			// the watermark (the range then starts at the cursor, not at
@@ -160,11 +141,11 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 			// would read the topic's whole past
 			// (FetchOffline100/NewSubscriberAfterHistory50k): the CASE
 			// leaves the subquery unread then.
-			lo := "CASE WHEN " + cur.w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + cur.w + ") ELSE '' END"
+			lo := "CASE WHEN " + w + " > 0 THEN (SELECT MIN(f.msgid) FROM " + msg + " f WHERE f.topic = ? AND f.mode = 0 AND f.seq > " + w + ") ELSE '' END"
 			q.WriteString(" AND m.msgid >= " + d.greatest(d.greatest(lo, "?"), start))
-			args = append(args, cur.wArgs...)
+			args = append(args, wArgs...)
 			args = append(args, fq.Match)
-			args = append(args, cur.wArgs...)
+			args = append(args, wArgs...)
 			args = append(args, after)
 			args = append(args, startArgs...)
 			id = d.filterOnly("m.msgid")
@@ -179,17 +160,16 @@ func (s *Store) fanout(ctx context.Context, fq *storekit.Query) ([]*persist.Mess
 
 		if one {
 			// The range the watermark passed: IDs from the start (and the
-			// page's last) up to base_start, one range of the (topic,
-			// msgid) index, empty for the subscription whose start made
-			// the range.
-			q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + msg + " m WHERE m.mode = 0 AND m.topic = ?")
-			args = append(args, fq.Match)
-			q.WriteString(" AND m.msgid > " + d.greatest("?", start) + " AND m.msgid <= " + cur.bstart)
+			// page's last) up to base_start, read from the cursor first:
+			// its row gates the messages, so the subscription whose start
+			// made the range reads none, whatever the plan.
+			q.WriteString(" UNION ALL SELECT " + msgColsM + " FROM " + d.quote(s.t.acked) + " a CROSS JOIN " + msg + " m WHERE " + keyCond(d, "a", "clientid", "topic"))
+			args = append(args, keyArgs(d, fq.ClientID, fq.Match)...)
+			q.WriteString(" AND a.base_start > " + start + " AND m.topic = a.topic AND m.mode = 0")
+			args = append(args, startArgs...)
+			q.WriteString(" AND m.msgid > " + d.greatest("?", start) + " AND m.msgid <= a.base_start AND m.seq + 0 <= a.base_seq AND " + s.unackedCond())
 			args = append(args, after)
 			args = append(args, startArgs...)
-			args = append(args, cur.bstArgs...)
-			q.WriteString(" AND " + seq + " <= " + cur.bseq + " AND " + s.unackedCond())
-			args = append(args, cur.bseqArgs...)
 			args = append(args, fq.ClientID)
 			args = s.common(&q, args, fq, d.filterOnly("m.msgid"), after)
 		}
