@@ -18,13 +18,15 @@ import (
 // fanout acks.
 type ackTopic struct {
 	topic string
-	ids   []string             // the acked IDs, as given
-	of    []int                // the index in the batch of each of ids
-	seqs  *redis.FloatSliceCmd // their positions in the topic's index (0: not stored)
-	w     *redis.StringCmd     // the client's watermark
-	n     *redis.IntCmd        // the client's acks recorded above it
-	fan   []int                // indexes (into ids) of the fanout acks
-	scan  *redis.Cmd           // the settle scan
+	ids   []string              // the acked IDs, as given
+	of    []int                 // the index in the batch of each of ids
+	seqs  *redis.FloatSliceCmd  // their positions in the topic's index (0: not stored)
+	w     *redis.StringCmd      // the client's watermark
+	n     *redis.IntCmd         // the client's acks recorded above it
+	base  *redis.SliceCmd       // the end and start of the client's base
+	early *redis.StringSliceCmd // the client's acks of messages not stored when acked
+	fan   []int                 // indexes (into ids) of the fanout acks
+	scan  *redis.Cmd            // the settle scan
 }
 
 // Acked handles a batch of acks. Per ack, a queue message claimed by the
@@ -64,10 +66,10 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 		}
 		byTopic[a.Topic] = append(ids, a.ID)
 	}
-	keys := make([]string, 0, 8*len(topics)+len(acks))
+	keys := make([]string, 0, 11*len(topics)+len(acks))
 	for _, t := range topics {
 		fk, ck := s.k.fanoutKeys(t), s.k.cursorKeys(clientID, t)
-		keys = append(keys, s.k.queueKey(t), fk.idx, fk.exp, fk.seq, ck.w, ck.acks, ck.passed, s.k.ackedKey(clientID, t))
+		keys = append(keys, s.k.queueKey(t), fk.idx, fk.exp, fk.seq, fk.ids, ck.w, ck.acks, ck.passed, ck.base, ck.kept, s.k.ackedKey(clientID, t))
 	}
 	pk := packer{b: make([]byte, 0, 64+40*len(acks))}
 	pk.array(4)
@@ -93,11 +95,13 @@ func (s *Store) Acked(ctx context.Context, clientID string, acks ...persist.Ack)
 // ackedCluster is Acked on a Cluster, in three round trips. First, per ack
 // a script on the message's hash deletes a queue message claimed by the
 // client (ackScript), and per topic the acked messages' positions, the
-// client's watermark and its acks above it are read, with the client's
-// subscriptions. A settle scan of each topic's index with fanout acks
-// (second round trip) finds the candidates; a script on the client's
-// cursor keys (third) records the acks and moves the watermark if it is
-// still the one read.
+// client's watermark, its acks above it (the number, and those of
+// messages not stored when acked) and its base are read, with the
+// client's subscriptions. A settle scan of each topic's index with fanout
+// acks (second round trip) finds the candidates — jumping to the IDs
+// after the start when the base read can take what the watermark passes
+// (see settle); a script on the client's cursor keys (third) records the
+// acks and moves the watermark if it is still the one read.
 func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persist.Ack) error {
 	kinds := make([]*redis.Cmd, len(acks))
 	byTopic := map[string]*ackTopic{}
@@ -122,6 +126,8 @@ func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persis
 			ck := s.k.cursorKeys(clientID, at.topic)
 			at.w = p.Get(ctx, ck.w)
 			at.n = p.ZCard(ctx, ck.acks)
+			at.base = p.HMGet(ctx, ck.base, "to", "start")
+			at.early = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: ck.acks, Start: "-inf", Stop: "(0", ByScore: true})
 		}
 		starts = s.subStarts(ctx, p, clientID)
 	})
@@ -165,7 +171,15 @@ func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persis
 			// the (acks recorded + acks now + 1)th due one above the
 			// watermark.
 			limit := min(int(at.n.Val())+len(at.fan)+1, 5000)
-			at.scan = settleScript.EvalSha(ctx, p, []string{fk.idx, fk.exp, fk.seq}, watermark(at.w), start(at.topic), limit, limit+2000)
+			st, w := start(at.topic), watermark(at.w)
+			args := []any{w, st, limit, limit + 2000, ""}
+			if st != "" && baseJoins(at.base, w, st) {
+				args[4] = "1"
+				for _, id := range at.early.Val() {
+					args = append(args, id)
+				}
+			}
+			at.scan = settleScript.EvalSha(ctx, p, []string{fk.idx, fk.exp, fk.seq, fk.ids}, args...)
 		}
 	})
 	if err != nil || len(fanTopics) == 0 {
@@ -176,9 +190,9 @@ func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persis
 	_, err = s.run(ctx, false, func(p redis.Pipeliner) {
 		for _, at := range fanTopics {
 			seqs := at.seqs.Val()
-			upto, cands := scanResult(at.scan)
-			args := make([]any, 0, 5+2*len(at.fan)+len(cands))
-			args = append(args, now, ttl, watermark(at.w), upto, 0)
+			upto, cands, mode := scanResult(at.scan)
+			args := make([]any, 0, 7+2*len(at.fan)+len(cands))
+			args = append(args, now, ttl, watermark(at.w), upto, start(at.topic), mode, 0)
 			seen := make(map[string]bool, len(at.fan))
 			for _, j := range at.fan {
 				id := at.ids[j]
@@ -192,10 +206,10 @@ func (s *Store) ackedCluster(ctx context.Context, clientID string, acks []persis
 				}
 				args = append(args, score, id)
 			}
-			args[4] = len(seen)
+			args[6] = len(seen)
 			args = append(args, cands...)
 			ck := s.k.cursorKeys(clientID, at.topic)
-			advanceScript.EvalSha(ctx, p, []string{ck.w, ck.acks, ck.passed}, args...)
+			advanceScript.EvalSha(ctx, p, []string{ck.w, ck.acks, ck.passed, ck.base, ck.kept}, args...)
 		}
 	})
 	return err
@@ -209,19 +223,36 @@ func watermark(c *redis.StringCmd) string {
 	return "0"
 }
 
-// scanResult unpacks settleScript's reply: upto ("" when the scan failed)
-// and the candidates as script arguments (id, seq, due, …).
-func scanResult(c *redis.Cmd) (string, []any) {
+// baseJoins reports whether a client's base read (its end and start) can
+// take what its watermark w passes under start st: there is none, or it
+// ends at w with start st (see advance).
+func baseJoins(c *redis.SliceCmd, w, st string) bool {
+	v := c.Val()
+	if len(v) != 2 || v[0] == nil {
+		return true
+	}
+	to, _ := v[0].(string)
+	bs, _ := v[1].(string)
+	a, err1 := strconv.ParseInt(to, 10, 64)
+	b, err2 := strconv.ParseInt(w, 10, 64)
+	return err1 == nil && err2 == nil && a == b && bs == st
+}
+
+// scanResult unpacks settleScript's reply: upto ("" when the scan
+// failed), the candidates as script arguments (id, seq, due, …) and the
+// scan's mode.
+func scanResult(c *redis.Cmd) (string, []any, string) {
 	r, err := c.Slice()
-	if err != nil || len(r) != 2 {
-		return "", nil
+	if err != nil || len(r) != 3 {
+		return "", nil, ""
 	}
 	upto, ok := r[0].(string)
 	if !ok {
-		return "", nil
+		return "", nil, ""
 	}
 	list, _ := r[1].([]any)
-	return upto, list
+	mode, _ := r[2].(string)
+	return upto, list, mode
 }
 
 // subStarts queues the reads of a client's subscribed filters and their

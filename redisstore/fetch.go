@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -21,8 +22,10 @@ type candidate struct {
 // FetchOffline returns the stored messages of a mode whose topic matches
 // filter. For a queue it reads the matching topics' indexes in one
 // pipeline; for fanout it first reads, per matching topic, the client's
-// watermark and acks above it (and the subscription's start), then the
-// index from the watermark up — with a limit, a part at a time (twice the
+// watermark, acks above it and base (and the subscription's start), then
+// the index from the watermark up (or, for a new subscriber on a topic
+// with a past, the IDs after its start: see fanoutCandidates) — with a
+// limit, a part at a time (twice the
 // limit past the client's acks there; the next part only when the limit is
 // not reached), so that a long backlog is not read whole for every page:
 // a message stored late, far past the positions read, then comes in a
@@ -107,50 +110,55 @@ func (s *Store) queueCandidates(ctx context.Context, names []string, now time.Ti
 	return cands, nil
 }
 
-// fanoutCandidates reads, per topic, the client's watermark and its acks
-// above it (and the subscription's start), then the index above the
-// watermark and the IDs below it that the watermark passed unacked after
-// the start (none when the fetch's filter is the subscription that made
-// them not due), and returns the IDs after the start that the client has
-// not acked.
+// fanoutCandidates reads, per topic, the client's watermark, its acks
+// above it and its base (and the subscription's start), then
+// (fetchIndexScript) the IDs above the watermark — by position, or from
+// the start by ID when that reads fewer — and, on the first read, the
+// IDs below it that the watermark passed unacked after the start: those
+// of the passed set, and those of the base that the client did not ack
+// (none when the fetch's start is at or after the base's, as when the
+// filter is the subscription that made them not due), and returns the IDs
+// after the start that the client has not acked.
 func (s *Store) fanoutCandidates(ctx context.Context, q *storekit.Query, names []string, r *fanoutRead) ([]candidate, error) {
-	if r.ws == nil {
-		// The first read: watermarks, acks above them, the start.
-		r.ws = make([]*redis.StringCmd, len(names))
+	if r.topics == nil {
+		// The first read: watermarks, acks above them, bases, the start.
+		r.topics = make([]fanoutTopic, len(names))
 		acked := make([]*redis.StringSliceCmd, len(names))
+		bases := make([]*redis.SliceCmd, len(names))
 		var start *redis.StringCmd
 		if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
 			for i, n := range names {
 				ck := s.k.cursorKeys(q.ClientID, n)
-				r.ws[i] = p.Get(ctx, ck.w)
+				r.topics[i].w = p.Get(ctx, ck.w)
 				acked[i] = p.ZRange(ctx, ck.acks, 0, -1)
+				bases[i] = p.HMGet(ctx, ck.base, "from", "to", "start")
 			}
 			start = p.HGet(ctx, s.k.subStartKey(q.ClientID), q.Filter)
 		}); err != nil {
 			return nil, err
 		}
 		r.lower = start.Val()
-		r.done = make([]map[string]bool, len(names))
-		r.offset = make([]int64, len(names))
-		r.left = make([]bool, len(names))
 		acks := 0
 		for i := range names {
-			r.left[i] = true
+			t := &r.topics[i]
+			t.left = true
+			t.base = baseOf(bases[i])
 			if a := acked[i].Val(); len(a) > 0 {
-				r.done[i] = make(map[string]bool, len(a))
+				t.done = make(map[string]bool, len(a))
 				for _, id := range a {
-					r.done[i][id] = true
+					t.done[id] = true
 				}
 				acks += len(a)
 			}
 		}
-		// With a limit, the positions above a watermark are read a part at
-		// a time, enough for the limit past the client's acks there (and
-		// as much again for IDs before the start), so that a long backlog
-		// is not read whole for every page of it.
+		// With a limit, the IDs above a watermark are read a part at a
+		// time, enough for the limit past the client's acks there (and as
+		// much again for IDs before the start), so that a long backlog is
+		// not read whole for every page of it.
 		if l := q.Fetch.Limit; l > 0 {
 			r.count = int64(2*l + acks + 64)
 		}
+		r.seen = map[string]bool{}
 	}
 	first := !r.read
 	r.read = true
@@ -158,40 +166,60 @@ func (s *Store) fanoutCandidates(ctx context.Context, q *storekit.Query, names [
 	if r.lower != "" {
 		from = "(" + r.lower
 	}
-	ids := make([]*redis.StringSliceCmd, len(names))
+	idx := make([]*redis.Cmd, len(names))
 	passed := make([]*redis.StringSliceCmd, len(names))
+	kept := make([]*redis.StringSliceCmd, len(names))
 	if _, err := s.run(ctx, false, func(p redis.Pipeliner) {
 		for i, n := range names {
-			if !r.left[i] {
+			t := &r.topics[i]
+			if !t.left {
 				continue
 			}
-			ids[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.fanoutKeys(n).idx, Start: "(" + watermark(r.ws[i]), Stop: "+inf",
-				ByScore: true, Offset: r.offset[i], Count: r.count})
+			var bf, bt, bs string
 			if first {
-				passed[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k.cursorKeys(q.ClientID, n).passed, Start: from, Stop: "+", ByLex: true})
+				ck := s.k.cursorKeys(q.ClientID, n)
+				passed[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: ck.passed, Start: from, Stop: "+", ByLex: true})
+				// The base holds IDs after the fetch's start only when
+				// that is before the base's.
+				if b := t.base; b.ok && (r.lower == "" || r.lower < b.start) {
+					bf, bt, bs = b.from, b.to, b.start
+					kept[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: ck.kept, Start: from, Stop: "[" + b.start, ByLex: true})
+				}
 			}
+			fk := s.k.fanoutKeys(n)
+			idx[i] = fetchIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.ids}, watermark(t.w), r.lower, t.mode, t.next, r.count, bf, bt, bs)
 		}
 	}); err != nil {
 		return nil, err
 	}
 	var cands []candidate
-	if r.seen == nil {
-		r.seen = map[string]bool{}
-	}
 	for i, n := range names {
-		if !r.left[i] {
+		t := &r.topics[i]
+		if !t.left {
 			continue
 		}
-		got := ids[i].Val()
-		r.offset[i] += int64(len(got))
-		r.left[i] = r.count > 0 && int64(len(got)) == r.count
-		lists := [][]string{got}
+		got, err := indexResult(idx[i])
+		if err != nil {
+			return nil, err
+		}
+		t.mode, t.next, t.left = got.mode, got.next, got.more
+		lists := [][]string{got.ids}
+		var keep map[string]bool
 		if first {
 			lists = append(lists, passed[i].Val())
+			if kept[i] != nil {
+				if k := kept[i].Val(); len(k) > 0 {
+					keep = make(map[string]bool, len(k))
+					for _, id := range k {
+						keep[id] = true
+					}
+				}
+				lists = append(lists, got.base)
+			}
 		}
 		for _, list := range lists {
 			for _, id := range list {
-				if id > r.lower && !r.done[i][id] && !r.seen[id] {
+				if id > r.lower && !t.done[id] && !keep[id] && !r.seen[id] {
 					r.seen[id] = true
 					cands = append(cands, candidate{id: id, topic: n})
 				}
@@ -201,27 +229,94 @@ func (s *Store) fanoutCandidates(ctx context.Context, q *storekit.Query, names [
 	return cands, nil
 }
 
-// fanoutRead is what a fanout fetch has read of the topics' indexes: the
-// watermarks and acks above them, and, when the positions are read a part
-// at a time (a limit), how far.
+// fanoutRead is what a fanout fetch has read of the topics' indexes: per
+// topic the watermark, acks above it and base, and, when the IDs are read
+// a part at a time (a limit), how far.
 type fanoutRead struct {
 	read   bool
-	ws     []*redis.StringCmd
-	done   []map[string]bool // per topic, the IDs acked above the watermark
-	lower  string            // the subscription's start
-	count  int64             // positions per read per topic; 0: all
-	offset []int64           // positions read so far per topic
-	left   []bool            // the topic may have more positions
+	topics []fanoutTopic
+	lower  string // the subscription's start
+	count  int64  // IDs per read per topic; 0: all
 	seen   map[string]bool
 }
 
-// more reports whether a topic's index may hold positions not read yet.
+// fanoutTopic is what a fanout fetch has read of one topic.
+type fanoutTopic struct {
+	w    *redis.StringCmd
+	done map[string]bool // the IDs acked above the watermark
+	base base
+	mode string // how the index is read: "" (not yet), "p" by position, "l" by ID
+	next string // where the next part starts (see fetchIndexScript)
+	left bool   // the topic may have more IDs to read
+}
+
+// base is a client's base of a topic as read (see advance): the messages
+// at positions in (from, to] with IDs at or before start.
+type base struct {
+	ok              bool
+	from, to, start string
+}
+
+// baseOf reads a base from an HMGET of from, to and start.
+func baseOf(c *redis.SliceCmd) base {
+	v := c.Val()
+	if len(v) != 3 {
+		return base{}
+	}
+	var b base
+	var ok [3]bool
+	b.from, ok[0] = v[0].(string)
+	b.to, ok[1] = v[1].(string)
+	b.start, ok[2] = v[2].(string)
+	b.ok = ok[0] && ok[1] && ok[2] && b.start != ""
+	return b
+}
+
+// indexPart is a reply of fetchIndexScript.
+type indexPart struct {
+	mode, next string
+	more       bool
+	ids, base  []string
+}
+
+// indexResult unpacks a reply of fetchIndexScript.
+func indexResult(c *redis.Cmd) (indexPart, error) {
+	r, err := c.Slice()
+	if err != nil {
+		return indexPart{}, err
+	}
+	var p indexPart
+	if len(r) != 5 {
+		return p, fmt.Errorf("redisstore: the fanout index script returned %d values, want 5", len(r))
+	}
+	p.mode, _ = r[0].(string)
+	p.next, _ = r[1].(string)
+	more, _ := r[2].(string)
+	p.more = more == "1"
+	p.ids = stringList(r[3])
+	p.base = stringList(r[4])
+	return p, nil
+}
+
+// stringList returns the strings of a script's array reply.
+func stringList(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, x := range l {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// more reports whether a topic's index may hold IDs not read yet.
 func (r *fanoutRead) more() bool {
 	if r == nil {
 		return false
 	}
-	for _, l := range r.left {
-		if l {
+	for _, t := range r.topics {
+		if t.left {
 			return true
 		}
 	}

@@ -59,17 +59,18 @@ func (k *keys) subStartKey(id string) string  { return k.subStart + id }
 func (k *keys) msgKey(id string) string       { return k.msg + id }
 func (k *keys) retainKey(topic string) string { return k.retain + topic }
 
-// fanoutKeys names the three keys of a topic's fanout messages, which
+// fanoutKeys names the four keys of a topic's fanout messages, which
 // share the hash tag {topic} (one Cluster slot, so that one script
 // changes them together): the index (IDs scored by their position, seq),
-// the topic's counter of positions and the IDs scored by expiry.
+// the topic's counter of positions, the IDs scored by expiry and the IDs
+// scored 0 (in ID order, for ranges of IDs: ZRANGE BYLEX).
 type fanoutKeys struct {
-	idx, seq, exp string
+	idx, seq, exp, ids string
 }
 
 func (k *keys) fanoutKeys(topic string) fanoutKeys {
 	base := k.fanout + "{" + tag(topic) + "}"
-	return fanoutKeys{idx: base, seq: base + ":seq", exp: base + ":exp"}
+	return fanoutKeys{idx: base, seq: base + ":seq", exp: base + ":exp", ids: base + ":ids"}
 }
 
 // queueKey is the index of one topic's queue messages, scored by expiry.
@@ -91,20 +92,23 @@ func (k *keys) ackedKey(clientID, topic string) string {
 	return k.acked + escapeClientID(clientID) + ":" + topic
 }
 
-// cursorKeys names a client's fanout cursor of a topic, three keys that
+// cursorKeys names a client's fanout cursor of a topic, five keys that
 // share the hash tag {clientid} (every cursor key of a client is in the
 // client's Cluster slot): the watermark (a position of the topic: every
-// message at or below it is acked, expired or in the passed set), the
-// sorted set of the IDs acked above it and the set of the IDs below it
-// that it passed unacked because they were due to none of the client's
-// subscriptions.
+// message at or below it is acked, expired, in the base or in the passed
+// set), the sorted set of the IDs acked above it, the set of the IDs
+// below it that it passed unacked because they were due to none of the
+// client's subscriptions, the base (a hash from, to, start: the range of
+// such messages kept as one: those at positions in (from, to] with IDs at
+// or before start) and the set of the IDs in the base that the client
+// acked (kept).
 type cursorKeys struct {
-	w, acks, passed string
+	w, acks, passed, base, kept string
 }
 
 func (k *keys) cursorKeys(clientID, topic string) cursorKeys {
-	base := k.cursor + "{" + tag(clientID) + "}:"
-	return cursorKeys{w: base + "w:" + topic, acks: base + "a:" + topic, passed: base + "p:" + topic}
+	b := k.cursor + "{" + tag(clientID) + "}:"
+	return cursorKeys{w: b + "w:" + topic, acks: b + "a:" + topic, passed: b + "p:" + topic, base: b + "b:" + topic, kept: b + "k:" + topic}
 }
 
 // groupClaimKey is the claim of message id in a shared subscription group

@@ -38,6 +38,42 @@ func cursor(t *testing.T, c redis.UniversalClient, st *redisstore.Store, client,
 	return w, acks, passed
 }
 
+// baseOf reads a client's base of a topic (see the package doc: the
+// messages at positions in (from, to] with IDs at or before start, passed
+// unacked) and the size of its set of kept acks; to is 0 without a base.
+func baseOf(t *testing.T, c redis.UniversalClient, st *redisstore.Store, client, topic string) (from, to int64, start string, kept int64) {
+	t.Helper()
+	ctx := t.Context()
+	base := st.Prefix() + ":cursor:{" + client + "}:"
+	v, err := c.HMGet(ctx, base+"b:"+topic, "from", "to", "start").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[1] != nil {
+		if from, err = strconv.ParseInt(v[0].(string), 10, 64); err != nil {
+			t.Fatalf("base from %q: %v", v[0], err)
+		}
+		if to, err = strconv.ParseInt(v[1].(string), 10, 64); err != nil {
+			t.Fatalf("base to %q: %v", v[1], err)
+		}
+		start, _ = v[2].(string)
+	}
+	if kept, err = c.ZCard(ctx, base+"k:"+topic).Result(); err != nil {
+		t.Fatal(err)
+	}
+	return from, to, start, kept
+}
+
+// substart reads the start of a client's subscription.
+func substart(t *testing.T, c redis.UniversalClient, st *redisstore.Store, client, filter string) string {
+	t.Helper()
+	v, err := c.HGet(t.Context(), st.Prefix()+":substart:"+client, filter).Result()
+	if err != nil {
+		t.Fatalf("HGET the start of %s's %s: %v", client, filter, err)
+	}
+	return v
+}
+
 // counter reads a topic's counter of positions.
 func counter(t *testing.T, c redis.UniversalClient, st *redisstore.Store, topic string) int64 {
 	t.Helper()
@@ -151,8 +187,9 @@ func TestWatermark(t *testing.T) {
 
 // TestHistoryBeforeSubscription: messages stored before a subscription
 // (without History) do not hold the watermark back; the watermark
-// remembers them, so that a fetch by a filter with no stored subscription,
-// or by a later subscription with History, still returns them.
+// remembers them, as one range (the base), so that a fetch by a filter
+// with no stored subscription, or by a later subscription with History,
+// still returns them.
 func TestHistoryBeforeSubscription(t *testing.T) {
 	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
 		t.Parallel()
@@ -183,9 +220,13 @@ func TestHistoryBeforeSubscription(t *testing.T) {
 		for _, m := range recent {
 			ackAll(t, st, "c", m)
 		}
+		top := counter(t, c, st, "hist/t")
 		w, acks, passed := cursor(t, c, st, "c", "hist/t")
-		if w != counter(t, c, st, "hist/t") || acks != 0 || passed != 40 {
-			t.Errorf("watermark %d (counter %d), %d acks, %d passed; want the counter, none, 40", w, counter(t, c, st, "hist/t"), acks, passed)
+		if w != top || acks != 0 || passed != 0 {
+			t.Errorf("watermark %d (counter %d), %d acks, %d passed; want the counter, none, none (the base holds them)", w, top, acks, passed)
+		}
+		if from, to, start, kept := baseOf(t, c, st, "c", "hist/t"); from != 0 || to != top || start != substart(t, c, st, "c", "hist/+") || kept != 0 {
+			t.Errorf("base (%d, %d] start %q, %d kept; want (0, the counter %d], the subscription's start, none", from, to, start, kept, top)
 		}
 		if got := fetchIDs(t, st, "c", "hist/+"); len(got) != 0 {
 			t.Errorf("the subscription's fetch after the acks: %d messages", len(got))
@@ -200,11 +241,241 @@ func TestHistoryBeforeSubscription(t *testing.T) {
 			t.Errorf("a later subscription with History: %d messages, want the 40", len(got))
 		}
 		ackAll(t, st, "c", old[3], old[30])
-		if _, _, passed := cursor(t, c, st, "c", "hist/t"); passed != 38 {
-			t.Errorf("after acking 2 of them: %d passed, want 38", passed)
+		if _, _, passed := cursor(t, c, st, "c", "hist/t"); passed != 0 {
+			t.Errorf("after acking 2 of them: %d passed, want none", passed)
+		}
+		if _, _, _, kept := baseOf(t, c, st, "c", "hist/t"); kept != 2 {
+			t.Errorf("after acking 2 of them: %d acks kept, want 2", kept)
 		}
 		if got := fetchIDs(t, st, "c", "hist/#"); len(got) != 38 {
 			t.Errorf("after acking 2 of them: %d fetched, want 38", len(got))
+		}
+	})
+}
+
+// TestBaseLongPast: a new subscriber on a topic with a past longer than
+// an ack's scan examines at once acks the messages published after it
+// one by one; its watermark passes the whole past at the first ack, kept
+// as one range (the base), not one entry per message, and a fetch with an
+// earlier start (no stored subscription, or a subscription with History)
+// returns exactly the past it did not ack: not the message of the past it
+// acked before subscribing (above the watermark then), nor the one it
+// acked after the watermark passed it, nor an older-ID message stored
+// after the subscription that it acked; but the older-ID message stored
+// after the subscription that it did not ack.
+func TestBaseLongPast(t *testing.T) {
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		t.Parallel()
+		ctx := t.Context()
+		st := newStore(t, c, nil)
+		const topic = "long/t"
+		past := make([]*persist.Message, 3000)
+		for i := range past {
+			past[i] = msg(topic, persist.Fanout)
+		}
+		for i := 0; i < len(past); i += 500 {
+			if err := st.Publish(ctx, past[i:i+500]...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lateAcked, lateKept := msg(topic, persist.Fanout), msg(topic, persist.Fanout)
+		ackAll(t, st, "c", past[5]) // delivered live while it subscribed
+		time.Sleep(2 * time.Millisecond)
+		if err := st.Subscribed(ctx, "c", []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		recent := make([]*persist.Message, 12)
+		for i := range recent {
+			recent[i] = msg(topic, persist.Fanout)
+		}
+		if err := st.Publish(ctx, recent[:6]...); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Publish(ctx, lateAcked, lateKept); err != nil { // older IDs, stored after the subscription
+			t.Fatal(err)
+		}
+		if err := st.Publish(ctx, recent[6:]...); err != nil {
+			t.Fatal(err)
+		}
+		first, err := c.ZScore(ctx, st.Prefix()+":fanout:{"+topic+"}", past[0].ID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := c.ZScore(ctx, st.Prefix()+":fanout:{"+topic+"}", recent[1].ID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ackAll(t, st, "c", recent[0])
+		if w, _, _ := cursor(t, c, st, "c", topic); w != int64(next)-1 {
+			t.Errorf("after the first ack the watermark is %d, want %d: just before the next message (it passed the whole past)", w, int64(next)-1)
+		}
+		ackAll(t, st, "c", past[7], lateAcked)
+		for _, m := range recent[1:] {
+			ackAll(t, st, "c", m)
+		}
+		top := counter(t, c, st, topic)
+		if w, acks, passed := cursor(t, c, st, "c", topic); w != top || acks != 0 || passed != 0 {
+			t.Errorf("watermark %d (counter %d), %d acks, %d passed; want the counter, none, none", w, top, acks, passed)
+		}
+		// The ack before the subscription (of a message due then) left
+		// the watermark just before the first message.
+		if from, to, start, kept := baseOf(t, c, st, "c", topic); from != int64(first)-1 || to != top || start != substart(t, c, st, "c", topic) || kept != 3 {
+			t.Errorf("base (%d, %d] start %q, %d kept; want (%d, the counter %d], the subscription's start, 3 (the past acked)", from, to, start, kept, int64(first)-1, top)
+		}
+		if got := fetchIDs(t, st, "c", topic); len(got) != 0 {
+			t.Errorf("the subscription's own fetch: %d messages, want none", len(got))
+		}
+		var want []*persist.Message
+		for i, m := range past {
+			if i != 5 && i != 7 {
+				want = append(want, m)
+			}
+		}
+		want = append(want, lateKept)
+		if got := fetchIDs(t, st, "c", "long/+"); !slices.Equal(got, idsOf(want...)) {
+			t.Errorf("a fetch with no stored subscription: %d messages, want the %d of the past not acked", len(got), len(want))
+		}
+		if err := st.Subscribed(ctx, "c", []persist.Subscription{{Filter: "long/#", QoS: 1, History: true}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.FetchOffline(ctx, "c", "long/#", persist.Fetch{Mode: persist.Fanout, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := idsOf(got...); !slices.Equal(ids, idsOf(want...)[:100]) {
+			t.Errorf("a subscription with History, Limit 100: %d messages, want the first 100 of the past not acked", len(ids))
+		}
+		ackAll(t, st, "c", past[0], lateKept)
+		if got := fetchIDs(t, st, "c", "long/#"); !slices.Equal(got, idsOf(want[1:len(want)-1]...)) {
+			t.Errorf("after acking two more of the past: %d messages, want %d", len(got), len(want)-2)
+		}
+		if got := fetchIDs(t, st, "other", topic); len(got) != len(past)+len(recent)+2 {
+			t.Errorf("another client: %d messages, want all %d", len(got), len(past)+len(recent)+2)
+		}
+	})
+}
+
+// TestBaseStartChanged: when the client's start of a topic changes while
+// its cursor is kept, what its watermark passes later is not in the base
+// (whose start is the old one): it is kept in the passed set, and a fetch
+// with an earlier start returns both.
+func TestBaseStartChanged(t *testing.T) {
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		t.Parallel()
+		ctx := t.Context()
+		st := newStore(t, c, nil)
+		const topic = "moved/t"
+		batch := func(n int) []*persist.Message {
+			t.Helper()
+			out := make([]*persist.Message, n)
+			for i := range out {
+				out[i] = msg(topic, persist.Fanout)
+			}
+			if err := st.Publish(ctx, out...); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond)
+			return out
+		}
+		subscribe := func(subs []persist.Subscription, removed []string) {
+			t.Helper()
+			if err := st.Subscribed(ctx, "c", subs, removed); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		past1 := batch(5)
+		subscribe([]persist.Subscription{{Filter: topic, QoS: 1}}, nil)
+		ackAll(t, st, "c", batch(3)...)
+		_, to1, start1, _ := baseOf(t, c, st, "c", topic)
+		if w, _, passed := cursor(t, c, st, "c", topic); to1 != w || passed != 0 {
+			t.Fatalf("base to %d, watermark %d, %d passed; want the base to the watermark, none passed", to1, w, passed)
+		}
+		subscribe(nil, []string{topic})
+		past2 := batch(4)
+		subscribe([]persist.Subscription{{Filter: "moved/+", QoS: 1}}, nil)
+		ackAll(t, st, "c", batch(3)...)
+		if _, to, start, _ := baseOf(t, c, st, "c", topic); to != to1 || start != start1 {
+			t.Errorf("base to %d start %q after the start changed, want the same as before (%d, %q)", to, start, to1, start1)
+		}
+		if w, _, passed := cursor(t, c, st, "c", topic); w != counter(t, c, st, topic) || passed != int64(len(past2)) {
+			t.Errorf("watermark %d (counter %d), %d passed; want the counter, %d", w, counter(t, c, st, topic), passed, len(past2))
+		}
+		if got := fetchIDs(t, st, "c", "moved/+"); len(got) != 0 {
+			t.Errorf("the subscription's own fetch: %d messages, want none", len(got))
+		}
+		if got := fetchIDs(t, st, "c", topic); !slices.Equal(got, idsOf(slices.Concat(past1, past2)...)) {
+			t.Errorf("a fetch with no stored subscription: %d messages, want the %d of both pasts", len(got), len(past1)+len(past2))
+		}
+		ackAll(t, st, "c", past1[0], past2[0])
+		if _, _, passed := cursor(t, c, st, "c", topic); passed != int64(len(past2)-1) {
+			t.Errorf("after acking one of each: %d passed, want %d", passed, len(past2)-1)
+		}
+		if got := fetchIDs(t, st, "c", topic); !slices.Equal(got, idsOf(slices.Concat(past1[1:], past2[1:])...)) {
+			t.Errorf("after acking one of each: %d messages, want %d", len(got), len(past1)+len(past2)-2)
+		}
+	})
+}
+
+// TestNewSubscriberPages: a new subscriber's fetches on a topic with a
+// past read the IDs after its start (the topic's ID set), a limit at a
+// time, in ID order; on a topic whose ID set lacks IDs (written by a
+// version before it) they read by position, and its acks scan the past,
+// with the same results.
+func TestNewSubscriberPages(t *testing.T) {
+	eachTopology(t, func(t *testing.T, c redis.UniversalClient) {
+		t.Parallel()
+		ctx := t.Context()
+		st := newStore(t, c, nil)
+		for _, name := range []string{"pages", "old"} {
+			topic := name + "/t"
+			past := make([]*persist.Message, 600)
+			for i := range past {
+				past[i] = msg(topic, persist.Fanout)
+			}
+			if err := st.Publish(ctx, past...); err != nil {
+				t.Fatal(err)
+			}
+			if name == "old" {
+				if err := c.Del(ctx, st.Prefix()+":fanout:{"+topic+"}:ids").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+			client := "c-" + topic
+			if err := st.Subscribed(ctx, client, []persist.Subscription{{Filter: topic, QoS: 1}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond)
+			recent := make([]*persist.Message, 25)
+			for i := range recent {
+				recent[i] = msg(topic, persist.Fanout)
+			}
+			if err := st.Publish(ctx, recent...); err != nil {
+				t.Fatal(err)
+			}
+			var all []string
+			for range 10 {
+				got, err := st.FetchOffline(ctx, client, topic, persist.Fetch{Mode: persist.Fanout, Limit: 7})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) == 0 {
+					break
+				}
+				all = append(all, idsOf(got...)...)
+				ackAll(t, st, client, got...)
+			}
+			if !slices.Equal(all, idsOf(recent...)) {
+				t.Errorf("%s: pages of 7 gave %d messages, want the %d after the subscription, in ID order", topic, len(all), len(recent))
+			}
+			if w, acks, _ := cursor(t, c, st, client, topic); w != counter(t, c, st, topic) || acks != 0 {
+				t.Errorf("%s: watermark %d (counter %d) with %d acks, want the counter with none", topic, w, counter(t, c, st, topic), acks)
+			}
+			if got := fetchIDs(t, st, client, name+"/+"); !slices.Equal(got, idsOf(past...)) {
+				t.Errorf("%s: a fetch with no stored subscription: %d messages, want the %d of the past", topic, len(got), len(past))
+			}
 		}
 	})
 }
@@ -266,7 +537,7 @@ func TestCounterAnew(t *testing.T) {
 		ackAll(t, st, "c", first...)
 		w, _, _ := cursor(t, c, st, "c", "anew/t")
 		base := st.Prefix() + ":fanout:{anew/t}"
-		for _, k := range []string{base, base + ":seq", base + ":exp"} { // as when they expire
+		for _, k := range []string{base, base + ":seq", base + ":exp", base + ":ids"} { // as when they expire
 			if err := c.Del(ctx, k).Err(); err != nil {
 				t.Fatal(err)
 			}

@@ -119,7 +119,7 @@ func (s *Store) Publish(ctx context.Context, msgs ...*persist.Message) error {
 // and then PUBLISHes the notices of topics (nodes: the node of each).
 func (s *Store) publishOne(ctx context.Context, p redis.Pipeliner, msgs []*persist.Message, now time.Time, topics []string, nodes map[string]string) {
 	groups := s.groupBatch(msgs, now)
-	keys := make([]string, 0, len(msgs)+3*len(groups)+4)
+	keys := make([]string, 0, len(msgs)+4*len(groups)+4)
 	pk := packer{b: make([]byte, 0, 256*len(msgs))}
 	pk.array(5)
 	// The messages.
@@ -148,7 +148,7 @@ func (s *Store) publishOne(ctx context.Context, p redis.Pipeliner, msgs []*persi
 			pk.str("q")
 		} else {
 			fk := s.k.fanoutKeys(g.topic)
-			keys = append(keys, fk.idx, fk.seq, fk.exp)
+			keys = append(keys, fk.idx, fk.seq, fk.exp, fk.ids)
 			pk.str("f")
 		}
 		pk.array(2 * len(g.msgs))
@@ -217,7 +217,7 @@ func (s *Store) publishCluster(ctx context.Context, p redis.Pipeliner, msgs []*p
 				queueIndexScript.EvalSha(ctx, p, []string{s.k.queueKey(g.topic)}, part...)
 			} else {
 				fk := s.k.fanoutKeys(g.topic)
-				fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp}, append([]any{s.slack(), g.max}, part...)...)
+				fanoutIndexScript.EvalSha(ctx, p, []string{fk.idx, fk.seq, fk.exp, fk.ids}, append([]any{s.slack(), g.max}, part...)...)
 			}
 		}
 		reg[g.queue] = append(reg[g.queue], g.max, g.topic)

@@ -59,7 +59,7 @@ func TestTTL(t *testing.T) {
 		// The index keys live up to a sixteenth of expired_after past their
 		// latest message, and get a new expiry when a message outlives it.
 		const slack = 10 * time.Second / 16
-		for _, k := range []string{"", ":seq", ":exp"} {
+		for _, k := range []string{"", ":seq", ":exp", ":ids"} {
 			within("fanout index"+k, pttl(t, c, p+":fanout:{ttl/plain}"+k), 8*time.Second, 10*time.Second+slack)
 		}
 		time.Sleep(slack + 100*time.Millisecond)
@@ -68,7 +68,7 @@ func TestTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 		newest := pttl(t, c, p+":msg:"+again.ID)
-		for _, k := range []string{"", ":seq", ":exp"} {
+		for _, k := range []string{"", ":seq", ":exp", ":ids"} {
 			within("fanout index"+k+" after a later message", pttl(t, c, p+":fanout:{ttl/plain}"+k), newest, 10*time.Second+slack)
 		}
 		within("queue index", pttl(t, c, p+":queue:ttl/soon"), time.Second, 3*time.Second)
@@ -77,6 +77,23 @@ func TestTTL(t *testing.T) {
 		}
 		within("cursor", pttl(t, c, p+":acked:c:ttl/plain"), 8*time.Second, 10*time.Second)
 		within("watermark", pttl(t, c, p+":cursor:{c}:w:ttl/plain"), 8*time.Second, 10*time.Second)
+		// A subscriber's base (the past it passed) and its kept acks.
+		if err := st.Subscribed(ctx, "s", []persist.Subscription{{Filter: "ttl/plain", QoS: 1}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		after := msg("ttl/plain", persist.Fanout)
+		if err := st.Publish(ctx, after); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Acked(ctx, "s", persist.Ack{ID: after.ID, Topic: after.Topic}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Acked(ctx, "s", persist.Ack{ID: plain.ID, Topic: plain.Topic}); err != nil {
+			t.Fatal(err)
+		}
+		within("base", pttl(t, c, p+":cursor:{s}:b:ttl/plain"), 8*time.Second, 10*time.Second)
+		within("kept acks", pttl(t, c, p+":cursor:{s}:k:ttl/plain"), 8*time.Second, 10*time.Second)
 		r := msg("ttl/r", persist.Fanout)
 		if err := st.Retain(ctx, r); err != nil {
 			t.Fatal(err)
